@@ -1,0 +1,116 @@
+"""Domain records shared by the stores, the service layer and the web layer.
+
+Plain frozen dataclasses: the stores build them on every call, so they stay cheap and
+carry no web framework. The HTTP schemas in `turnwall.http` render them as JSON.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Final, Literal
+
+Role = Literal["system", "user", "assistant", "tool"]
+ROLES: Final[frozenset[str]] = frozenset({"system", "user", "assistant", "tool"})
+Decision = Literal["allow", "flag", "block"]
+Order = Literal["asc", "desc"]
+
+
+def iso_utc(epoch_secs: float) -> str:
+    """Render epoch seconds as ISO 8601 UTC with milliseconds, e.g. 2026-11-21T14:03:07.123Z."""
+    moment = datetime.fromtimestamp(epoch_secs, tz=timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+@dataclass(frozen=True, slots=True)
+class RiskSummary:
+    """The part of a session's risk state shown on the session object."""
+
+    turns_scanned: int = 0
+    flagged_turns: int = 0
+    session_score: float = 0.0
+    decision: Decision = "allow"
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> RiskSummary:
+        return cls(
+            turns_scanned=int(state.get("turns_scanned", 0)),
+            flagged_turns=int(state.get("flagged_turns", 0)),
+            session_score=float(state.get("session_score", 0.0)),
+            decision=state.get("decision", "allow"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A live session as callers see it (plaintext metadata, summarised risk)."""
+
+    tenant: str
+    session_id: str
+    created_at: float
+    updated_at: float
+    expires_at: float
+    ttl_secs: int
+    message_count: int
+    model: str | None
+    metadata: dict[str, Any]
+    risk: RiskSummary
+    as_of: float
+
+    @property
+    def age_seconds(self) -> float:
+        return round(max(0.0, self.as_of - self.created_at), 1)
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A message as a caller hands it to `append_messages`."""
+
+    role: Role
+    content: str
+    name: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A stored message, decrypted."""
+
+    seq: int
+    role: Role
+    content: str
+    created_at: float
+    name: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    session_id: str
+    message_count: int
+    first_seq: int
+    last_seq: int
+    created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    session: Session
+    messages: list[Message]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionPage:
+    sessions: list[Session]
+    total: int
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RiskState:
+    """A session's full risk state for the scanner, with the version to write back against."""
+
+    session: Session
+    state: dict[str, Any] = field(default_factory=dict)
+    version: int = 0

@@ -1,0 +1,93 @@
+"""All configuration, read once from `IW_*` environment variables.
+
+An explicit argument beats the environment (`Settings(store_url=...)`), and settings
+that cannot work in production refuse to load with a `ConfigurationError`.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from turnwall.errors import ConfigurationError
+from turnwall.validation import MIN_TTL_SECS, Limits
+
+MEMORY_STORE_URL = "memory://"
+
+
+class Settings(BaseSettings):
+    """Turnwall's settings; every field maps to `IW_<FIELD>`."""
+
+    model_config = SettingsConfigDict(env_prefix="IW_", extra="ignore", frozen=True)
+
+    store_url: str | None = Field(
+        default=None,
+        description="memory://, redis://, rediss://, redis+cluster://, dynamodb://TABLE",
+    )
+    redis_url: str | None = Field(default=None, description="alias selecting Redis")
+    dynamodb_table: str | None = Field(default=None, description="alias selecting DynamoDB")
+    encryption_keys: str | None = Field(
+        default=None, description="comma-separated Fernet keys; the first encrypts"
+    )
+    encryption_secret_arn: str | None = Field(
+        default=None, description="Secrets Manager secret holding the Fernet keys"
+    )
+    default_ttl_secs: int = Field(default=1800, ge=MIN_TTL_SECS)
+    max_ttl_secs: int = Field(default=604800, ge=MIN_TTL_SECS)
+    max_message_bytes: int = Field(default=131072, ge=1)
+    max_messages: int = Field(default=10000, ge=1)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    rate_limit_per_min: int = Field(default=60, ge=1)
+    api_keys: str | None = Field(default=None, description="tenant:role:key, comma-separated")
+
+    @model_validator(mode="after")
+    def _ttl_bounds_agree(self) -> Settings:
+        if not MIN_TTL_SECS <= self.default_ttl_secs <= self.max_ttl_secs:
+            raise ValueError(
+                f"IW_DEFAULT_TTL_SECS must lie between {MIN_TTL_SECS} and IW_MAX_TTL_SECS"
+            )
+        return self
+
+    @property
+    def resolved_store_url(self) -> str:
+        """The store URL after applying the IW_REDIS_URL / IW_DYNAMODB_TABLE aliases."""
+        if self.store_url:
+            return self.store_url
+        if self.redis_url:
+            return self.redis_url
+        if self.dynamodb_table:
+            return f"dynamodb://{self.dynamodb_table}"
+        return MEMORY_STORE_URL
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(
+            default_ttl_secs=self.default_ttl_secs,
+            max_ttl_secs=self.max_ttl_secs,
+            max_message_bytes=self.max_message_bytes,
+            max_messages=self.max_messages,
+        )
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment, with explicit overrides winning.
+
+    Raises:
+        ConfigurationError: a variable is malformed or the combination cannot work.
+    """
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"IW_{'_'.join(str(part) for part in error['loc']).upper() or 'SETTINGS'}: {error['msg']}"
+            for error in exc.errors()
+        )
+        raise ConfigurationError(f"invalid configuration: {problems}") from exc
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once per Lambda container."""
+    return load_settings()

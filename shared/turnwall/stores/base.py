@@ -1,0 +1,589 @@
+"""The one session store interface.
+
+`SessionStore` owns every rule that is the same on all backends: validation, TTL
+arithmetic, expiry on read, encryption and its bindings, cursors, optimistic retries.
+A backend implements only the small private hooks at the bottom, each one atomic on its
+own (a Lua script, a DynamoDB transaction, a critical section).
+
+Sliding expiry: every operation on a session sets ``expires_at = now + ttl_secs``. A
+record whose ``expires_at <= now`` is treated as missing everywhere, whatever the
+backend has physically removed yet.
+
+Appends are optimistic: read the head, encrypt the new messages for their final seqs
+(ciphertexts are bound to their position), then commit only if the head is unchanged::
+
+    A: read head(count=7) ── seal seq 8,9 ── commit(expect 7) ✔ count=9
+    B: read head(count=7) ── seal seq 8 ───────── commit(expect 7) ✘ ── read head(9) ──
+       seal seq 10 ── commit(expect 9) ✔ count=10
+
+so seqs are gap-free and unique without any lock held across the encryption work.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import random
+import secrets
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Final
+
+from turnwall.crypto import binding_context
+from turnwall.errors import (
+    ConcurrentUpdate,
+    InvalidCursor,
+    SessionExists,
+    SessionFull,
+    SessionNotFound,
+    ValidationFailed,
+)
+from turnwall.models import (
+    AppendResult,
+    HistoryPage,
+    Message,
+    RiskState,
+    RiskSummary,
+    Session,
+    SessionPage,
+)
+from turnwall.validation import (
+    SESSION_ID_RULE,
+    Limits,
+    check_messages,
+    check_session_id,
+    check_tenant,
+    check_ttl,
+    encode_metadata,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from turnwall.crypto import Cipher
+    from turnwall.models import NewMessage, Order, Role
+
+MAX_PAGE: Final = 1000
+_MAX_COMMIT_ATTEMPTS: Final = 200
+_GENERATED_ID_ATTEMPTS: Final = 8
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    """A session as a backend stores it: readable bookkeeping, sealed metadata and risk."""
+
+    tenant: str
+    session_id: str
+    incarnation: str
+    created_at: float
+    updated_at: float
+    expires_at: float
+    ttl_secs: int
+    message_count: int
+    model: str | None = None
+    metadata_blob: bytes | None = None
+    risk_blob: bytes | None = None
+    risk_version: int = 0
+
+    def is_live(self, now: float) -> bool:
+        return self.expires_at > now
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """A message as a backend stores it: readable seq, role and time; sealed body."""
+
+    seq: int
+    role: str
+    created_at: float
+    blob: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Touch:
+    """What `_touch` changes besides sliding the expiry.
+
+    ``expires_at`` becomes ``now + (ttl_secs or the stored ttl)``; ``updated_at``
+    becomes ``now`` only when something the caller sees was changed.
+    """
+
+    ttl_secs: int | None = None
+    metadata_blob: bytes | None = None
+
+    @property
+    def modifies(self) -> bool:
+        return self.ttl_secs is not None or self.metadata_blob is not None
+
+
+READ_ONLY: Final = Touch()
+
+
+def new_incarnation(now: float) -> str:
+    """A time-ordered id telling apart successive sessions that reuse one session id."""
+    return f"{int(now * 1000):011x}{secrets.token_hex(4)}"
+
+
+class SessionStore(ABC):
+    """Sessions of many tenants with sliding expiry, encrypted history and risk state.
+
+    Every public method takes the caller's tenant first; a session of another tenant
+    is indistinguishable from a missing one.
+    """
+
+    def __init__(self, cipher: Cipher, limits: Limits | None = None,
+                 clock: Callable[[], float] | None = None) -> None:
+        self.cipher = cipher
+        self.limits = limits or Limits()
+        self.clock: Callable[[], float] = clock or time.time
+
+    # ---------------------------------------------------------------- sessions
+
+    def create_session(
+        self,
+        tenant: str,
+        session_id: str | None = None,
+        *,
+        ttl_secs: int | None = None,
+        metadata: dict[str, Any] | None = None,
+        model: str | None = None,
+    ) -> Session:
+        """Create a session; a generated `api:<12 hex>` id when none is given.
+
+        Raises:
+            SessionExists: a live session already has this id.
+            ValidationFailed: id, ttl or metadata break the spec's rules.
+        """
+        check_tenant(tenant)
+        ttl = self.limits.default_ttl_secs if ttl_secs is None else check_ttl(ttl_secs, self.limits)
+        metadata_json = encode_metadata(metadata) if metadata else None
+        if model is not None and not isinstance(model, str):
+            raise ValidationFailed("model must be a string or null", details={"field": "model"})
+        candidates = (
+            [check_session_id(session_id)]
+            if session_id is not None
+            else [f"api:{secrets.token_hex(6)}" for _ in range(_GENERATED_ID_ATTEMPTS)]
+        )
+        for candidate in candidates:
+            now = self.clock()
+            record = self._new_record(tenant, candidate, ttl, now, model)
+            if metadata_json is not None:
+                record = replace(record, metadata_blob=self._seal_metadata(record, metadata_json))
+            if self._insert(record, now):
+                return self._to_session(record, now)
+        if session_id is None:
+            raise ConcurrentUpdate("could not find a free generated session id; try again")
+        raise SessionExists(f"session {session_id!r} already exists")
+
+    def get_session(self, tenant: str, session_id: str) -> Session:
+        """Read a session and slide its expiry.
+
+        Raises:
+            SessionNotFound: no live session with this id in the tenant.
+        """
+        now = self.clock()
+        return self._to_session(self._touch_or_raise(tenant, session_id, now, READ_ONLY), now)
+
+    def update_session(
+        self,
+        tenant: str,
+        session_id: str,
+        *,
+        ttl_secs: int | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Session:
+        """Change the TTL and/or replace the metadata (an empty object clears it).
+
+        Raises:
+            SessionNotFound, ValidationFailed.
+        """
+        ttl = None if ttl_secs is None else check_ttl(ttl_secs, self.limits)
+        metadata_json = None if metadata is None else encode_metadata(metadata)
+        now = self.clock()
+        if metadata_json is None:
+            record = self._touch_or_raise(tenant, session_id, now, Touch(ttl_secs=ttl))
+            return self._to_session(record, now)
+        # The metadata ciphertext is bound to the incarnation, so seal against the one
+        # read and let the backend refuse the write if a recreate raced in between.
+        for _ in range(_MAX_COMMIT_ATTEMPTS):
+            current = self._read_live(tenant, session_id, now)
+            blob = self._seal_metadata(current, metadata_json)
+            record = self._touch(
+                tenant, session_id, now, Touch(ttl_secs=ttl, metadata_blob=blob),
+                incarnation=current.incarnation,
+            )
+            if record is not None:
+                return self._to_session(record, now)
+            now = self.clock()
+        raise ConcurrentUpdate(f"session {session_id!r} kept changing; try again")
+
+    def delete_session(self, tenant: str, session_id: str) -> None:
+        """Delete a session with all its history.
+
+        Raises:
+            SessionNotFound: there was no live session to delete.
+        """
+        check_tenant(tenant)
+        check_session_id(session_id)
+        if not self._delete(tenant, session_id, self.clock()):
+            raise SessionNotFound(f"session {session_id!r} not found")
+
+    def list_sessions(
+        self, tenant: str, *, prefix: str = "", limit: int = 100, cursor: str | None = None
+    ) -> SessionPage:
+        """List live sessions of a tenant by ascending id; listing does not slide expiry."""
+        check_tenant(tenant)
+        if prefix and not _is_id_prefix(prefix):
+            raise ValidationFailed(f"prefix must be a start of an id: {SESSION_ID_RULE}",
+                                   details={"field": "prefix"})
+        limit = _check_limit(limit)
+        after = _decode_cursor(cursor, "l") if cursor else None
+        if after is not None and not after.startswith(prefix):
+            raise InvalidCursor("cursor does not belong to this listing", details={"field": "cursor"})
+        now = self.clock()
+        records, total = self._scan_tenant(tenant, prefix, after, limit + 1, now)
+        page = records[:limit]
+        next_cursor = _encode_cursor("l", page[-1].session_id) if len(records) > limit else None
+        return SessionPage([self._to_session(r, now) for r in page], total, next_cursor)
+
+    # ---------------------------------------------------------------- history
+
+    def append_messages(
+        self,
+        tenant: str,
+        session_id: str,
+        messages: Sequence[NewMessage],
+        *,
+        model: str | None = None,
+    ) -> AppendResult:
+        """Append 1-100 messages atomically, creating the session (default TTL) if missing.
+
+        Raises:
+            SessionFull: the session would exceed IW_MAX_MESSAGES.
+            ValidationFailed: a message breaks the spec's rules.
+            ConcurrentUpdate: lost the race too often (only under extreme contention).
+        """
+        check_tenant(tenant)
+        check_session_id(session_id)
+        check_messages(messages, self.limits)
+        bodies = [_message_body(message) for message in messages]
+        for attempt in range(_MAX_COMMIT_ATTEMPTS):
+            now = self.clock()
+            head = self._read(tenant, session_id)
+            creating = head is None or not head.is_live(now)
+            if creating:
+                head = self._new_record(tenant, session_id, self.limits.default_ttl_secs, now, None)
+            assert head is not None
+            if head.message_count + len(messages) > self.limits.max_messages:
+                raise SessionFull(
+                    f"session {session_id!r} holds {head.message_count} of at most "
+                    f"{self.limits.max_messages} messages"
+                )
+            stored = [
+                self._seal_message(head, head.message_count + offset + 1, message.role, body, now)
+                for offset, (message, body) in enumerate(zip(messages, bodies, strict=True))
+            ]
+            committed = self._commit_append(head, stored, model, now, creating=creating)
+            if committed is not None:
+                return AppendResult(
+                    session_id=session_id,
+                    message_count=committed.message_count,
+                    first_seq=stored[0].seq,
+                    last_seq=stored[-1].seq,
+                    created=creating,
+                )
+            _back_off(attempt)
+        raise ConcurrentUpdate(f"session {session_id!r} is too busy; try again")
+
+    def get_history(
+        self,
+        tenant: str,
+        session_id: str,
+        *,
+        limit: int = 100,
+        cursor: str | None = None,
+        order: Order = "asc",
+    ) -> HistoryPage:
+        """A page of messages in seq order (asc or desc); slides expiry."""
+        if order not in ("asc", "desc"):
+            raise ValidationFailed("order must be asc or desc", details={"field": "order"})
+        limit = _check_limit(limit)
+        position = _decode_seq_cursor(cursor, order) if cursor else None
+        now = self.clock()
+        record = self._touch_or_raise(tenant, session_id, now, READ_ONLY)
+        count = record.message_count
+        if order == "asc":
+            first = position or 1
+            last = min(count, first + limit - 1)
+            next_seq = last + 1 if last < count else None
+        else:
+            last = min(position or count, count)
+            first = max(1, last - limit + 1)
+            next_seq = first - 1 if first > 1 else None
+        stored = self._read_messages(record, first, last) if first <= last else []
+        messages = [self._open_message(record, item) for item in stored]
+        if order == "desc":
+            messages.reverse()
+        next_cursor = _encode_cursor(order, str(next_seq)) if next_seq is not None else None
+        return HistoryPage(self._to_session(record, now), messages, next_cursor)
+
+    # ---------------------------------------------------------------- risk state
+
+    def open_risk_state(self, tenant: str, session_id: str) -> RiskState:
+        """The session's risk state for a scan, creating the session if missing; slides expiry."""
+        check_tenant(tenant)
+        check_session_id(session_id)
+        now = self.clock()
+        record = self._touch(tenant, session_id, now, READ_ONLY)
+        if record is None:
+            fresh = self._new_record(tenant, session_id, self.limits.default_ttl_secs, now, None)
+            record = fresh if self._insert(fresh, now) else self._touch_or_raise(
+                tenant, session_id, now, READ_ONLY
+            )
+        state: dict[str, Any] = {}
+        if record.risk_blob is not None:
+            state = json.loads(self.cipher.open(record.risk_blob, _risk_context(record)))
+        return RiskState(self._to_session(record, now), state, record.risk_version)
+
+    def save_risk_state(self, tenant: str, risk: RiskState, state: dict[str, Any]) -> Session:
+        """Write back a risk state read by `open_risk_state`.
+
+        Raises:
+            ConcurrentUpdate: another scan wrote first; re-open and recompute.
+            SessionNotFound: the session was deleted or expired meanwhile.
+        """
+        now = self.clock()
+        current = self._read_live(tenant, risk.session.session_id, now)
+        if current.risk_version != risk.version:
+            raise ConcurrentUpdate("risk state changed since it was read")
+        blob = self.cipher.seal(_dump(state), _risk_context(current))
+        committed = self._commit_risk(current, blob, now)
+        if committed is None:
+            raise ConcurrentUpdate("risk state changed since it was read")
+        return self._to_session(committed, now)
+
+    # ---------------------------------------------------------------- lifecycle
+
+    @abstractmethod
+    def ping(self) -> None:
+        """Check the backend answers.
+
+        Raises:
+            StoreUnavailable: it does not.
+        """
+
+    def close(self) -> None:  # noqa: B027 - optional hook, most stores hold nothing
+        """Release connections."""
+
+    # ---------------------------------------------------------------- backend hooks
+
+    @abstractmethod
+    def _insert(self, record: SessionRecord, now: float) -> bool:
+        """Store a new session unless a live one has its id.
+
+        An expired predecessor is replaced together with its messages. Returns False
+        when a live session exists.
+        """
+
+    @abstractmethod
+    def _read(self, tenant: str, session_id: str) -> SessionRecord | None:
+        """The stored record, live or expired, without changing it."""
+
+    @abstractmethod
+    def _touch(
+        self, tenant: str, session_id: str, now: float, touch: Touch,
+        incarnation: str | None = None,
+    ) -> SessionRecord | None:
+        """Atomically, if the session is live at `now` (and of `incarnation` when
+        given): apply `touch`, slide ``expires_at`` and return the new record; else
+        return None."""
+
+    @abstractmethod
+    def _delete(self, tenant: str, session_id: str, now: float) -> bool:
+        """Remove the session and its messages; True if it was live at `now`."""
+
+    @abstractmethod
+    def _commit_append(
+        self,
+        head: SessionRecord,
+        messages: list[StoredMessage],
+        model: str | None,
+        now: float,
+        *,
+        creating: bool,
+    ) -> SessionRecord | None:
+        """Atomically add `messages` and return the new record, or None on a lost race.
+
+        With `creating`, `head` is a new record to insert, valid only while no live
+        session has the id (an expired one is replaced). Otherwise the stored session
+        must still be live with head's incarnation and message_count. The commit sets
+        ``message_count``, ``updated_at = now``, ``expires_at = now + ttl`` and, when
+        `model` is given, ``model``.
+        """
+
+    @abstractmethod
+    def _read_messages(self, record: SessionRecord, first_seq: int, last_seq: int
+                       ) -> list[StoredMessage]:
+        """Messages `first_seq`..`last_seq` (inclusive, ascending) of this incarnation."""
+
+    @abstractmethod
+    def _scan_tenant(
+        self, tenant: str, prefix: str, after: str | None, limit: int, now: float
+    ) -> tuple[list[SessionRecord], int]:
+        """Up to `limit` live sessions with ids starting with `prefix`, ascending,
+        strictly after `after`; and how many live sessions match `prefix` in all."""
+
+    @abstractmethod
+    def _commit_risk(self, head: SessionRecord, risk_blob: bytes, now: float
+                     ) -> SessionRecord | None:
+        """Atomically replace the risk blob and bump ``risk_version`` if the stored
+        session is live with head's incarnation and risk_version; slide expiry."""
+
+    # ---------------------------------------------------------------- shared helpers
+
+    def _new_record(self, tenant: str, session_id: str, ttl: int, now: float,
+                    model: str | None) -> SessionRecord:
+        return SessionRecord(
+            tenant=tenant,
+            session_id=session_id,
+            incarnation=new_incarnation(now),
+            created_at=now,
+            updated_at=now,
+            expires_at=now + ttl,
+            ttl_secs=ttl,
+            message_count=0,
+            model=model,
+        )
+
+    def _read_live(self, tenant: str, session_id: str, now: float) -> SessionRecord:
+        check_tenant(tenant)
+        check_session_id(session_id)
+        record = self._read(tenant, session_id)
+        if record is None or not record.is_live(now):
+            raise SessionNotFound(f"session {session_id!r} not found")
+        return record
+
+    def _touch_or_raise(self, tenant: str, session_id: str, now: float, touch: Touch
+                        ) -> SessionRecord:
+        check_tenant(tenant)
+        check_session_id(session_id)
+        record = self._touch(tenant, session_id, now, touch)
+        if record is None:
+            raise SessionNotFound(f"session {session_id!r} not found")
+        return record
+
+    def _to_session(self, record: SessionRecord, now: float) -> Session:
+        metadata: dict[str, Any] = {}
+        if record.metadata_blob is not None:
+            metadata = json.loads(self.cipher.open(record.metadata_blob, _metadata_context(record)))
+        risk = RiskSummary()
+        if record.risk_blob is not None:
+            risk = RiskSummary.from_state(
+                json.loads(self.cipher.open(record.risk_blob, _risk_context(record)))
+            )
+        return Session(
+            tenant=record.tenant,
+            session_id=record.session_id,
+            created_at=record.created_at,
+            updated_at=record.updated_at,
+            expires_at=record.expires_at,
+            ttl_secs=record.ttl_secs,
+            message_count=record.message_count,
+            model=record.model,
+            metadata=metadata,
+            risk=risk,
+            as_of=now,
+        )
+
+    def _seal_metadata(self, record: SessionRecord, metadata_json: bytes) -> bytes:
+        return self.cipher.seal(metadata_json, _metadata_context(record))
+
+    def _seal_message(self, record: SessionRecord, seq: int, role: str, body: bytes,
+                      now: float) -> StoredMessage:
+        blob = self.cipher.seal(body, message_context(record, seq, role))
+        return StoredMessage(seq=seq, role=role, created_at=now, blob=blob)
+
+    def _open_message(self, record: SessionRecord, stored: StoredMessage) -> Message:
+        body = json.loads(self.cipher.open(stored.blob, message_context(record, stored.seq,
+                                                                         stored.role)))
+        role: Role = stored.role  # type: ignore[assignment]  # bound into the ciphertext
+        return Message(
+            seq=stored.seq,
+            role=role,
+            content=body["c"],
+            created_at=stored.created_at,
+            name=body.get("n"),
+            metadata=body.get("m"),
+        )
+
+
+# -------------------------------------------------------------------- module helpers
+
+
+def message_context(record: SessionRecord, seq: int, role: str) -> bytes:
+    """Where a message ciphertext belongs: tenant, session, incarnation, seq and role."""
+    return binding_context(record.tenant, record.session_id, record.incarnation, "msg", seq, role)
+
+
+def _metadata_context(record: SessionRecord) -> bytes:
+    return binding_context(record.tenant, record.session_id, record.incarnation, "metadata")
+
+
+def _risk_context(record: SessionRecord) -> bytes:
+    return binding_context(record.tenant, record.session_id, record.incarnation, "risk")
+
+
+def _dump(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _message_body(message: NewMessage) -> bytes:
+    body: dict[str, Any] = {"c": message.content}
+    if message.name is not None:
+        body["n"] = message.name
+    if message.metadata is not None:
+        body["m"] = message.metadata
+    return _dump(body)
+
+
+def _is_id_prefix(prefix: str) -> bool:
+    try:
+        check_session_id(prefix)
+    except ValidationFailed:
+        return False
+    return True
+
+
+def _check_limit(limit: object) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
+        raise ValidationFailed(f"limit must be an integer from 1 to {MAX_PAGE}",
+                               details={"field": "limit"})
+    return limit
+
+
+def _encode_cursor(kind: str, value: str) -> str:
+    return base64.urlsafe_b64encode(f"{kind}:{value}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, kind: str) -> str:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        found_kind, _, value = base64.urlsafe_b64decode(padded.encode("ascii")).decode().partition(":")
+    except (ValueError, UnicodeError, binascii.Error) as exc:
+        raise InvalidCursor("cursor is malformed", details={"field": "cursor"}) from exc
+    if found_kind != kind or not value:
+        raise InvalidCursor("cursor does not belong to this listing", details={"field": "cursor"})
+    return value
+
+
+def _decode_seq_cursor(cursor: str, order: str) -> int:
+    value = _decode_cursor(cursor, order)
+    if not value.isdigit() or int(value) < 1:
+        raise InvalidCursor("cursor is malformed", details={"field": "cursor"})
+    return int(value)
+
+
+def _back_off(attempt: int) -> None:
+    # Full jitter keeps a crowd of appenders to one session from retrying in lockstep.
+    time.sleep(random.random() * min(0.02, 0.0005 * (2 ** min(attempt, 6))))

@@ -1,0 +1,158 @@
+"""The embedded store: one process, one lock, nothing on disk."""
+
+from __future__ import annotations
+
+import bisect
+import threading
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+from turnwall.stores.base import SessionRecord, SessionStore, StoredMessage, Touch
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from turnwall.crypto import Cipher
+    from turnwall.validation import Limits
+
+_Key = tuple[str, str]
+
+
+@dataclass
+class MemoryState:
+    """The data of a memory store; several store objects may share one (e.g. two ciphers)."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    sessions: dict[_Key, SessionRecord] = field(default_factory=dict)
+    messages: dict[_Key, list[StoredMessage]] = field(default_factory=dict)
+    ids_by_tenant: dict[str, list[str]] = field(default_factory=dict)  # sorted, for prefixes
+
+
+class MemorySessionStore(SessionStore):
+    """Thread-safe in-memory store for `turnwall serve` and tests (`memory://`)."""
+
+    def __init__(self, cipher: Cipher, limits: Limits | None = None,
+                 clock: Callable[[], float] | None = None, *,
+                 state: MemoryState | None = None) -> None:
+        super().__init__(cipher, limits, clock)
+        self.state = state or MemoryState()
+        self._lock = self.state.lock
+        self._sessions = self.state.sessions
+        self._messages = self.state.messages
+        self._ids_by_tenant = self.state.ids_by_tenant
+
+    def ping(self) -> None:
+        return None
+
+    def _insert(self, record: SessionRecord, now: float) -> bool:
+        key = (record.tenant, record.session_id)
+        with self._lock:
+            current = self._sessions.get(key)
+            if current is not None and current.is_live(now):
+                return False
+            self._put(key, record, [])
+            return True
+
+    def _read(self, tenant: str, session_id: str) -> SessionRecord | None:
+        with self._lock:
+            return self._sessions.get((tenant, session_id))
+
+    def _touch(self, tenant: str, session_id: str, now: float, touch: Touch,
+               incarnation: str | None = None) -> SessionRecord | None:
+        key = (tenant, session_id)
+        with self._lock:
+            current = self._sessions.get(key)
+            if current is None or not current.is_live(now):
+                return None
+            if incarnation is not None and current.incarnation != incarnation:
+                return None
+            ttl = touch.ttl_secs or current.ttl_secs
+            updated = replace(
+                current,
+                ttl_secs=ttl,
+                expires_at=now + ttl,
+                updated_at=now if touch.modifies else current.updated_at,
+                metadata_blob=(touch.metadata_blob if touch.metadata_blob is not None
+                               else current.metadata_blob),
+            )
+            self._sessions[key] = updated
+            return updated
+
+    def _delete(self, tenant: str, session_id: str, now: float) -> bool:
+        key = (tenant, session_id)
+        with self._lock:
+            current = self._sessions.pop(key, None)
+            self._messages.pop(key, None)
+            if current is not None:
+                ids = self._ids_by_tenant[tenant]
+                del ids[bisect.bisect_left(ids, session_id)]
+            return current is not None and current.is_live(now)
+
+    def _commit_append(self, head: SessionRecord, messages: list[StoredMessage],
+                       model: str | None, now: float, *, creating: bool) -> SessionRecord | None:
+        key = (head.tenant, head.session_id)
+        with self._lock:
+            current = self._sessions.get(key)
+            if creating:
+                if current is not None and current.is_live(now):
+                    return None
+                self._put(key, head, [])
+            elif (current is None or not current.is_live(now)
+                  or current.incarnation != head.incarnation
+                  or current.message_count != head.message_count):
+                return None
+            self._messages[key].extend(messages)
+            updated = replace(
+                head,
+                message_count=head.message_count + len(messages),
+                updated_at=now,
+                expires_at=now + head.ttl_secs,
+                model=model if model is not None else head.model,
+            )
+            self._sessions[key] = updated
+            return updated
+
+    def _read_messages(self, record: SessionRecord, first_seq: int, last_seq: int
+                       ) -> list[StoredMessage]:
+        with self._lock:
+            current = self._sessions.get((record.tenant, record.session_id))
+            if current is None or current.incarnation != record.incarnation:
+                return []
+            return self._messages[(record.tenant, record.session_id)][first_seq - 1:last_seq]
+
+    def _scan_tenant(self, tenant: str, prefix: str, after: str | None, limit: int,
+                     now: float) -> tuple[list[SessionRecord], int]:
+        with self._lock:
+            ids = self._ids_by_tenant.get(tenant, [])
+            start = bisect.bisect_left(ids, prefix)
+            matching = []
+            for session_id in ids[start:]:
+                if not session_id.startswith(prefix):
+                    break
+                record = self._sessions[(tenant, session_id)]
+                if record.is_live(now):
+                    matching.append(record)
+        page = [r for r in matching if after is None or r.session_id > after][:limit]
+        return page, len(matching)
+
+    def _commit_risk(self, head: SessionRecord, risk_blob: bytes, now: float
+                     ) -> SessionRecord | None:
+        key = (head.tenant, head.session_id)
+        with self._lock:
+            current = self._sessions.get(key)
+            if (current is None or not current.is_live(now)
+                    or current.incarnation != head.incarnation
+                    or current.risk_version != head.risk_version):
+                return None
+            updated = replace(current, risk_blob=risk_blob, risk_version=current.risk_version + 1,
+                              expires_at=now + current.ttl_secs)
+            self._sessions[key] = updated
+            return updated
+
+    def _put(self, key: _Key, record: SessionRecord, messages: list[StoredMessage]) -> None:
+        # Caller holds the lock.
+        tenant, session_id = key
+        if key not in self._sessions:
+            bisect.insort(self._ids_by_tenant.setdefault(tenant, []), session_id)
+        self._sessions[key] = record
+        self._messages[key] = messages

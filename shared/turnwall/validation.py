@@ -1,0 +1,116 @@
+"""The spec's rules for ids, TTLs, metadata and messages, checked in one place."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+from turnwall.errors import InvalidSessionId, ValidationFailed
+from turnwall.models import ROLES
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from turnwall.models import NewMessage
+
+SESSION_ID_RULE: Final = "1-128 characters from [A-Za-z0-9_.:@-]"
+_SESSION_ID = re.compile(r"[A-Za-z0-9_.:@-]{1,128}")
+_TENANT = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+MIN_TTL_SECS: Final = 60
+MAX_METADATA_BYTES: Final = 4096
+MAX_MESSAGES_PER_APPEND: Final = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The configurable bounds a store enforces (see `Settings`)."""
+
+    default_ttl_secs: int = 1800
+    max_ttl_secs: int = 604800
+    max_message_bytes: int = 131072
+    max_messages: int = 10000
+
+
+def check_session_id(session_id: object) -> str:
+    if not isinstance(session_id, str) or not _SESSION_ID.fullmatch(session_id):
+        raise InvalidSessionId(
+            f"session_id must be {SESSION_ID_RULE}",
+            details={"field": "session_id", "rule": SESSION_ID_RULE},
+        )
+    return session_id
+
+
+def check_tenant(tenant: str) -> str:
+    if not _TENANT.fullmatch(tenant):
+        raise ValidationFailed(
+            "tenant must be 1-64 characters from [A-Za-z0-9_.-]", details={"field": "tenant"}
+        )
+    return tenant
+
+
+def check_ttl(ttl_secs: object, limits: Limits) -> int:
+    if (
+        isinstance(ttl_secs, bool)
+        or not isinstance(ttl_secs, int)
+        or not MIN_TTL_SECS <= ttl_secs <= limits.max_ttl_secs
+    ):
+        raise ValidationFailed(
+            f"ttl_secs must be an integer from {MIN_TTL_SECS} to {limits.max_ttl_secs}",
+            details={"field": "ttl_secs"},
+        )
+    return ttl_secs
+
+
+def encode_metadata(metadata: object, field: str = "metadata") -> bytes:
+    """Serialize session metadata, refusing non-objects and anything over 4 KiB."""
+    if not isinstance(metadata, dict):
+        raise ValidationFailed(f"{field} must be a JSON object", details={"field": field})
+    encoded = _dump_json(metadata, field)
+    if len(encoded) > MAX_METADATA_BYTES:
+        raise ValidationFailed(
+            f"{field} must serialize to at most {MAX_METADATA_BYTES} bytes",
+            details={"field": field, "bytes": len(encoded)},
+        )
+    return encoded
+
+
+def check_messages(messages: Sequence[NewMessage], limits: Limits) -> None:
+    if not 1 <= len(messages) <= MAX_MESSAGES_PER_APPEND:
+        raise ValidationFailed(
+            f"messages must hold 1 to {MAX_MESSAGES_PER_APPEND} items",
+            details={"field": "messages"},
+        )
+    for index, message in enumerate(messages):
+        where = f"messages[{index}]"
+        if message.role not in ROLES:
+            raise ValidationFailed(
+                f"{where}.role must be one of system, user, assistant, tool",
+                details={"field": f"{where}.role"},
+            )
+        if not isinstance(message.content, str):
+            raise ValidationFailed(
+                f"{where}.content must be a string", details={"field": f"{where}.content"}
+            )
+        try:
+            size = len(message.content.encode("utf-8"))
+        except UnicodeEncodeError as exc:
+            raise ValidationFailed(
+                f"{where}.content must be valid Unicode text",
+                details={"field": f"{where}.content"},
+            ) from exc
+        if size > limits.max_message_bytes:
+            raise ValidationFailed(
+                f"{where}.content exceeds {limits.max_message_bytes} bytes of UTF-8",
+                details={"field": f"{where}.content"},
+            )
+        if message.metadata is not None:
+            encode_metadata(message.metadata, f"{where}.metadata")
+
+
+def _dump_json(value: Any, field: str) -> bytes:
+    try:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
+        raise ValidationFailed(f"{field} must be JSON-serializable", details={"field": field}) from exc

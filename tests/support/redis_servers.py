@@ -1,0 +1,1 @@
+"""Placeholder: the Redis fixtures are being written."""
