@@ -8,16 +8,19 @@ ports, and stopped at the end; nothing ever touches a server the tests did not s
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import pytest
 
 from tests.support.clock import FakeClock
 from turnwall.crypto import Cipher
-from turnwall.stores.base import SessionStore
 from turnwall.stores.memory import MemorySessionStore, MemoryState
-from turnwall.validation import Limits
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from turnwall.stores.base import SessionStore
+    from turnwall.validation import Limits
 
 pytest_plugins = ["tests.support.redis_servers", "tests.support.dynamodb_server"]
 
@@ -25,8 +28,9 @@ BACKENDS = ("memory", "redis", "redis_cluster", "dynamodb")
 
 
 class StoreFactory(Protocol):
-    def __call__(self, *, cipher: Cipher | None = None, limits: Limits | None = None
-                 ) -> SessionStore: ...
+    def __call__(
+        self, *, cipher: Cipher | None = None, limits: Limits | None = None
+    ) -> SessionStore: ...
 
 
 @pytest.fixture
@@ -66,5 +70,3 @@ def make_store(request: pytest.FixtureRequest) -> StoreFactory:
 @pytest.fixture
 def store(make_store: StoreFactory) -> SessionStore:
     return make_store()
-
-

@@ -88,3 +88,42 @@ class DecryptionError(TurnwallError):
 
     status = 500
     code = "undecryptable_data"
+
+
+class Unauthorized(TurnwallError):
+    """No credentials were presented."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class InvalidApiKey(TurnwallError):
+    """The presented key is unknown, malformed or revoked."""
+
+    status = 401
+    code = "invalid_api_key"
+
+
+class Forbidden(TurnwallError):
+    """The key's role lacks the permission the operation needs."""
+
+    status = 403
+    code = "forbidden"
+
+
+class KeyNotFound(TurnwallError):
+    """No API key with that id."""
+
+    status = 404
+    code = "key_not_found"
+
+
+class RateLimited(TurnwallError):
+    """Too many requests in the current window for a key or a client address."""
+
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after_secs: int, details: object = None) -> None:
+        super().__init__(message, details=details)
+        self.retry_after_secs = retry_after_secs

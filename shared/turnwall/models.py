@@ -7,7 +7,7 @@ carry no web framework. The HTTP schemas in `turnwall.http` render them as JSON.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
 Role = Literal["system", "user", "assistant", "tool"]
@@ -18,7 +18,7 @@ Order = Literal["asc", "desc"]
 
 def iso_utc(epoch_secs: float) -> str:
     """Render epoch seconds as ISO 8601 UTC with milliseconds, e.g. 2026-11-21T14:03:07.123Z."""
-    moment = datetime.fromtimestamp(epoch_secs, tz=timezone.utc)
+    moment = datetime.fromtimestamp(epoch_secs, tz=UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 

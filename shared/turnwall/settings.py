@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     rate_limit_per_min: int = Field(default=60, ge=1)
     api_keys: str | None = Field(default=None, description="tenant:role:key, comma-separated")
+    key_cache_secs: float = Field(
+        default=30.0, ge=0, description="how long a container trusts a key lookup"
+    )
 
     @model_validator(mode="after")
     def _ttl_bounds_agree(self) -> Settings:
@@ -81,7 +84,9 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         problems = "; ".join(
-            f"IW_{'_'.join(str(part) for part in error['loc']).upper() or 'SETTINGS'}: {error['msg']}"
+            f"IW_{'_'.join(str(part) for part in error['loc']).upper()}: {error['msg']}"
+            if error["loc"]
+            else error["msg"]
             for error in exc.errors()
         )
         raise ConfigurationError(f"invalid configuration: {problems}") from exc

@@ -113,4 +113,6 @@ def _dump_json(value: Any, field: str) -> bytes:
     try:
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
     except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
-        raise ValidationFailed(f"{field} must be JSON-serializable", details={"field": field}) from exc
+        raise ValidationFailed(
+            f"{field} must be JSON-serializable", details={"field": field}
+        ) from exc

@@ -41,8 +41,9 @@ def user(text: str) -> NewMessage:
 
 
 def test_create_returns_a_fresh_session(store: SessionStore, tenant: str, clock: FakeClock) -> None:
-    session = store.create_session(tenant, "user:alice:plan", ttl_secs=600,
-                                   metadata={"app": "demo"}, model="gpt-4o")
+    session = store.create_session(
+        tenant, "user:alice:plan", ttl_secs=600, metadata={"app": "demo"}, model="gpt-4o"
+    )
 
     assert session.session_id == "user:alice:plan"
     assert session.ttl_secs == 600
@@ -108,7 +109,9 @@ def test_tenants_are_isolated(make_store: StoreFactory, tenant: str) -> None:
 # ------------------------------------------------------------------ expiry
 
 
-def test_session_expires_after_inactivity(store: SessionStore, tenant: str, clock: FakeClock) -> None:
+def test_session_expires_after_inactivity(
+    store: SessionStore, tenant: str, clock: FakeClock
+) -> None:
     store.create_session(tenant, "s", ttl_secs=60)
     store.append_messages(tenant, "s", [user("hi")])
     clock.advance(61)
@@ -158,7 +161,9 @@ def test_listing_does_not_slide_expiry(store: SessionStore, tenant: str, clock: 
     assert store.list_sessions(tenant).total == 0
 
 
-def test_reading_does_not_change_updated_at(store: SessionStore, tenant: str, clock: FakeClock) -> None:
+def test_reading_does_not_change_updated_at(
+    store: SessionStore, tenant: str, clock: FakeClock
+) -> None:
     created = store.create_session(tenant, "s")
     clock.advance(5)
     read = store.get_session(tenant, "s")
@@ -171,7 +176,9 @@ def test_reading_does_not_change_updated_at(store: SessionStore, tenant: str, cl
     assert updated.ttl_secs == 300 and updated.expires_at == pytest.approx(clock() + 300)
 
 
-def test_recreate_after_expiry_starts_empty(store: SessionStore, tenant: str, clock: FakeClock) -> None:
+def test_recreate_after_expiry_starts_empty(
+    store: SessionStore, tenant: str, clock: FakeClock
+) -> None:
     store.create_session(tenant, "s", ttl_secs=60, metadata={"old": True})
     store.append_messages(tenant, "s", [user("old 1"), user("old 2")])
     clock.advance(61)
@@ -225,7 +232,9 @@ def test_delete_removes_session_and_history(store: SessionStore, tenant: str) ->
 # ------------------------------------------------------------------ append / history
 
 
-def test_append_creates_missing_session_and_numbers_messages(store: SessionStore, tenant: str) -> None:
+def test_append_creates_missing_session_and_numbers_messages(
+    store: SessionStore, tenant: str
+) -> None:
     first = store.append_messages(tenant, "s", [user("a"), NewMessage("assistant", "b")])
     second = store.append_messages(
         tenant, "s", [NewMessage("tool", "c", name="search", metadata={"k": "v"})], model="m-1"
@@ -237,7 +246,10 @@ def test_append_creates_missing_session_and_numbers_messages(store: SessionStore
     assert session.message_count == 3 and session.model == "m-1"
     messages = store.get_history(tenant, "s").messages
     assert [(m.seq, m.role, m.content) for m in messages] == [
-        (1, "user", "a"), (2, "assistant", "b"), (3, "tool", "c")]
+        (1, "user", "a"),
+        (2, "assistant", "b"),
+        (3, "tool", "c"),
+    ]
     assert messages[2].name == "search" and messages[2].metadata == {"k": "v"}
 
 
@@ -250,8 +262,9 @@ def test_hundred_messages_in_one_append(store: SessionStore, tenant: str) -> Non
     assert contents == ["warm-up"] + [f"m{i}" for i in range(100)]
     desc = store.get_history(tenant, "s", limit=3, order="desc").messages
     assert [m.seq for m in desc] == [101, 100, 99]
-    middle = store.get_history(tenant, "s", limit=2,
-                               cursor=store.get_history(tenant, "s", limit=100).next_cursor)
+    middle = store.get_history(
+        tenant, "s", limit=2, cursor=store.get_history(tenant, "s", limit=100).next_cursor
+    )
     assert [m.content for m in middle.messages] == ["m99"]
 
 
@@ -372,9 +385,12 @@ def test_concurrent_appends_lose_and_duplicate_nothing(store: SessionStore, tena
     messages = store.get_history(tenant, "busy", limit=1000).messages
     assert [m.seq for m in messages] == list(range(1, 401))
     assert sorted(m.content for m in messages) == sorted(
-        f"{w}:{i}" for w in range(threads) for i in range(per_thread))
+        f"{w}:{i}" for w in range(threads) for i in range(per_thread)
+    )
     for worker in range(threads):  # each writer's own messages kept their order
-        mine = [int(m.content.split(":")[1]) for m in messages if m.content.startswith(f"{worker}:")]
+        mine = [
+            int(m.content.split(":")[1]) for m in messages if m.content.startswith(f"{worker}:")
+        ]
         assert mine == list(range(per_thread))
 
 
@@ -393,8 +409,12 @@ def test_list_filters_pages_and_counts(store: SessionStore, tenant: str, clock: 
     assert [s.session_id for s in first.sessions] == ["user:alice:1"] and first.total == 2
     assert [s.session_id for s in second.sessions] == ["user:alice:2"]
     assert second.next_cursor is None
-    assert [s.session_id for s in everything.sessions] == ["bot:1", "user:alice:1",
-                                                           "user:alice:2", "user:bob:1"]
+    assert [s.session_id for s in everything.sessions] == [
+        "bot:1",
+        "user:alice:1",
+        "user:alice:2",
+        "user:bob:1",
+    ]
     assert everything.total == 4 and everything.next_cursor is None
 
 
@@ -439,8 +459,17 @@ def test_risk_state_round_trip_and_conflict(store: SessionStore, tenant: str) ->
     risk = store.open_risk_state(tenant, "scanned")  # creates the session
     assert risk.state == {} and risk.session.session_id == "scanned"
 
-    store.save_risk_state(tenant, risk, {"turns_scanned": 1, "flagged_turns": 1,
-                                         "session_score": 0.7, "decision": "flag", "w": ["x"]})
+    store.save_risk_state(
+        tenant,
+        risk,
+        {
+            "turns_scanned": 1,
+            "flagged_turns": 1,
+            "session_score": 0.7,
+            "decision": "flag",
+            "w": ["x"],
+        },
+    )
     with pytest.raises(ConcurrentUpdate):
         store.save_risk_state(tenant, risk, {"turns_scanned": 99})
 
@@ -510,7 +539,9 @@ def test_key_rotation(make_store: StoreFactory, tenant: str) -> None:
     rotated = make_store(cipher=Cipher([new_key, old_key]))
     rotated.append_messages(tenant, "s", [user("written under the new key")])
     assert [m.content for m in rotated.get_history(tenant, "s").messages] == [
-        "written under the old key", "written under the new key"]
+        "written under the old key",
+        "written under the new key",
+    ]
     assert rotated.get_session(tenant, "s").metadata == {"v": "old"}
 
     rotated.append_messages(tenant, "fresh", [user("new session, new key")])

@@ -62,6 +62,7 @@ from turnwall.validation import (
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
+    from turnwall.auth import ApiKeyRecord
     from turnwall.crypto import Cipher
     from turnwall.models import NewMessage, Order, Role
 
@@ -102,6 +103,14 @@ class StoredMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class RequestCounts:
+    """Counts per bucket in the current rate-limit window, and when it ends (epoch secs)."""
+
+    counts: list[int]
+    window_ends_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class Touch:
     """What `_touch` changes besides sliding the expiry.
 
@@ -132,8 +141,9 @@ class SessionStore(ABC):
     is indistinguishable from a missing one.
     """
 
-    def __init__(self, cipher: Cipher, limits: Limits | None = None,
-                 clock: Callable[[], float] | None = None) -> None:
+    def __init__(
+        self, cipher: Cipher, limits: Limits | None = None, clock: Callable[[], float] | None = None
+    ) -> None:
         self.cipher = cipher
         self.limits = limits or Limits()
         self.clock: Callable[[], float] = clock or time.time
@@ -202,15 +212,18 @@ class SessionStore(ABC):
         metadata_json = None if metadata is None else encode_metadata(metadata)
         now = self.clock()
         if metadata_json is None:
-            record = self._touch_or_raise(tenant, session_id, now, Touch(ttl_secs=ttl))
-            return self._to_session(record, now)
+            touched = self._touch_or_raise(tenant, session_id, now, Touch(ttl_secs=ttl))
+            return self._to_session(touched, now)
         # The metadata ciphertext is bound to the incarnation, so seal against the one
         # read and let the backend refuse the write if a recreate raced in between.
         for _ in range(_MAX_COMMIT_ATTEMPTS):
             current = self._read_live(tenant, session_id, now)
             blob = self._seal_metadata(current, metadata_json)
             record = self._touch(
-                tenant, session_id, now, Touch(ttl_secs=ttl, metadata_blob=blob),
+                tenant,
+                session_id,
+                now,
+                Touch(ttl_secs=ttl, metadata_blob=blob),
                 incarnation=current.incarnation,
             )
             if record is not None:
@@ -235,12 +248,15 @@ class SessionStore(ABC):
         """List live sessions of a tenant by ascending id; listing does not slide expiry."""
         check_tenant(tenant)
         if prefix and not _is_id_prefix(prefix):
-            raise ValidationFailed(f"prefix must be a start of an id: {SESSION_ID_RULE}",
-                                   details={"field": "prefix"})
+            raise ValidationFailed(
+                f"prefix must be a start of an id: {SESSION_ID_RULE}", details={"field": "prefix"}
+            )
         limit = _check_limit(limit)
         after = _decode_cursor(cursor, "l") if cursor else None
         if after is not None and not after.startswith(prefix):
-            raise InvalidCursor("cursor does not belong to this listing", details={"field": "cursor"})
+            raise InvalidCursor(
+                "cursor does not belong to this listing", details={"field": "cursor"}
+            )
         now = self.clock()
         records, total = self._scan_tenant(tenant, prefix, after, limit + 1, now)
         page = records[:limit]
@@ -270,11 +286,13 @@ class SessionStore(ABC):
         bodies = [_message_body(message) for message in messages]
         for attempt in range(_MAX_COMMIT_ATTEMPTS):
             now = self.clock()
-            head = self._read(tenant, session_id)
-            creating = head is None or not head.is_live(now)
-            if creating:
-                head = self._new_record(tenant, session_id, self.limits.default_ttl_secs, now, None)
-            assert head is not None
+            stored_head = self._read(tenant, session_id)
+            creating = stored_head is None or not stored_head.is_live(now)
+            head = (
+                self._new_record(tenant, session_id, self.limits.default_ttl_secs, now, None)
+                if stored_head is None or creating
+                else stored_head
+            )
             if head.message_count + len(messages) > self.limits.max_messages:
                 raise SessionFull(
                     f"session {session_id!r} holds {head.message_count} of at most "
@@ -338,8 +356,10 @@ class SessionStore(ABC):
         record = self._touch(tenant, session_id, now, READ_ONLY)
         if record is None:
             fresh = self._new_record(tenant, session_id, self.limits.default_ttl_secs, now, None)
-            record = fresh if self._insert(fresh, now) else self._touch_or_raise(
-                tenant, session_id, now, READ_ONLY
+            record = (
+                fresh
+                if self._insert(fresh, now)
+                else self._touch_or_raise(tenant, session_id, now, READ_ONLY)
             )
         state: dict[str, Any] = {}
         if record.risk_blob is not None:
@@ -362,6 +382,32 @@ class SessionStore(ABC):
         if committed is None:
             raise ConcurrentUpdate("risk state changed since it was read")
         return self._to_session(committed, now)
+
+    # ---------------------------------------------------------------- API keys, limits
+
+    def save_api_key(self, record: ApiKeyRecord) -> None:
+        """Store (or overwrite, e.g. to revoke) a hashed API key."""
+        self._put_api_key(record)
+
+    def find_api_key(self, key_hash: str) -> ApiKeyRecord | None:
+        return self._get_api_key(key_hash)
+
+    def list_api_keys(self, tenant: str | None = None) -> list[ApiKeyRecord]:
+        records = self._list_api_keys()
+        return sorted(
+            (r for r in records if tenant is None or r.tenant == tenant),
+            key=lambda r: (r.tenant, r.created_at, r.key_hash),
+        )
+
+    def count_requests(self, buckets: Sequence[str], window_secs: int = 60) -> RequestCounts:
+        """Count one request against each bucket in the current fixed window.
+
+        All processes sharing the backend share the counters.
+        """
+        now = self.clock()
+        window = int(now // window_secs)
+        counts = self._count_hits(buckets, window, window_secs)
+        return RequestCounts(counts, (window + 1) * window_secs)
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -392,7 +438,11 @@ class SessionStore(ABC):
 
     @abstractmethod
     def _touch(
-        self, tenant: str, session_id: str, now: float, touch: Touch,
+        self,
+        tenant: str,
+        session_id: str,
+        now: float,
+        touch: Touch,
         incarnation: str | None = None,
     ) -> SessionRecord | None:
         """Atomically, if the session is live at `now` (and of `incarnation` when
@@ -423,8 +473,9 @@ class SessionStore(ABC):
         """
 
     @abstractmethod
-    def _read_messages(self, record: SessionRecord, first_seq: int, last_seq: int
-                       ) -> list[StoredMessage]:
+    def _read_messages(
+        self, record: SessionRecord, first_seq: int, last_seq: int
+    ) -> list[StoredMessage]:
         """Messages `first_seq`..`last_seq` (inclusive, ascending) of this incarnation."""
 
     @abstractmethod
@@ -435,15 +486,38 @@ class SessionStore(ABC):
         strictly after `after`; and how many live sessions match `prefix` in all."""
 
     @abstractmethod
-    def _commit_risk(self, head: SessionRecord, risk_blob: bytes, now: float
-                     ) -> SessionRecord | None:
+    def _commit_risk(
+        self, head: SessionRecord, risk_blob: bytes, now: float
+    ) -> SessionRecord | None:
         """Atomically replace the risk blob and bump ``risk_version`` if the stored
         session is live with head's incarnation and risk_version; slide expiry."""
 
+    # TEMP-NOT-ABSTRACT
+    def _put_api_key(self, record: ApiKeyRecord) -> None:
+        """Store the key record under its hash, replacing any earlier version."""
+        raise NotImplementedError
+
+    # TEMP-NOT-ABSTRACT
+    def _get_api_key(self, key_hash: str) -> ApiKeyRecord | None:
+        """The key record with this hash, revoked or not."""
+        raise NotImplementedError
+
+    # TEMP-NOT-ABSTRACT
+    def _list_api_keys(self) -> list[ApiKeyRecord]:
+        """Every stored key record."""
+        raise NotImplementedError
+
+    # TEMP-NOT-ABSTRACT
+    def _count_hits(self, buckets: Sequence[str], window: int, window_secs: int) -> list[int]:
+        """Atomically add one to each bucket's counter for fixed window number `window`
+        and return the new counts; counters must vanish after their window."""
+        raise NotImplementedError
+
     # ---------------------------------------------------------------- shared helpers
 
-    def _new_record(self, tenant: str, session_id: str, ttl: int, now: float,
-                    model: str | None) -> SessionRecord:
+    def _new_record(
+        self, tenant: str, session_id: str, ttl: int, now: float, model: str | None
+    ) -> SessionRecord:
         return SessionRecord(
             tenant=tenant,
             session_id=session_id,
@@ -464,8 +538,9 @@ class SessionStore(ABC):
             raise SessionNotFound(f"session {session_id!r} not found")
         return record
 
-    def _touch_or_raise(self, tenant: str, session_id: str, now: float, touch: Touch
-                        ) -> SessionRecord:
+    def _touch_or_raise(
+        self, tenant: str, session_id: str, now: float, touch: Touch
+    ) -> SessionRecord:
         check_tenant(tenant)
         check_session_id(session_id)
         record = self._touch(tenant, session_id, now, touch)
@@ -499,14 +574,16 @@ class SessionStore(ABC):
     def _seal_metadata(self, record: SessionRecord, metadata_json: bytes) -> bytes:
         return self.cipher.seal(metadata_json, _metadata_context(record))
 
-    def _seal_message(self, record: SessionRecord, seq: int, role: str, body: bytes,
-                      now: float) -> StoredMessage:
+    def _seal_message(
+        self, record: SessionRecord, seq: int, role: str, body: bytes, now: float
+    ) -> StoredMessage:
         blob = self.cipher.seal(body, message_context(record, seq, role))
         return StoredMessage(seq=seq, role=role, created_at=now, blob=blob)
 
     def _open_message(self, record: SessionRecord, stored: StoredMessage) -> Message:
-        body = json.loads(self.cipher.open(stored.blob, message_context(record, stored.seq,
-                                                                         stored.role)))
+        body = json.loads(
+            self.cipher.open(stored.blob, message_context(record, stored.seq, stored.role))
+        )
         role: Role = stored.role  # type: ignore[assignment]  # bound into the ciphertext
         return Message(
             seq=stored.seq,
@@ -557,8 +634,9 @@ def _is_id_prefix(prefix: str) -> bool:
 
 def _check_limit(limit: object) -> int:
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
-        raise ValidationFailed(f"limit must be an integer from 1 to {MAX_PAGE}",
-                               details={"field": "limit"})
+        raise ValidationFailed(
+            f"limit must be an integer from 1 to {MAX_PAGE}", details={"field": "limit"}
+        )
     return limit
 
 
@@ -569,7 +647,9 @@ def _encode_cursor(kind: str, value: str) -> str:
 def _decode_cursor(cursor: str, kind: str) -> str:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        found_kind, _, value = base64.urlsafe_b64decode(padded.encode("ascii")).decode().partition(":")
+        found_kind, _, value = (
+            base64.urlsafe_b64decode(padded.encode("ascii")).decode().partition(":")
+        )
     except (ValueError, UnicodeError, binascii.Error) as exc:
         raise InvalidCursor("cursor is malformed", details={"field": "cursor"}) from exc
     if found_kind != kind or not value:

@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING
 from turnwall.stores.base import SessionRecord, SessionStore, StoredMessage, Touch
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
+    from turnwall.auth import ApiKeyRecord
     from turnwall.crypto import Cipher
     from turnwall.validation import Limits
 
@@ -26,14 +27,21 @@ class MemoryState:
     sessions: dict[_Key, SessionRecord] = field(default_factory=dict)
     messages: dict[_Key, list[StoredMessage]] = field(default_factory=dict)
     ids_by_tenant: dict[str, list[str]] = field(default_factory=dict)  # sorted, for prefixes
+    api_keys: dict[str, ApiKeyRecord] = field(default_factory=dict)
+    hits: dict[tuple[str, int], int] = field(default_factory=dict)
 
 
 class MemorySessionStore(SessionStore):
     """Thread-safe in-memory store for `turnwall serve` and tests (`memory://`)."""
 
-    def __init__(self, cipher: Cipher, limits: Limits | None = None,
-                 clock: Callable[[], float] | None = None, *,
-                 state: MemoryState | None = None) -> None:
+    def __init__(
+        self,
+        cipher: Cipher,
+        limits: Limits | None = None,
+        clock: Callable[[], float] | None = None,
+        *,
+        state: MemoryState | None = None,
+    ) -> None:
         super().__init__(cipher, limits, clock)
         self.state = state or MemoryState()
         self._lock = self.state.lock
@@ -57,8 +65,9 @@ class MemorySessionStore(SessionStore):
         with self._lock:
             return self._sessions.get((tenant, session_id))
 
-    def _touch(self, tenant: str, session_id: str, now: float, touch: Touch,
-               incarnation: str | None = None) -> SessionRecord | None:
+    def _touch(
+        self, tenant: str, session_id: str, now: float, touch: Touch, incarnation: str | None = None
+    ) -> SessionRecord | None:
         key = (tenant, session_id)
         with self._lock:
             current = self._sessions.get(key)
@@ -72,8 +81,11 @@ class MemorySessionStore(SessionStore):
                 ttl_secs=ttl,
                 expires_at=now + ttl,
                 updated_at=now if touch.modifies else current.updated_at,
-                metadata_blob=(touch.metadata_blob if touch.metadata_blob is not None
-                               else current.metadata_blob),
+                metadata_blob=(
+                    touch.metadata_blob
+                    if touch.metadata_blob is not None
+                    else current.metadata_blob
+                ),
             )
             self._sessions[key] = updated
             return updated
@@ -88,8 +100,15 @@ class MemorySessionStore(SessionStore):
                 del ids[bisect.bisect_left(ids, session_id)]
             return current is not None and current.is_live(now)
 
-    def _commit_append(self, head: SessionRecord, messages: list[StoredMessage],
-                       model: str | None, now: float, *, creating: bool) -> SessionRecord | None:
+    def _commit_append(
+        self,
+        head: SessionRecord,
+        messages: list[StoredMessage],
+        model: str | None,
+        now: float,
+        *,
+        creating: bool,
+    ) -> SessionRecord | None:
         key = (head.tenant, head.session_id)
         with self._lock:
             current = self._sessions.get(key)
@@ -97,9 +116,12 @@ class MemorySessionStore(SessionStore):
                 if current is not None and current.is_live(now):
                     return None
                 self._put(key, head, [])
-            elif (current is None or not current.is_live(now)
-                  or current.incarnation != head.incarnation
-                  or current.message_count != head.message_count):
+            elif (
+                current is None
+                or not current.is_live(now)
+                or current.incarnation != head.incarnation
+                or current.message_count != head.message_count
+            ):
                 return None
             self._messages[key].extend(messages)
             updated = replace(
@@ -112,16 +134,18 @@ class MemorySessionStore(SessionStore):
             self._sessions[key] = updated
             return updated
 
-    def _read_messages(self, record: SessionRecord, first_seq: int, last_seq: int
-                       ) -> list[StoredMessage]:
+    def _read_messages(
+        self, record: SessionRecord, first_seq: int, last_seq: int
+    ) -> list[StoredMessage]:
         with self._lock:
             current = self._sessions.get((record.tenant, record.session_id))
             if current is None or current.incarnation != record.incarnation:
                 return []
-            return self._messages[(record.tenant, record.session_id)][first_seq - 1:last_seq]
+            return self._messages[(record.tenant, record.session_id)][first_seq - 1 : last_seq]
 
-    def _scan_tenant(self, tenant: str, prefix: str, after: str | None, limit: int,
-                     now: float) -> tuple[list[SessionRecord], int]:
+    def _scan_tenant(
+        self, tenant: str, prefix: str, after: str | None, limit: int, now: float
+    ) -> tuple[list[SessionRecord], int]:
         with self._lock:
             ids = self._ids_by_tenant.get(tenant, [])
             start = bisect.bisect_left(ids, prefix)
@@ -135,19 +159,52 @@ class MemorySessionStore(SessionStore):
         page = [r for r in matching if after is None or r.session_id > after][:limit]
         return page, len(matching)
 
-    def _commit_risk(self, head: SessionRecord, risk_blob: bytes, now: float
-                     ) -> SessionRecord | None:
+    def _commit_risk(
+        self, head: SessionRecord, risk_blob: bytes, now: float
+    ) -> SessionRecord | None:
         key = (head.tenant, head.session_id)
         with self._lock:
             current = self._sessions.get(key)
-            if (current is None or not current.is_live(now)
-                    or current.incarnation != head.incarnation
-                    or current.risk_version != head.risk_version):
+            if (
+                current is None
+                or not current.is_live(now)
+                or current.incarnation != head.incarnation
+                or current.risk_version != head.risk_version
+            ):
                 return None
-            updated = replace(current, risk_blob=risk_blob, risk_version=current.risk_version + 1,
-                              expires_at=now + current.ttl_secs)
+            updated = replace(
+                current,
+                risk_blob=risk_blob,
+                risk_version=current.risk_version + 1,
+                expires_at=now + current.ttl_secs,
+            )
             self._sessions[key] = updated
             return updated
+
+    def _put_api_key(self, record: ApiKeyRecord) -> None:
+        with self._lock:
+            self.state.api_keys[record.key_hash] = record
+
+    def _get_api_key(self, key_hash: str) -> ApiKeyRecord | None:
+        with self._lock:
+            return self.state.api_keys.get(key_hash)
+
+    def _list_api_keys(self) -> list[ApiKeyRecord]:
+        with self._lock:
+            return list(self.state.api_keys.values())
+
+    def _count_hits(self, buckets: Sequence[str], window: int, window_secs: int) -> list[int]:
+        hits = self.state.hits
+        with self._lock:
+            if len(hits) > 50_000:  # forget finished windows before the map grows unbounded
+                for stale in [key for key in hits if key[1] < window]:
+                    del hits[stale]
+            counts = []
+            for bucket in buckets:
+                count = hits.get((bucket, window), 0) + 1
+                hits[(bucket, window)] = count
+                counts.append(count)
+            return counts
 
     def _put(self, key: _Key, record: SessionRecord, messages: list[StoredMessage]) -> None:
         # Caller holds the lock.

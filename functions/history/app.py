@@ -1,0 +1,10 @@
+"""Lambda entry point: GET /v1/sessions/{session_id}/history."""
+
+from __future__ import annotations
+
+from mangum import Mangum
+
+from turnwall.http.app import create_app
+
+app = create_app({"get_history"})
+handler = Mangum(app, lifespan="off")

@@ -1,0 +1,197 @@
+"""The FastAPI factory every Lambda function and `turnwall serve` build their app from."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from typing import TYPE_CHECKING, Any, Final
+
+from fastapi import FastAPI
+
+import turnwall
+from turnwall.http.errors import error_response, install_error_handlers
+from turnwall.http.routes import health, history, sessions
+from turnwall.runtime import Runtime
+
+if TYPE_CHECKING:
+    from collections.abc import Collection
+
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+    from turnwall.ratelimit import RateLimitStatus
+    from turnwall.settings import Settings
+    from turnwall.stores.base import SessionStore
+
+from turnwall.logs import logger
+
+ROUTERS: Final = (sessions.router, history.router, health.router)
+_BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
+_SAFE_REQUEST_ID: Final = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_JSON_TYPE: Final = re.compile(r"application/([\w.+-]+\+)?json\s*(;.*)?", re.IGNORECASE)
+
+
+def create_app(
+    operations: Collection[str] | None = None,
+    *,
+    settings: Settings | None = None,
+    store: SessionStore | None = None,
+    runtime: Runtime | None = None,
+    offload_blocking: bool = False,
+) -> FastAPI:
+    """Build the API with only `operations` (route names), or every route when None.
+
+    Raises:
+        ConfigurationError: the settings cannot work; the function refuses to start.
+    """
+    runtime = runtime or Runtime.build(settings, store=store)
+    app = FastAPI(
+        title="Turnwall",
+        version=turnwall.__version__,
+        summary="Multi-turn session memory and session-aware prompt scanning for LLM apps",
+        docs_url="/docs" if operations is None else None,
+        redoc_url=None,
+    )
+    for router in ROUTERS:
+        for route in router.routes:
+            if operations is None or getattr(route, "name", None) in operations:
+                app.router.routes.append(route)
+    install_error_handlers(app)
+    app.state.runtime = runtime
+    app.state.offload_blocking = offload_blocking
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=runtime.settings.max_body_bytes)
+    return app
+
+
+class RequestContextMiddleware:
+    """Request id, body limits, content type, rate-limit headers and the last-resort 500.
+
+    A pure ASGI middleware (Starlette's BaseHTTPMiddleware costs a task per request). It
+    sits inside Starlette's own error middleware and catches everything itself, so even
+    an unexpected fault leaves as the spec's error body with an `x-request-id`.
+    """
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        request_id = _request_id(scope)
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        response_started = False
+        status_code = 500
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal response_started, status_code
+            if message["type"] == "http.response.start":
+                response_started = True
+                status_code = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode()))
+                limit: RateLimitStatus | None = state.get("rate_limit")
+                if limit is not None and not any(
+                    k.lower() == b"ratelimit-limit" for k, _ in headers
+                ):
+                    headers += [
+                        (k.lower().encode(), v.encode()) for k, v in limit.headers().items()
+                    ]
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            rejection = None
+            if scope["method"] in _BODY_METHODS:
+                receive, rejection = await self._buffer_body(scope, receive)
+            if rejection is not None:
+                await rejection(scope, receive, send_with_headers)
+            else:
+                await self.app(scope, receive, send_with_headers)
+        except Exception:
+            logger.exception("unhandled error", extra={"request_id": request_id})
+            if response_started:
+                raise
+            await error_response(
+                500,
+                "internal_error",
+                "an unexpected error occurred; it has been logged",
+                details={"request_id": request_id},
+            )(scope, receive, send_with_headers)
+        finally:
+            logger.info(
+                "request",
+                extra={
+                    "request_id": request_id,
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status_code,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                },
+            )
+
+    async def _buffer_body(self, scope: Scope, receive: Receive) -> tuple[Receive, Any]:
+        """Read the whole body (at most max_body_bytes) and replay it to the app."""
+        headers = dict(scope.get("headers", []))
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            return receive, self._too_large()
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                return receive, self._too_large()
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        content_type = headers.get(b"content-type", b"").decode("latin-1")
+        if body.strip() and content_type and not _JSON_TYPE.fullmatch(content_type.strip()):
+            return receive, error_response(
+                415, "unsupported_media_type", "send the body as application/json"
+            )
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        return replay, None
+
+    def _too_large(self) -> Any:
+        return error_response(
+            413,
+            "payload_too_large",
+            f"the request body exceeds {self.max_body_bytes} bytes",
+            details={"max_bytes": self.max_body_bytes},
+        )
+
+
+def _request_id(scope: Scope) -> str:
+    event = scope.get("aws.event")
+    if isinstance(event, dict):
+        context_id: object = event.get("requestContext", {}).get("requestId")
+        if isinstance(context_id, str) and context_id:
+            return context_id
+    for name, value in scope.get("headers", []):
+        if name == b"x-request-id":
+            candidate: str = value.decode("latin-1")
+            if _SAFE_REQUEST_ID.fullmatch(candidate):
+                return candidate
+    return uuid.uuid4().hex
+
+
+def dump_openapi(app: FastAPI) -> str:
+    return json.dumps(app.openapi(), indent=2)

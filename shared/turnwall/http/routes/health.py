@@ -1,0 +1,27 @@
+"""Liveness and backend reachability, without authentication."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+import turnwall
+from turnwall.errors import StoreUnavailable
+from turnwall.http.deps import RuntimeDep, call_store
+from turnwall.http.schemas import Health
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/v1/health", name="health", responses={503: {"model": Health}})
+async def health(request: Request, runtime: RuntimeDep) -> JSONResponse:
+    """200 when the store answers, 503 when it does not."""
+    backend = runtime.settings.resolved_store_url.split(":", 1)[0]
+    try:
+        await call_store(request, runtime.store.ping)
+    except StoreUnavailable:
+        body = Health(status="unavailable", store=backend, version=turnwall.__version__)
+        return JSONResponse(body.model_dump(), status_code=503, headers={"Retry-After": "1"})
+    return JSONResponse(
+        Health(status="ok", store=backend, version=turnwall.__version__).model_dump()
+    )

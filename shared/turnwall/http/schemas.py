@@ -1,0 +1,169 @@
+"""Request and response bodies of the HTTP API (spec section 4)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
+
+from turnwall.models import Decision, HistoryPage, Message, Session, SessionPage, iso_utc
+
+MessageRole = Literal["system", "user", "assistant", "tool"]
+
+
+class _Request(BaseModel):
+    # Strict: "60" is not a TTL and 1 is not a string; unknown fields are ignored.
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+
+class SessionCreate(_Request):
+    session_id: str | None = None
+    ttl_secs: int | None = None
+    metadata: dict[str, Any] | None = None
+    model: str | None = None
+
+
+class SessionUpdate(_Request):
+    ttl_secs: int | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class MessageCreate(_Request):
+    role: MessageRole
+    content: str
+    name: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class AppendRequest(_Request):
+    messages: list[MessageCreate] = Field(min_length=1, max_length=100)
+
+
+class RiskPublic(BaseModel):
+    turns_scanned: int
+    flagged_turns: int
+    session_score: float
+    decision: Decision
+
+
+class SessionPublic(BaseModel):
+    session_id: str
+    created_at: str
+    updated_at: str
+    expires_at: str
+    age_seconds: float
+    ttl_secs: int
+    message_count: int
+    model: str | None
+    metadata: dict[str, Any]
+    risk: RiskPublic
+
+    @classmethod
+    def of(cls, session: Session) -> SessionPublic:
+        return cls(
+            session_id=session.session_id,
+            created_at=iso_utc(session.created_at),
+            updated_at=iso_utc(session.updated_at),
+            expires_at=iso_utc(session.expires_at),
+            age_seconds=session.age_seconds,
+            ttl_secs=session.ttl_secs,
+            message_count=session.message_count,
+            model=session.model,
+            metadata=session.metadata,
+            risk=RiskPublic(
+                turns_scanned=session.risk.turns_scanned,
+                flagged_turns=session.risk.flagged_turns,
+                session_score=round(session.risk.session_score, 4),
+                decision=session.risk.decision,
+            ),
+        )
+
+
+class SessionListPublic(BaseModel):
+    sessions: list[SessionPublic]
+    total: int
+    next_cursor: str | None
+
+    @classmethod
+    def of(cls, page: SessionPage) -> SessionListPublic:
+        return cls(
+            sessions=[SessionPublic.of(s) for s in page.sessions],
+            total=page.total,
+            next_cursor=page.next_cursor,
+        )
+
+
+class SessionDeleted(BaseModel):
+    deleted: Literal[True] = True
+    session_id: str
+
+
+class MessagePublic(BaseModel):
+    seq: int
+    role: MessageRole
+    content: str
+    created_at: str
+    name: str | None = None
+    metadata: dict[str, Any] | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_absent_optionals(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        for optional in ("name", "metadata"):
+            if data.get(optional) is None:
+                data.pop(optional, None)
+        return data
+
+    @classmethod
+    def of(cls, message: Message) -> MessagePublic:
+        return cls(
+            seq=message.seq,
+            role=message.role,
+            content=message.content,
+            created_at=iso_utc(message.created_at),
+            name=message.name,
+            metadata=message.metadata,
+        )
+
+
+class HistoryPublic(BaseModel):
+    session_id: str
+    model: str | None
+    created_at: str
+    updated_at: str
+    messages: list[MessagePublic]
+    next_cursor: str | None
+
+    @classmethod
+    def of(cls, page: HistoryPage) -> HistoryPublic:
+        return cls(
+            session_id=page.session.session_id,
+            model=page.session.model,
+            created_at=iso_utc(page.session.created_at),
+            updated_at=iso_utc(page.session.updated_at),
+            messages=[MessagePublic.of(m) for m in page.messages],
+            next_cursor=page.next_cursor,
+        )
+
+
+class AppendPublic(BaseModel):
+    session_id: str
+    message_count: int
+    first_seq: int
+    last_seq: int
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+class Health(BaseModel):
+    status: Literal["ok", "unavailable"]
+    store: str
+    version: str

@@ -1,0 +1,49 @@
+"""The per-container components: built once per Lambda container or server process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from turnwall.auth import Authenticator, parse_bootstrap_keys
+from turnwall.ratelimit import RateLimiter
+from turnwall.settings import Settings, get_settings
+from turnwall.stores import build_store
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from turnwall.stores.base import SessionStore
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    """Settings, store, authenticator and limiter shared by every request."""
+
+    settings: Settings
+    store: SessionStore
+    authenticator: Authenticator
+    rate_limiter: RateLimiter
+
+    @classmethod
+    def build(
+        cls,
+        settings: Settings | None = None,
+        *,
+        store: SessionStore | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> Runtime:
+        """Wire the components; an explicit store or settings beats the environment.
+
+        Raises:
+            ConfigurationError: the settings cannot work (refuse to start).
+        """
+        settings = settings or get_settings()
+        store = store or build_store(settings, clock=clock)
+        bootstrap = parse_bootstrap_keys(settings.api_keys, store.clock())
+        return cls(
+            settings=settings,
+            store=store,
+            authenticator=Authenticator(store, bootstrap, cache_secs=settings.key_cache_secs),
+            rate_limiter=RateLimiter(store, settings.rate_limit_per_min),
+        )
