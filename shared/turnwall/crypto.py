@@ -17,6 +17,8 @@ import binascii
 import hashlib
 import hmac
 import logging
+import threading
+from collections import OrderedDict
 from typing import TYPE_CHECKING
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -29,6 +31,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _BINDING_BYTES = 16
+_CACHED_PLAINTEXTS = 512
+_CACHED_PLAINTEXT_BYTES = 4096
 _SEPARATOR = "\x1f"  # cannot occur in tenant names or session ids
 
 
@@ -56,6 +60,11 @@ class Cipher:
             ) from exc
         self._fernet = MultiFernet(fernets)
         self._primary = fernets[0]
+        # Small plaintexts (metadata, risk state) are read far more often than written;
+        # remembering recent ones spares an HMAC and an AES pass per read. Keyed by the
+        # exact ciphertext and context, so anything altered misses and is verified.
+        self._opened: OrderedDict[tuple[bytes, bytes], bytes] = OrderedDict()
+        self._opened_lock = threading.Lock()
 
     @classmethod
     def ephemeral(cls) -> Cipher:
@@ -79,6 +88,12 @@ class Cipher:
             DecryptionError: the data was tampered with, moved from another context,
                 or sealed under a key this cipher does not hold.
         """
+        cache_key = (sealed, context)
+        with self._opened_lock:
+            remembered = self._opened.get(cache_key)
+            if remembered is not None:
+                self._opened.move_to_end(cache_key)
+                return remembered
         try:
             bound = self._fernet.decrypt(base64.urlsafe_b64encode(sealed))
         except InvalidToken as exc:
@@ -87,7 +102,13 @@ class Cipher:
         if not hmac.compare_digest(bound[:_BINDING_BYTES], _binding(context)):
             logger.error("stored value was sealed for another place and was refused")
             raise DecryptionError("stored data does not belong to this session or position")
-        return bound[_BINDING_BYTES:]
+        plaintext = bound[_BINDING_BYTES:]
+        if len(plaintext) <= _CACHED_PLAINTEXT_BYTES:
+            with self._opened_lock:
+                self._opened[cache_key] = plaintext
+                if len(self._opened) > _CACHED_PLAINTEXTS:
+                    self._opened.popitem(last=False)
+        return plaintext
 
     def is_current(self, sealed: bytes) -> bool:
         """True when `sealed` is already encrypted under the first (newest) key."""

@@ -6,8 +6,8 @@ carry no web framework. The HTTP schemas in `turnwall.http` render them as JSON.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
 Role = Literal["system", "user", "assistant", "tool"]
@@ -18,8 +18,8 @@ Order = Literal["asc", "desc"]
 
 def iso_utc(epoch_secs: float) -> str:
     """Render epoch seconds as ISO 8601 UTC with milliseconds, e.g. 2026-11-21T14:03:07.123Z."""
-    moment = datetime.fromtimestamp(epoch_secs, tz=UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    whole, millis = divmod(int(epoch_secs * 1000), 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{millis:03d}Z"
 
 
 @dataclass(frozen=True, slots=True)

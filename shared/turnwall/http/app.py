@@ -9,9 +9,12 @@ import uuid
 from typing import TYPE_CHECKING, Any, Final
 
 from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
 
 import turnwall
-from turnwall.http.errors import error_response, install_error_handlers
+from turnwall.errors import TurnwallError
+from turnwall.http.deps import authenticate, presented_key
+from turnwall.http.errors import error_response, install_error_handlers, turnwall_error_response
 from turnwall.http.routes import health, history, sessions
 from turnwall.runtime import Runtime
 
@@ -28,6 +31,7 @@ from turnwall.logs import logger
 
 ROUTERS: Final = (sessions.router, history.router, health.router)
 _BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
+PUBLIC_PATHS: Final = frozenset({"/v1/health", "/openapi.json", "/docs", "/docs/oauth2-redirect"})
 _SAFE_REQUEST_ID: Final = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _JSON_TYPE: Final = re.compile(r"application/([\w.+-]+\+)?json\s*(;.*)?", re.IGNORECASE)
 
@@ -60,21 +64,31 @@ def create_app(
     install_error_handlers(app)
     app.state.runtime = runtime
     app.state.offload_blocking = offload_blocking
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=runtime.settings.max_body_bytes)
+    app.add_middleware(
+        RequestContextMiddleware,
+        runtime=runtime,
+        max_body_bytes=runtime.settings.max_body_bytes,
+        offload_blocking=offload_blocking,
+    )
     return app
 
 
 class RequestContextMiddleware:
-    """Request id, body limits, content type, rate-limit headers and the last-resort 500.
+    """Request id, body limits, content type, authentication, rate limits, and the
+    last-resort 500.
 
     A pure ASGI middleware (Starlette's BaseHTTPMiddleware costs a task per request). It
     sits inside Starlette's own error middleware and catches everything itself, so even
     an unexpected fault leaves as the spec's error body with an `x-request-id`.
     """
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, runtime: Runtime, max_body_bytes: int, offload_blocking: bool
+    ) -> None:
         self.app = app
+        self.runtime = runtime
         self.max_body_bytes = max_body_bytes
+        self.offload_blocking = offload_blocking
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -106,7 +120,9 @@ class RequestContextMiddleware:
 
         try:
             rejection = None
-            if scope["method"] in _BODY_METHODS:
+            if scope["path"] not in PUBLIC_PATHS:
+                rejection = await self._authenticate(scope, state)
+            if rejection is None and scope["method"] in _BODY_METHODS:
                 receive, rejection = await self._buffer_body(scope, receive)
             if rejection is not None:
                 await rejection(scope, receive, send_with_headers)
@@ -123,7 +139,7 @@ class RequestContextMiddleware:
                 details={"request_id": request_id},
             )(scope, receive, send_with_headers)
         finally:
-            logger.info(
+            logger.debug(  # API Gateway keeps the access log; this is for local debugging
                 "request",
                 extra={
                     "request_id": request_id,
@@ -133,6 +149,28 @@ class RequestContextMiddleware:
                     "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                 },
             )
+
+    async def _authenticate(self, scope: Scope, state: dict[str, Any]) -> Any:
+        """Accept the key and count the request; an error response if that fails."""
+        headers = dict(scope.get("headers", []))
+        authorization, api_key = headers.get(b"authorization"), headers.get(b"x-api-key")
+        key = presented_key(
+            authorization.decode("latin-1") if authorization else None,
+            api_key.decode("latin-1") if api_key else None,
+        )
+        client = scope.get("client")
+        client_ip = client[0] if client else None
+        try:
+            if self.offload_blocking:
+                principal, limit = await run_in_threadpool(
+                    authenticate, self.runtime, key, client_ip
+                )
+            else:
+                principal, limit = authenticate(self.runtime, key, client_ip)
+        except TurnwallError as exc:
+            return turnwall_error_response(exc)
+        state["principal"], state["rate_limit"] = principal, limit
+        return None
 
     async def _buffer_body(self, scope: Scope, receive: Receive) -> tuple[Receive, Any]:
         """Read the whole body (at most max_body_bytes) and replay it to the app."""

@@ -50,8 +50,8 @@ def error_response(
     return JSONResponse({"error": error}, status_code=status, headers=headers)
 
 
-def _turnwall_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, TurnwallError)
+def turnwall_error_response(exc: TurnwallError) -> JSONResponse:
+    """The response for one of our own errors (also used by the middleware)."""
     headers: dict[str, str] = {}
     if isinstance(exc, StoreUnavailable):
         headers["Retry-After"] = str(exc.retry_after_secs)
@@ -64,6 +64,11 @@ def _turnwall_error(_: Request, exc: Exception) -> JSONResponse:
     elif exc.status >= 500:
         logger.error("%s: %s", exc.code, exc.message, exc_info=exc)
     return error_response(exc.status, exc.code, exc.message, exc.details, headers or None)
+
+
+def _turnwall_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, TurnwallError)
+    return turnwall_error_response(exc)
 
 
 def _validation_error(_: Request, exc: Exception) -> JSONResponse:

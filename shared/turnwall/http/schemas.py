@@ -60,7 +60,9 @@ class SessionPublic(BaseModel):
 
     @classmethod
     def of(cls, session: Session) -> SessionPublic:
-        return cls(
+        # model_construct: the values come typed from the store, validating them again
+        # would only cost time on every response.
+        return cls.model_construct(
             session_id=session.session_id,
             created_at=iso_utc(session.created_at),
             updated_at=iso_utc(session.updated_at),
@@ -70,7 +72,7 @@ class SessionPublic(BaseModel):
             message_count=session.message_count,
             model=session.model,
             metadata=session.metadata,
-            risk=RiskPublic(
+            risk=RiskPublic.model_construct(
                 turns_scanned=session.risk.turns_scanned,
                 flagged_turns=session.risk.flagged_turns,
                 session_score=round(session.risk.session_score, 4),

@@ -104,8 +104,9 @@ class StoredMessage:
 
 @dataclass(frozen=True, slots=True)
 class RequestCounts:
-    """Counts per bucket in the current rate-limit window, and when it ends (epoch secs)."""
+    """Counts per bucket in one rate-limit window, and when it ends (epoch secs)."""
 
+    window: int
     counts: list[int]
     window_ends_at: float
 
@@ -399,15 +400,17 @@ class SessionStore(ABC):
             key=lambda r: (r.tenant, r.created_at, r.key_hash),
         )
 
-    def count_requests(self, buckets: Sequence[str], window_secs: int = 60) -> RequestCounts:
-        """Count one request against each bucket in the current fixed window.
+    def count_requests(
+        self, buckets: Sequence[str], window_secs: int = 60, amount: int = 1
+    ) -> RequestCounts:
+        """Add `amount` requests to each bucket's counter in the current fixed window.
 
         All processes sharing the backend share the counters.
         """
         now = self.clock()
         window = int(now // window_secs)
-        counts = self._count_hits(buckets, window, window_secs)
-        return RequestCounts(counts, (window + 1) * window_secs)
+        counts = self._count_hits(buckets, window, window_secs, amount)
+        return RequestCounts(window, counts, (window + 1) * window_secs)
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -508,9 +511,11 @@ class SessionStore(ABC):
         raise NotImplementedError
 
     # TEMP-NOT-ABSTRACT
-    def _count_hits(self, buckets: Sequence[str], window: int, window_secs: int) -> list[int]:
-        """Atomically add one to each bucket's counter for fixed window number `window`
-        and return the new counts; counters must vanish after their window."""
+    def _count_hits(
+        self, buckets: Sequence[str], window: int, window_secs: int, amount: int
+    ) -> list[int]:
+        """Atomically add `amount` to each bucket's counter for fixed window number
+        `window` and return the new counts; counters must vanish after their window."""
         raise NotImplementedError
 
     # ---------------------------------------------------------------- shared helpers

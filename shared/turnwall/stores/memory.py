@@ -193,7 +193,9 @@ class MemorySessionStore(SessionStore):
         with self._lock:
             return list(self.state.api_keys.values())
 
-    def _count_hits(self, buckets: Sequence[str], window: int, window_secs: int) -> list[int]:
+    def _count_hits(
+        self, buckets: Sequence[str], window: int, window_secs: int, amount: int
+    ) -> list[int]:
         hits = self.state.hits
         with self._lock:
             if len(hits) > 50_000:  # forget finished windows before the map grows unbounded
@@ -201,7 +203,7 @@ class MemorySessionStore(SessionStore):
                     del hits[stale]
             counts = []
             for bucket in buckets:
-                count = hits.get((bucket, window), 0) + 1
+                count = hits.get((bucket, window), 0) + amount
                 hits[(bucket, window)] = count
                 counts.append(count)
             return counts

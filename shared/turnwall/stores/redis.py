@@ -547,14 +547,16 @@ class RedisSessionStore(SessionStore):
         return [_api_key(key_hash, document) for key_hash, document in documents.items()]
 
     @_translated
-    def _count_hits(self, buckets: Sequence[str], window: int, window_secs: int) -> list[int]:
-        # SET NX EX then INCR keeps the expiry set at the window's first hit, and works
+    def _count_hits(
+        self, buckets: Sequence[str], window: int, window_secs: int, amount: int
+    ) -> list[int]:
+        # SET NX EX then INCRBY keeps the expiry set at the window's first hit, and works
         # in one pipelined round trip even when the buckets live on different nodes.
         pipe = self.client.pipeline(transaction=False)
         for bucket in buckets:
             key = f"tw:rate:{{{bucket}}}:{window}"
             pipe.set(key, 0, ex=2 * window_secs, nx=True)
-            pipe.incr(key)
+            pipe.incrby(key, amount)
         replies = pipe.execute()
         return [int(count) for count in replies[1::2]]
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
 
-from turnwall.http.deps import PrincipalDep, RuntimeDep, call_store
+from turnwall.http.deps import caller_of, json_response
 from turnwall.http.schemas import AppendPublic, AppendRequest, ErrorBody, HistoryPublic
 from turnwall.models import NewMessage
 
@@ -24,47 +25,43 @@ router = APIRouter(
 )
 
 
-@router.get("/history", name="get_history")
+@router.get("/history", name="get_history", response_model=HistoryPublic)
 async def get_history(
-    request: Request,
     session_id: str,
-    principal: PrincipalDep,
-    runtime: RuntimeDep,
+    request: Request,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
     order: Literal["asc", "desc"] = "asc",
-) -> HistoryPublic:
+) -> Response:
     """A page of the session's messages in seq order (slides its expiry)."""
-    principal.require("sessions")
-    page = await call_store(
-        request,
-        runtime.store.get_history,
-        principal.tenant,
+    caller = caller_of(request, "sessions")
+    page = await caller.call(
+        caller.store.get_history,
+        caller.tenant,
         session_id,
         limit=limit,
         cursor=cursor,
         order=order,
     )
-    return HistoryPublic.of(page)
+    return json_response(HistoryPublic.of(page))
 
 
-@router.post("/messages", name="append_messages", responses={409: {"model": ErrorBody}})
-async def append_messages(
-    request: Request,
-    session_id: str,
-    body: AppendRequest,
-    principal: PrincipalDep,
-    runtime: RuntimeDep,
-) -> AppendPublic:
+@router.post(
+    "/messages",
+    name="append_messages",
+    response_model=AppendPublic,
+    responses={409: {"model": ErrorBody}, 413: {"model": ErrorBody}},
+)
+async def append_messages(session_id: str, body: AppendRequest, request: Request) -> Response:
     """Append 1-100 messages atomically, creating the session if it is missing."""
-    principal.require("sessions")
+    caller = caller_of(request, "sessions")
     messages = [NewMessage(m.role, m.content, m.name, m.metadata) for m in body.messages]
-    result = await call_store(
-        request, runtime.store.append_messages, principal.tenant, session_id, messages
-    )
-    return AppendPublic(
-        session_id=result.session_id,
-        message_count=result.message_count,
-        first_seq=result.first_seq,
-        last_seq=result.last_seq,
+    result = await caller.call(caller.store.append_messages, caller.tenant, session_id, messages)
+    return json_response(
+        AppendPublic(
+            session_id=result.session_id,
+            message_count=result.message_count,
+            first_seq=result.first_seq,
+            last_seq=result.last_seq,
+        )
     )

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request
+from fastapi.responses import Response
 
-from turnwall.http.deps import PrincipalDep, RuntimeDep, call_store
+from turnwall.http.deps import caller_of, json_response
 from turnwall.http.schemas import (
     ErrorBody,
     SessionCreate,
@@ -30,86 +31,74 @@ router = APIRouter(
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody}}
 
 
-@router.post("", name="create_session", status_code=201, responses={409: {"model": ErrorBody}})
+@router.post(
+    "",
+    name="create_session",
+    status_code=201,
+    response_model=SessionPublic,
+    responses={409: {"model": ErrorBody}},
+)
 async def create_session(
-    request: Request,
-    principal: PrincipalDep,
-    runtime: RuntimeDep,
-    body: Annotated[SessionCreate | None, Body()] = None,
-) -> SessionPublic:
+    request: Request, body: Annotated[SessionCreate | None, Body()] = None
+) -> Response:
     """Create a session (a generated `api:<hex>` id when none is given)."""
-    principal.require("sessions")
+    caller = caller_of(request, "sessions")
     body = body or SessionCreate()
-    session = await call_store(
-        request,
-        runtime.store.create_session,
-        principal.tenant,
+    session = await caller.call(
+        caller.store.create_session,
+        caller.tenant,
         body.session_id,
         ttl_secs=body.ttl_secs,
         metadata=body.metadata,
         model=body.model,
     )
-    return SessionPublic.of(session)
+    return json_response(SessionPublic.of(session), 201)
 
 
-@router.get("", name="list_sessions")
+@router.get("", name="list_sessions", response_model=SessionListPublic)
 async def list_sessions(
     request: Request,
-    principal: PrincipalDep,
-    runtime: RuntimeDep,
     prefix: Annotated[str, Query(max_length=128)] = "",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
-) -> SessionListPublic:
+) -> Response:
     """List the tenant's live sessions by ascending id."""
-    principal.require("sessions")
-    page = await call_store(
-        request,
-        runtime.store.list_sessions,
-        principal.tenant,
-        prefix=prefix,
-        limit=limit,
-        cursor=cursor,
+    caller = caller_of(request, "sessions")
+    page = await caller.call(
+        caller.store.list_sessions, caller.tenant, prefix=prefix, limit=limit, cursor=cursor
     )
-    return SessionListPublic.of(page)
+    return json_response(SessionListPublic.of(page))
 
 
-@router.get("/{session_id}", name="get_session", responses=_NOT_FOUND)
-async def get_session(
-    request: Request, session_id: str, principal: PrincipalDep, runtime: RuntimeDep
-) -> SessionPublic:
+@router.get("/{session_id}", name="get_session", response_model=SessionPublic, responses=_NOT_FOUND)
+async def get_session(session_id: str, request: Request) -> Response:
     """Read a session (slides its expiry)."""
-    principal.require("sessions")
-    session = await call_store(request, runtime.store.get_session, principal.tenant, session_id)
-    return SessionPublic.of(session)
+    caller = caller_of(request, "sessions")
+    session = await caller.call(caller.store.get_session, caller.tenant, session_id)
+    return json_response(SessionPublic.of(session))
 
 
-@router.patch("/{session_id}", name="update_session", responses=_NOT_FOUND)
-async def update_session(
-    request: Request,
-    session_id: str,
-    body: SessionUpdate,
-    principal: PrincipalDep,
-    runtime: RuntimeDep,
-) -> SessionPublic:
+@router.patch(
+    "/{session_id}", name="update_session", response_model=SessionPublic, responses=_NOT_FOUND
+)
+async def update_session(session_id: str, body: SessionUpdate, request: Request) -> Response:
     """Change a session's TTL and/or replace its metadata."""
-    principal.require("sessions")
-    session = await call_store(
-        request,
-        runtime.store.update_session,
-        principal.tenant,
+    caller = caller_of(request, "sessions")
+    session = await caller.call(
+        caller.store.update_session,
+        caller.tenant,
         session_id,
         ttl_secs=body.ttl_secs,
         metadata=body.metadata,
     )
-    return SessionPublic.of(session)
+    return json_response(SessionPublic.of(session))
 
 
-@router.delete("/{session_id}", name="delete_session", responses=_NOT_FOUND)
-async def delete_session(
-    request: Request, session_id: str, principal: PrincipalDep, runtime: RuntimeDep
-) -> SessionDeleted:
+@router.delete(
+    "/{session_id}", name="delete_session", response_model=SessionDeleted, responses=_NOT_FOUND
+)
+async def delete_session(session_id: str, request: Request) -> Response:
     """Delete a session with all of its history."""
-    principal.require("sessions")
-    await call_store(request, runtime.store.delete_session, principal.tenant, session_id)
-    return SessionDeleted(session_id=session_id)
+    caller = caller_of(request, "sessions")
+    await caller.call(caller.store.delete_session, caller.tenant, session_id)
+    return json_response(SessionDeleted(session_id=session_id))
