@@ -19,14 +19,16 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.fernet import Fernet
 
 from tests.support.events import ROOT, LambdaContext, api_event
 from tests.support.redis_servers import start_redis_server
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 COLD_RUNS = int(os.environ.get("BENCH_COLD_RUNS", "7"))
 WARM_CALLS = 6000
@@ -59,8 +61,13 @@ print(time.perf_counter() - started)
 def cold_seconds(script: str, *args: str, env: dict[str, str]) -> float:
     runs = []
     for _ in range(COLD_RUNS):
-        out = subprocess.run([sys.executable, "-c", script, *args], env=env, check=True,
-                             capture_output=True, text=True).stdout
+        out = subprocess.run(
+            [sys.executable, "-c", script, *args],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
         runs.append(float(out.strip().splitlines()[-1]))
     return statistics.median(runs)
 
@@ -90,16 +97,22 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="turnwall-bench-"))
     server = start_redis_server(workdir / "redis")
     encryption_key = Fernet.generate_key().decode()
-    env = {**os.environ, "IW_STORE_URL": server.url, "IW_ENCRYPTION_KEYS": encryption_key,
-           "IW_API_KEYS": f"bench:admin:{KEY}", "IW_RATE_LIMIT_PER_MIN": "100000000",
-           "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "IW_STORE_URL": server.url,
+        "IW_ENCRYPTION_KEYS": encryption_key,
+        "IW_API_KEYS": f"bench:admin:{KEY}",
+        "IW_RATE_LIMIT_PER_MIN": "100000000",
+        "PYTHONPATH": str(ROOT),
+    }
     try:
         print(f"cold init, median of {COLD_RUNS} fresh processes (Redis configured)")
         bare = cold_seconds(_COLD_BARE, env=env)
         print(f"  {'bare FastAPI+Mangum':<28}{bare * 1000:8.1f} ms   1.00x")
         for function in sorted(p.parent.name for p in (ROOT / "functions").glob("*/app.py")):
-            seconds = cold_seconds(_COLD_FUNCTION, str(ROOT / "functions" / function / "app.py"),
-                                   env=env)
+            seconds = cold_seconds(
+                _COLD_FUNCTION, str(ROOT / "functions" / function / "app.py"), env=env
+            )
             print(f"  {function:<28}{seconds * 1000:8.1f} ms   {seconds / bare:.2f}x")
         warm(env, server.url, encryption_key)
     finally:
@@ -118,8 +131,9 @@ def warm(env: dict[str, str], redis_url: str, encryption_key: str) -> None:
     handler = Mangum(app, lifespan="off")
     store = app.state.runtime.store
     store.create_session("bench", "user:alice:plan", metadata={"app": "bench", "n": 1})
-    event = api_event("GET", "/v1/sessions/user:alice:plan",
-                      headers={"authorization": f"Bearer {KEY}"})
+    event = api_event(
+        "GET", "/v1/sessions/user:alice:plan", headers={"authorization": f"Bearer {KEY}"}
+    )
 
     raw = Redis.from_url(redis_url)
     fernet = Fernet(encryption_key)
@@ -135,8 +149,10 @@ def warm(env: dict[str, str], redis_url: str, encryption_key: str) -> None:
 
     bare_handler = Mangum(bare, lifespan="off")
     baseline, ours = interleaved([bare_handler, handler], event)
-    print(f"\nwarm GET through one handler instance, {WARM_CALLS} invocations each, "
-          f"median of {WARM_ROUNDS} interleaved rounds")
+    print(
+        f"\nwarm GET through one handler instance, {WARM_CALLS} invocations each, "
+        f"median of {WARM_ROUNDS} interleaved rounds"
+    )
     print(f"  {'bare route+redis GET+decrypt':<28}{baseline:8.1f} us   1.00x")
     print(f"  {'turnwall get function':<28}{ours:8.1f} us   {ours / baseline:.2f}x")
     raw.close()

@@ -9,14 +9,17 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 
 from tests.functional.conftest import ADMIN_KEY, ENCRYPTION_KEY, OTHER_TENANT_KEY
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 
 def free_port() -> int:
@@ -51,7 +54,9 @@ def start_server(env_overrides: dict[str, str]) -> Server:
     with output.open("wb") as sink:
         process = subprocess.Popen(
             [sys.executable, "-m", "turnwall.cli", "serve", "--port", str(port)],
-            env=env, stdout=sink, stderr=subprocess.STDOUT,
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
         )
     server = Server(process, f"http://127.0.0.1:{port}", output)
     deadline = time.monotonic() + 20
@@ -69,17 +74,20 @@ def start_server(env_overrides: dict[str, str]) -> Server:
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[Server]:
-    running = start_server({
-        "IW_API_KEYS": f"acme:admin:{ADMIN_KEY},globex:scan:{OTHER_TENANT_KEY}",
-        "IW_ENCRYPTION_KEYS": ENCRYPTION_KEY,
-        "IW_RATE_LIMIT_PER_MIN": str(SERVER_RATE_LIMIT),
-    })
+    running = start_server(
+        {
+            "IW_API_KEYS": f"acme:admin:{ADMIN_KEY},globex:scan:{OTHER_TENANT_KEY}",
+            "IW_ENCRYPTION_KEYS": ENCRYPTION_KEY,
+            "IW_RATE_LIMIT_PER_MIN": str(SERVER_RATE_LIMIT),
+        }
+    )
     yield running
     running.stop()
 
 
 @pytest.fixture
 def client(server: Server) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.base_url,
-                      headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=5) as http:
+    with httpx.Client(
+        base_url=server.base_url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=5
+    ) as http:
         yield http

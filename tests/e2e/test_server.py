@@ -13,9 +13,15 @@ from tests.functional.conftest import ADMIN_KEY, OTHER_TENANT_KEY
 
 def test_session_lifecycle_over_http(client: httpx.Client) -> None:
     created = client.post("/v1/sessions", json={"session_id": "user:alice:plan", "ttl_secs": 600})
-    appended = client.post("/v1/sessions/user%3Aalice%3Aplan/messages",
-                           json={"messages": [{"role": "user", "content": "My name is Alice"},
-                                              {"role": "assistant", "content": "Hi Alice"}]})
+    appended = client.post(
+        "/v1/sessions/user%3Aalice%3Aplan/messages",
+        json={
+            "messages": [
+                {"role": "user", "content": "My name is Alice"},
+                {"role": "assistant", "content": "Hi Alice"},
+            ]
+        },
+    )
     history = client.get("/v1/sessions/user:alice:plan/history", params={"order": "desc"})
     listed = client.get("/v1/sessions", params={"prefix": "user:alice:"})
     patched = client.patch("/v1/sessions/user:alice:plan", json={"metadata": {"a": 1}})
@@ -23,8 +29,12 @@ def test_session_lifecycle_over_http(client: httpx.Client) -> None:
     gone = client.get("/v1/sessions/user:alice:plan")
 
     assert created.status_code == 201 and created.headers["x-request-id"]
-    assert appended.json() == {"session_id": "user:alice:plan", "message_count": 2,
-                               "first_seq": 1, "last_seq": 2}
+    assert appended.json() == {
+        "session_id": "user:alice:plan",
+        "message_count": 2,
+        "first_seq": 1,
+        "last_seq": 2,
+    }
     assert [m["content"] for m in history.json()["messages"]] == ["Hi Alice", "My name is Alice"]
     assert listed.json()["total"] == 1
     assert patched.json()["metadata"] == {"a": 1}
@@ -35,8 +45,9 @@ def test_session_lifecycle_over_http(client: httpx.Client) -> None:
 def test_other_tenant_sees_nothing(client: httpx.Client, server: Server) -> None:
     client.post("/v1/sessions", json={"session_id": "chat-1"})
 
-    foreign = httpx.get(f"{server.base_url}/v1/sessions/chat-1",
-                        headers={"X-Api-Key": OTHER_TENANT_KEY})
+    foreign = httpx.get(
+        f"{server.base_url}/v1/sessions/chat-1", headers={"X-Api-Key": OTHER_TENANT_KEY}
+    )
 
     assert foreign.status_code == 404
 
@@ -62,8 +73,9 @@ def test_dev_key_is_printed_once_and_works() -> None:
         assert banner.count("iwk_admin_") == 1
         key = re.search(r"iwk_admin_[A-Za-z0-9]{40}", banner)
         assert key is not None, banner
-        response = httpx.get(f"{server.base_url}/v1/sessions",
-                             headers={"Authorization": f"Bearer {key.group(0)}"})
+        response = httpx.get(
+            f"{server.base_url}/v1/sessions", headers={"Authorization": f"Bearer {key.group(0)}"}
+        )
         assert response.status_code == 200
     finally:
         assert server.stop() == 0  # SIGTERM is a clean shutdown

@@ -6,14 +6,16 @@ import importlib.util
 import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from cryptography.fernet import Fernet
 
 from tests.support.events import ROOT, ApiResponse, LambdaContext, api_event
 from turnwall.settings import get_settings
+
+if TYPE_CHECKING:
+    from types import ModuleType
 
 ADMIN_KEY = "iwk_admin_" + "A1b2C3d4" * 5
 SCAN_KEY = "iwk_scan_" + "Z9y8X7w6" * 5
@@ -28,8 +30,9 @@ class Function:
 
     module: ModuleType
 
-    def invoke(self, method: str, path: str, *, key: str | None = ADMIN_KEY,
-               **kwargs: Any) -> ApiResponse:
+    def invoke(
+        self, method: str, path: str, *, key: str | None = ADMIN_KEY, **kwargs: Any
+    ) -> ApiResponse:
         headers = dict(kwargs.pop("headers", {}) or {})
         if key is not None:
             headers.setdefault("authorization", f"Bearer {key}")

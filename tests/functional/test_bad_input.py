@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from mangum import Mangum
@@ -13,6 +12,9 @@ from tests.support.events import ApiResponse, LambdaContext, api_event
 from turnwall.http.app import create_app
 from turnwall.models import NewMessage
 from turnwall.settings import get_settings
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 AUTH = {"authorization": f"Bearer {ADMIN_KEY}"}
 LIVE = "live-session"
@@ -28,11 +30,23 @@ CASES: list[tuple[str, str, str, dict[str, Any], int, str]] = [
     ("no key", "GET", S, {"headers": {}}, 401, "unauthorized"),
     ("empty bearer", "GET", S, {"headers": {"authorization": "Bearer "}}, 401, "unauthorized"),
     ("basic auth", "GET", S, {"headers": {"authorization": "Basic dTpw"}}, 401, "unauthorized"),
-    ("unknown key", "GET", S, {"headers": {"authorization": "Bearer iwk_admin_" + "x" * 40}},
-     401, "invalid_api_key"),
+    (
+        "unknown key",
+        "GET",
+        S,
+        {"headers": {"authorization": "Bearer iwk_admin_" + "x" * 40}},
+        401,
+        "invalid_api_key",
+    ),
     ("malformed key", "GET", S, {"headers": {"x-api-key": "not-a-key"}}, 401, "invalid_api_key"),
-    ("role mismatch key", "GET", S, {"headers": {"x-api-key": "iwk_scan_" + ADMIN_KEY[10:]}},
-     401, "invalid_api_key"),
+    (
+        "role mismatch key",
+        "GET",
+        S,
+        {"headers": {"x-api-key": "iwk_scan_" + ADMIN_KEY[10:]}},
+        401,
+        "invalid_api_key",
+    ),
     # session ids
     ("id with space", "POST", S, {"body": {"session_id": "has space"}}, 422, "invalid_session_id"),
     ("id too long", "POST", S, {"body": {"session_id": "a" * 129}}, 422, "invalid_session_id"),
@@ -41,40 +55,87 @@ CASES: list[tuple[str, str, str, dict[str, Any], int, str]] = [
     ("numeric id", "POST", S, {"body": {"session_id": 42}}, 422, "validation_error"),
     ("bad id in path", "GET", f"{S}/bad%20id", {}, 422, "invalid_session_id"),
     ("long id in path", "GET", f"{S}/{'a' * 200}", {}, 422, "invalid_session_id"),
-    ("bad id on append", "POST", f"{S}/bad!id/messages", {"body": {"messages": [msg]}},
-     422, "invalid_session_id"),
+    (
+        "bad id on append",
+        "POST",
+        f"{S}/bad!id/messages",
+        {"body": {"messages": [msg]}},
+        422,
+        "invalid_session_id",
+    ),
     # ttl
     ("ttl too small", "POST", S, {"body": {"ttl_secs": 59}}, 422, "validation_error"),
     ("ttl too large", "POST", S, {"body": {"ttl_secs": 604801}}, 422, "validation_error"),
     ("ttl string", "POST", S, {"body": {"ttl_secs": "600"}}, 422, "validation_error"),
     ("ttl float", "POST", S, {"body": {"ttl_secs": 60.5}}, 422, "validation_error"),
     ("ttl bool", "POST", S, {"body": {"ttl_secs": True}}, 422, "validation_error"),
-    ("patch ttl negative", "PATCH", f"{S}/{LIVE}", {"body": {"ttl_secs": -1}}, 422,
-     "validation_error"),
+    (
+        "patch ttl negative",
+        "PATCH",
+        f"{S}/{LIVE}",
+        {"body": {"ttl_secs": -1}},
+        422,
+        "validation_error",
+    ),
     # bodies and types
     ("invalid json", "POST", S, {"raw_body": "{not json"}, 400, "invalid_json"),
     ("truncated json", "POST", M, {"raw_body": '{"messages": ['}, 400, "invalid_json"),
     ("json array body", "POST", S, {"body": [1, 2]}, 422, "validation_error"),
     ("json string body", "POST", S, {"body": "hello"}, 422, "validation_error"),
     ("metadata not object", "POST", S, {"body": {"metadata": [1]}}, 422, "validation_error"),
-    ("metadata too big", "POST", S, {"body": {"metadata": {"x": "y" * 5000}}}, 422,
-     "validation_error"),
+    (
+        "metadata too big",
+        "POST",
+        S,
+        {"body": {"metadata": {"x": "y" * 5000}}},
+        422,
+        "validation_error",
+    ),
     ("model not string", "POST", S, {"body": {"model": 5}}, 422, "validation_error"),
     ("no messages field", "POST", M, {"body": {}}, 422, "validation_error"),
     ("messages not list", "POST", M, {"body": {"messages": "hi"}}, 422, "validation_error"),
     ("empty messages", "POST", M, {"body": {"messages": []}}, 422, "validation_error"),
     ("101 messages", "POST", M, {"body": {"messages": [msg] * 101}}, 422, "validation_error"),
-    ("bad role", "POST", M, {"body": {"messages": [{"role": "root", "content": "x"}]}}, 422,
-     "validation_error"),
-    ("content missing", "POST", M, {"body": {"messages": [{"role": "user"}]}}, 422,
-     "validation_error"),
-    ("content not string", "POST", M, {"body": {"messages": [{"role": "user", "content": 1}]}},
-     422, "validation_error"),
-    ("content too big", "POST", M,
-     {"body": {"messages": [{"role": "user", "content": "x" * 131073}]}}, 422,
-     "validation_error"),
-    ("message metadata list", "POST", M,
-     {"body": {"messages": [{**msg, "metadata": ["a"]}]}}, 422, "validation_error"),
+    (
+        "bad role",
+        "POST",
+        M,
+        {"body": {"messages": [{"role": "root", "content": "x"}]}},
+        422,
+        "validation_error",
+    ),
+    (
+        "content missing",
+        "POST",
+        M,
+        {"body": {"messages": [{"role": "user"}]}},
+        422,
+        "validation_error",
+    ),
+    (
+        "content not string",
+        "POST",
+        M,
+        {"body": {"messages": [{"role": "user", "content": 1}]}},
+        422,
+        "validation_error",
+    ),
+    (
+        "content too big",
+        "POST",
+        M,
+        {"body": {"messages": [{"role": "user", "content": "x" * 131073}]}},
+        422,
+        "validation_error",
+    ),
+    (
+        "message metadata list",
+        "POST",
+        M,
+        {"body": {"messages": [{**msg, "metadata": ["a"]}]}},
+        422,
+        "validation_error",
+    ),
     ("patch without body", "PATCH", f"{S}/{LIVE}", {}, 422, "validation_error"),
     # query strings
     ("limit zero", "GET", S, {"query": {"limit": "0"}}, 422, "validation_error"),
@@ -86,11 +147,22 @@ CASES: list[tuple[str, str, str, dict[str, Any], int, str]] = [
     ("bad prefix", "GET", S, {"query": {"prefix": "a b"}}, 422, "validation_error"),
     # sizes, media types, methods, routes
     ("body over limit", "POST", M, {"raw_body": "x" * 200001}, 413, "payload_too_large"),
-    ("form body", "POST", S,
-     {"raw_body": "a=b", "extra_headers": {"content-type": "application/x-www-form-urlencoded"}},
-     415, "unsupported_media_type"),
-    ("text body", "POST", M, {"raw_body": "hi", "extra_headers": {"content-type": "text/plain"}},
-     415, "unsupported_media_type"),
+    (
+        "form body",
+        "POST",
+        S,
+        {"raw_body": "a=b", "extra_headers": {"content-type": "application/x-www-form-urlencoded"}},
+        415,
+        "unsupported_media_type",
+    ),
+    (
+        "text body",
+        "POST",
+        M,
+        {"raw_body": "hi", "extra_headers": {"content-type": "text/plain"}},
+        415,
+        "unsupported_media_type",
+    ),
     ("put on sessions", "PUT", S, {"body": {}}, 405, "method_not_allowed"),
     ("delete collection", "DELETE", S, {}, 405, "method_not_allowed"),
     ("post on history", "POST", H, {"body": {}}, 405, "method_not_allowed"),
@@ -126,8 +198,9 @@ def test_bad_request_gets_its_error(
 ) -> None:
     kwargs = dict(kwargs)
     headers = kwargs.pop("headers", AUTH) | kwargs.pop("extra_headers", {})
-    response = ApiResponse.of(handler(api_event(method, path, headers=headers, **kwargs),
-                                      LambdaContext()))
+    response = ApiResponse.of(
+        handler(api_event(method, path, headers=headers, **kwargs), LambdaContext())
+    )
 
     assert response.status == status, response.body
     assert response.body["error"]["code"] == code

@@ -28,20 +28,32 @@ def test_create_function(functions: FunctionLoader) -> None:
     ids = [new_id("user:alice") for _ in range(3)]
 
     for session_id in ids:  # warm invocations on one handler
-        response = create.invoke("POST", "/v1/sessions",
-                                 body={"session_id": session_id, "ttl_secs": 120,
-                                       "metadata": {"app": "demo"}, "model": "gpt-4o"})
+        response = create.invoke(
+            "POST",
+            "/v1/sessions",
+            body={
+                "session_id": session_id,
+                "ttl_secs": 120,
+                "metadata": {"app": "demo"},
+                "model": "gpt-4o",
+            },
+        )
         assert response.status == 201
         assert response.body["session_id"] == session_id
         assert response.body["ttl_secs"] == 120 and response.body["metadata"] == {"app": "demo"}
         assert ISO.fullmatch(response.body["expires_at"])
-        assert response.body["risk"] == {"turns_scanned": 0, "flagged_turns": 0,
-                                         "session_score": 0.0, "decision": "allow"}
+        assert response.body["risk"] == {
+            "turns_scanned": 0,
+            "flagged_turns": 0,
+            "session_score": 0.0,
+            "decision": "allow",
+        }
     generated = create.invoke("POST", "/v1/sessions")
     duplicate = create.invoke("POST", "/v1/sessions", body={"session_id": ids[0]})
 
-    assert generated.status == 201 and re.fullmatch(r"api:[0-9a-f]{12}",
-                                                    generated.body["session_id"])
+    assert generated.status == 201 and re.fullmatch(
+        r"api:[0-9a-f]{12}", generated.body["session_id"]
+    )
     assert duplicate.status == 409 and duplicate.body["error"]["code"] == "session_exists"
 
 
@@ -60,7 +72,8 @@ def test_get_function(functions: FunctionLoader) -> None:
     assert second.body["expires_at"] >= first.body["expires_at"]
     assert missing.status == 404 and missing.body["error"]["code"] == "session_not_found"
     assert foreign.status == 404 and foreign.body == missing.body | {
-        "error": {**missing.body["error"], "message": foreign.body["error"]["message"]}}
+        "error": {**missing.body["error"], "message": foreign.body["error"]["message"]}
+    }
 
 
 def test_list_function(functions: FunctionLoader) -> None:
@@ -70,12 +83,15 @@ def test_list_function(functions: FunctionLoader) -> None:
         listing.store.create_session("acme", f"{prefix}{n}")
 
     first = listing.invoke("GET", "/v1/sessions", query={"prefix": prefix, "limit": "2"})
-    second = listing.invoke("GET", "/v1/sessions",
-                            query={"prefix": prefix, "limit": "2",
-                                   "cursor": first.body["next_cursor"]})
+    second = listing.invoke(
+        "GET",
+        "/v1/sessions",
+        query={"prefix": prefix, "limit": "2", "cursor": first.body["next_cursor"]},
+    )
     foreign = listing.invoke("GET", "/v1/sessions", query={"prefix": prefix}, key=SCAN_KEY)
-    other_tenant = listing.invoke("GET", "/v1/sessions", query={"prefix": prefix},
-                                  key=OTHER_TENANT_KEY)
+    other_tenant = listing.invoke(
+        "GET", "/v1/sessions", query={"prefix": prefix}, key=OTHER_TENANT_KEY
+    )
 
     assert first.status == 200 and first.body["total"] == 5
     assert [s["session_id"] for s in first.body["sessions"]] == [f"{prefix}0", f"{prefix}1"]
@@ -90,8 +106,9 @@ def test_update_function(functions: FunctionLoader) -> None:
     update.store.create_session("acme", session_id)
 
     ttl = update.invoke("PATCH", f"/v1/sessions/{session_id}", body={"ttl_secs": 900})
-    metadata = update.invoke("PATCH", f"/v1/sessions/{session_id}",
-                             body={"metadata": {"topic": "billing"}})
+    metadata = update.invoke(
+        "PATCH", f"/v1/sessions/{session_id}", body={"metadata": {"topic": "billing"}}
+    )
     bad = update.invoke("PATCH", f"/v1/sessions/{session_id}", body={"ttl_secs": 10})
 
     assert ttl.status == 200 and ttl.body["ttl_secs"] == 900
@@ -116,20 +133,30 @@ def test_history_function(functions: FunctionLoader) -> None:
     history = functions("history")
     session_id = new_id()
     history.store.append_messages(
-        "acme", session_id,
-        [NewMessage("user", f"q{i}") if i % 2 else NewMessage("assistant", f"a{i}", name="bot")
-         for i in range(1, 6)],
+        "acme",
+        session_id,
+        [
+            NewMessage("user", f"q{i}") if i % 2 else NewMessage("assistant", f"a{i}", name="bot")
+            for i in range(1, 6)
+        ],
     )
 
     asc = history.invoke("GET", f"/v1/sessions/{session_id}/history", query={"limit": "2"})
-    nxt = history.invoke("GET", f"/v1/sessions/{session_id}/history",
-                         query={"limit": "2", "cursor": asc.body["next_cursor"]})
+    nxt = history.invoke(
+        "GET",
+        f"/v1/sessions/{session_id}/history",
+        query={"limit": "2", "cursor": asc.body["next_cursor"]},
+    )
     desc = history.invoke("GET", f"/v1/sessions/{session_id}/history", query={"order": "desc"})
 
     assert asc.status == 200
     assert [m["content"] for m in asc.body["messages"]] == ["q1", "a2"]
-    assert asc.body["messages"][0] == {"seq": 1, "role": "user", "content": "q1",
-                                       "created_at": asc.body["messages"][0]["created_at"]}
+    assert asc.body["messages"][0] == {
+        "seq": 1,
+        "role": "user",
+        "content": "q1",
+        "created_at": asc.body["messages"][0]["created_at"],
+    }
     assert asc.body["messages"][1]["name"] == "bot"
     assert [m["seq"] for m in nxt.body["messages"]] == [3, 4]
     assert [m["seq"] for m in desc.body["messages"]] == [5, 4, 3, 2, 1]
@@ -142,15 +169,30 @@ def test_append_function(functions: FunctionLoader) -> None:
     path = f"/v1/sessions/{session_id}/messages"
 
     first = append.invoke("POST", path, body={"messages": [{"role": "user", "content": "hi"}]})
-    second = append.invoke("POST", path, body={"messages": [
-        {"role": "assistant", "content": "hello", "metadata": {"latency_ms": 12}},
-        {"role": "tool", "content": "{}", "name": "lookup"}]})
+    second = append.invoke(
+        "POST",
+        path,
+        body={
+            "messages": [
+                {"role": "assistant", "content": "hello", "metadata": {"latency_ms": 12}},
+                {"role": "tool", "content": "{}", "name": "lookup"},
+            ]
+        },
+    )
     bad = append.invoke("POST", path, body={"messages": []})
 
-    assert first.status == 200 and first.body == {"session_id": session_id, "message_count": 1,
-                                                  "first_seq": 1, "last_seq": 1}
-    assert second.body == {"session_id": session_id, "message_count": 3,
-                           "first_seq": 2, "last_seq": 3}
+    assert first.status == 200 and first.body == {
+        "session_id": session_id,
+        "message_count": 1,
+        "first_seq": 1,
+        "last_seq": 1,
+    }
+    assert second.body == {
+        "session_id": session_id,
+        "message_count": 3,
+        "first_seq": 2,
+        "last_seq": 3,
+    }
     assert bad.status == 422
     assert append.store.get_session("acme", session_id).message_count == 3
 
@@ -184,11 +226,16 @@ def test_functions_share_the_backend(
 
     assert create.invoke("POST", "/v1/sessions", body={"session_id": session_id}).status == 201
     for n in range(3):
-        append.invoke("POST", f"/v1/sessions/{session_id}/messages",
-                      body={"messages": [{"role": "user", "content": f"turn {n}"}]})
+        append.invoke(
+            "POST",
+            f"/v1/sessions/{session_id}/messages",
+            body={"messages": [{"role": "user", "content": f"turn {n}"}]},
+        )
     assert get.invoke("GET", f"/v1/sessions/{session_id}").body["message_count"] == 3
-    contents = [m["content"] for m in
-                history.invoke("GET", f"/v1/sessions/{session_id}/history").body["messages"]]
+    contents = [
+        m["content"]
+        for m in history.invoke("GET", f"/v1/sessions/{session_id}/history").body["messages"]
+    ]
     assert contents == ["turn 0", "turn 1", "turn 2"]
     assert delete.invoke("DELETE", f"/v1/sessions/{session_id}").status == 200
     assert get.invoke("GET", f"/v1/sessions/{session_id}").status == 404

@@ -13,8 +13,15 @@ from turnwall.stores.memory import MemorySessionStore
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("IW_STORE_URL", "IW_REDIS_URL", "IW_DYNAMODB_TABLE", "IW_ENCRYPTION_KEYS",
-                 "IW_DEFAULT_TTL_SECS", "IW_MAX_TTL_SECS", "IW_ENCRYPTION_SECRET_ARN"):
+    for name in (
+        "IW_STORE_URL",
+        "IW_REDIS_URL",
+        "IW_DYNAMODB_TABLE",
+        "IW_ENCRYPTION_KEYS",
+        "IW_DEFAULT_TTL_SECS",
+        "IW_MAX_TTL_SECS",
+        "IW_ENCRYPTION_SECRET_ARN",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -48,8 +55,9 @@ def test_aliases_select_a_backend(
     assert load_settings().resolved_store_url == expected
 
 
-@pytest.mark.parametrize("url", ["redis://127.0.0.1:1/0", "redis+cluster://127.0.0.1:1",
-                                 "dynamodb://sessions"])
+@pytest.mark.parametrize(
+    "url", ["redis://127.0.0.1:1/0", "redis+cluster://127.0.0.1:1", "dynamodb://sessions"]
+)
 def test_persistent_store_without_key_refuses_to_start(url: str) -> None:
     with pytest.raises(ConfigurationError, match="IW_ENCRYPTION_KEYS"):
         build_store(load_settings(store_url=url))
@@ -63,8 +71,11 @@ def test_unknown_scheme_refuses_to_start() -> None:
 
 @pytest.mark.parametrize(
     "overrides",
-    [{"default_ttl_secs": 30}, {"default_ttl_secs": 7200, "max_ttl_secs": 3600},
-     {"max_messages": 0}],
+    [
+        {"default_ttl_secs": 30},
+        {"default_ttl_secs": 7200, "max_ttl_secs": 3600},
+        {"max_messages": 0},
+    ],
 )
 def test_inconsistent_limits_refuse_to_load(overrides: dict[str, int]) -> None:
     with pytest.raises(ConfigurationError, match="IW_"):

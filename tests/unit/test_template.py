@@ -1,0 +1,48 @@
+"""template.yaml and functions/ agree: every function's HTTP route is served by its app."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.functional.conftest import load_function
+from tests.support.events import ROOT
+from turnwall.stores.dynamodb_table import load_template
+
+TEMPLATE: dict[str, Any] = load_template(ROOT / "template.yaml")
+API_FUNCTIONS = {
+    name: resource["Properties"]
+    for name, resource in TEMPLATE["Resources"].items()
+    if resource["Type"] == "AWS::Serverless::Function"
+    and any(e["Type"] == "HttpApi" for e in resource["Properties"].get("Events", {}).values())
+}
+
+
+def test_every_function_folder_is_deployed() -> None:
+    deployed = {props["CodeUri"].strip("/").split("/")[-1] for props in API_FUNCTIONS.values()}
+    on_disk = {path.parent.name for path in (ROOT / "functions").glob("*/app.py")}
+
+    assert on_disk <= deployed | {"cleanup"}
+
+
+@pytest.mark.parametrize("name", sorted(API_FUNCTIONS))
+def test_function_serves_its_route(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    props = API_FUNCTIONS[name]
+    monkeypatch.setenv("IW_STORE_URL", "memory://")
+    function = load_function(props["CodeUri"].strip("/").split("/")[-1])
+    served = {
+        (method, route.path)
+        for route in function.module.app.routes
+        for method in getattr(route, "methods", set())
+    }
+
+    for event in props["Events"].values():
+        assert (event["Properties"]["Method"], event["Properties"]["Path"]) in served
+
+
+def test_functions_have_log_groups_with_retention() -> None:
+    groups = [r for r in TEMPLATE["Resources"].values() if r["Type"] == "AWS::Logs::LogGroup"]
+
+    assert len(groups) >= len(API_FUNCTIONS) + 1  # one per function and the access log
+    assert all("RetentionInDays" in g["Properties"] for g in groups)
