@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import socket
 import time
+import uuid
 
 import pytest
 
-from tests.functional.conftest import ADMIN_KEY, SCAN_KEY, configure, load_function
+from tests.functional.conftest import ADMIN_KEY, configure, load_function
 from turnwall.auth import Principal
 from turnwall.errors import Forbidden
 
@@ -16,19 +17,23 @@ from turnwall.errors import Forbidden
 def test_rate_limit_is_shared_by_all_functions(
     backend: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    own_key = "iwk_scan_" + uuid.uuid4().hex  # budgets no other test spends
+    source_ip = f"2001:db8::{uuid.uuid4().hex[:4]}"
     configure(
-        monkeypatch, request.getfixturevalue(f"{backend}_store_url"), IW_RATE_LIMIT_PER_MIN="4"
+        monkeypatch,
+        request.getfixturevalue(f"{backend}_store_url"),
+        IW_RATE_LIMIT_PER_MIN="4",
+        IW_API_KEYS=f"acme:scan:{own_key}",
     )
     get, listing = load_function("get"), load_function("list")
-    source_ip = f"203.0.113.{time.monotonic_ns() % 250}"
 
     statuses = [
-        fn.invoke("GET", "/v1/sessions", key=SCAN_KEY, source_ip=source_ip).status
+        fn.invoke("GET", "/v1/sessions", key=own_key, source_ip=source_ip).status
         if n % 2
-        else fn.invoke("GET", "/v1/sessions/none", key=SCAN_KEY, source_ip=source_ip).status
+        else fn.invoke("GET", "/v1/sessions/none", key=own_key, source_ip=source_ip).status
         for n, fn in enumerate([get, listing, get, listing])
     ]
-    refused = listing.invoke("GET", "/v1/sessions", key=SCAN_KEY, source_ip=source_ip)
+    refused = listing.invoke("GET", "/v1/sessions", key=own_key, source_ip=source_ip)
 
     assert statuses == [404, 200, 404, 200]
     assert refused.status == 429 and refused.body["error"]["code"] == "rate_limited"
