@@ -17,6 +17,7 @@ moto is made to behave like DynamoDB where the store depends on it, and fast eno
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import uuid
@@ -47,23 +48,31 @@ FAKE_AWS_ENV = {
 }
 # Settings that could point a client at a real account or endpoint.
 _REAL_AWS_ENV = (
-    "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB",
-    "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_ROLE_ARN",
-    "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_DYNAMODB",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
     "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
 )
 
 
-def _serialized(app: Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
-                ) -> Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]:
+def _serialized(
+    app: Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]],
+) -> Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]:
     # moto checks a transaction's conditions and applies it without any lock, and
     # undoes a cancelled one by restoring its snapshot of the table, which also
     # undoes whatever other threads wrote meanwhile. DynamoDB runs transactions and
     # conditional writes atomically; answering one request at a time restores that.
     lock = threading.Lock()
 
-    def app_one_at_a_time(environ: dict[str, Any], start_response: Callable[..., Any]
-                          ) -> Iterable[bytes]:
+    def app_one_at_a_time(
+        environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
         with lock:
             response = app(environ, start_response)
             try:
@@ -90,8 +99,9 @@ def _fast_transact_write_items(models: ModuleType) -> Callable[..., None]:
 
     original, real_copy = models.DynamoDBBackend.transact_write_items, models.copy
 
-    def failed_conditions(backend: Any, transact_items: list[dict[str, Any]]
-                          ) -> list[tuple[str | None, str | None, None]]:
+    def failed_conditions(
+        backend: Any, transact_items: list[dict[str, Any]]
+    ) -> list[tuple[str | None, str | None, None]]:
         reasons: list[tuple[str | None, str | None, None]] = []
         for action in transact_items:
             ((kind, operation),) = action.items()
@@ -106,11 +116,15 @@ def _fast_transact_write_items(models: ModuleType) -> Callable[..., None]:
             else:
                 key = operation["Key"]
             holds = get_filter_expression(
-                condition, operation.get("ExpressionAttributeNames"),
+                condition,
+                operation.get("ExpressionAttributeNames"),
                 operation.get("ExpressionAttributeValues"),
             ).expr(backend.get_item(operation["TableName"], key))
-            reasons.append((None, None, None) if holds else
-                           ("ConditionalCheckFailed", "The conditional request failed", None))
+            reasons.append(
+                (None, None, None)
+                if holds
+                else ("ConditionalCheckFailed", "The conditional request failed", None)
+            )
         return reasons if any(code for code, _, _ in reasons) else []
 
     lock = threading.Lock()  # the server is one-at-a-time already; in-process mocks not
@@ -158,8 +172,9 @@ def _start_moto_server() -> Any:
 
         def _server_entry(self) -> None:
             app = _serialized(DomainDispatcherApplication(create_backend_app))
-            self._server = make_server(self._ip_address, self._port, app, True,
-                                       request_handler=MotoRequestHandler)
+            self._server = make_server(
+                self._ip_address, self._port, app, True, request_handler=MotoRequestHandler
+            )
             self._server_ready_event.set()
             self._server.serve_forever()
 
@@ -185,9 +200,12 @@ def new_client(endpoint_url: str) -> DynamoDBClient:
     from turnwall.stores.dynamodb import CLIENT_CONFIG
 
     return boto3.session.Session().client(
-        "dynamodb", endpoint_url=endpoint_url, region_name=REGION,
+        "dynamodb",
+        endpoint_url=endpoint_url,
+        region_name=REGION,
         config=CLIENT_CONFIG.merge(Config(read_timeout=30)),
-        aws_access_key_id="testing", aws_secret_access_key="testing",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
         aws_session_token="testing",
     )
 
@@ -204,9 +222,10 @@ def create_table(client: DynamoDBClient, prefix: str = "sessions") -> str:
 # ------------------------------------------------------------------------ fixtures
 
 
-@pytest.fixture(scope="session")
-def dynamodb_endpoint() -> Iterator[str]:
-    """The URL of a private moto server; fake AWS credentials in the environment."""
+@contextlib.contextmanager
+def running_moto_server() -> Iterator[str]:
+    """Run a private moto server; yields its URL, with fake AWS credentials in the
+    environment meanwhile (for the fixtures and the benchmark scripts)."""
     werkzeug_logger = logging.getLogger("werkzeug")
     level = werkzeug_logger.level
     werkzeug_logger.setLevel(logging.WARNING)  # one INFO line per request otherwise
@@ -217,8 +236,9 @@ def dynamodb_endpoint() -> Iterator[str]:
             environment.setenv(name, value)
         from moto.dynamodb import models
 
-        environment.setattr(models.DynamoDBBackend, "transact_write_items",
-                            _fast_transact_write_items(models))
+        environment.setattr(
+            models.DynamoDBBackend, "transact_write_items", _fast_transact_write_items(models)
+        )
         server = _start_moto_server()
         try:
             host, port = server.get_host_and_port()
@@ -226,6 +246,13 @@ def dynamodb_endpoint() -> Iterator[str]:
         finally:
             server.stop()
             werkzeug_logger.setLevel(level)
+
+
+@pytest.fixture(scope="session")
+def dynamodb_endpoint() -> Iterator[str]:
+    """The URL of a private moto server; fake AWS credentials in the environment."""
+    with running_moto_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture(scope="session")
@@ -261,7 +288,8 @@ def dynamodb_store_factory(
     default_cipher = cipher
 
     def make(*, cipher: Cipher | None = None, limits: Limits | None = None) -> SessionStore:
-        return DynamoDBSessionStore(dynamodb_table, cipher or default_cipher, limits, clock,
-                                    boto3_client=dynamodb_client)
+        return DynamoDBSessionStore(
+            dynamodb_table, cipher or default_cipher, limits, clock, boto3_client=dynamodb_client
+        )
 
     yield make
