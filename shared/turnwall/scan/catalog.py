@@ -1,0 +1,435 @@
+"""The signature catalog: data files in `signatures/`, compiled once per process.
+
+A signature is a few regular expressions over a normalized view of the text (or, for
+case-sensitive secrets, over the raw text), or the name of a detector in code. Every
+pattern of a direction goes into one `Prefilter`, so a scan looks up the words of a text
+once and runs only the patterns whose required words are all there.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from importlib import resources
+from typing import TYPE_CHECKING, Any, Final, Literal, cast
+
+import yaml
+
+from turnwall.errors import ConfigurationError
+from turnwall.scan.models import CATEGORIES, Category, Direction
+from turnwall.scan.normalize import chunk, compact_pattern, fold
+from turnwall.scan.prefilter import Prefilter, leading_words, max_width, required_groups
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from turnwall.scan.normalize import Chunk
+
+Kind = Literal["pattern", "topic", "detector"]
+Action = Literal["flag", "block"]
+DETECTORS: Final = frozenset(
+    {"repetition_flood", "payment_card", "prompt_secret", "prompt_overlap", "obfuscation"}
+)
+_GLOBAL_FLAGS = re.compile(r"^\(\?([imsx]+)\)")
+_WORD = re.compile(r"[^\W_]+")
+# Negated classes that exclude "." stop at a sentence end: they keep a match inside one.
+_SENTENCE_GAP = re.compile(r"\[\^(?:[^\]\\]|\\.)*\.(?:[^\]\\]|\\.)*\]")
+_MAX_WIDTH: Final = 400
+# Unbounded repeats get a bound so every pattern has a maximum match length (normalized
+# text has no whitespace run longer than 8, see normalize.MAX_SPACE_RUN).
+_BOUNDS: Final = (
+    (r"\s+", r"\s{1,8}"),
+    (r"\s*", r"\s{0,8}"),
+    (r"\w*", r"\w{0,24}"),
+    (r"\w+", r"\w{1,24}"),
+    (".*", ".{0,80}"),
+    (".+", ".{1,80}"),
+)
+_QUOTED_DAMPED: Final = frozenset({"injection", "jailbreak", "system_prompt_extraction"})
+_FIELDS: Final = frozenset(
+    {
+        "id",
+        "name",
+        "category",
+        "direction",
+        "score",
+        "prompt_score",
+        "action",
+        "kind",
+        "patterns",
+        "unless",
+        "view",
+        "requires",
+        "detector",
+        "damp_quoted",
+        "description",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Signature:
+    """One compiled catalog entry (see `signatures/README.md` for the fields)."""
+
+    id: str
+    name: str
+    category: Category
+    directions: frozenset[Direction]
+    score: float
+    action: Action
+    kind: Kind
+    patterns: tuple[re.Pattern[str], ...]
+    compacts: tuple[re.Pattern[str] | None, ...]
+    unless: re.Pattern[str] | None
+    raw: bool
+    requires: frozenset[str]
+    detector: str | None
+    damp_quoted: bool
+    prompt_score: float | None
+    sources: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One pattern of a signature, as the prefilter numbers it."""
+
+    signature: Signature
+    pattern: re.Pattern[str]
+    compact: re.Pattern[str] | None
+    # Written in a script without spaces, so no word can gate it: run it on such text only.
+    non_ascii: bool = False
+    # Word prefixes every match starts with (None: a match may start anywhere).
+    starts: tuple[str, ...] | None = None
+    # Some start is a short, frequent word: jumping from one to the next saves nothing.
+    common_start: bool = False
+    # The longest text a match can span (None: unbounded or very long).
+    width: int | None = None
+    # Cannot match across a sentence end, so each sentence can be searched on its own.
+    bounded: bool = False
+    groups: int = 0
+
+    def search(self, text: str, start: int, end: int) -> re.Match[str] | None:
+        """The leftmost match in `text[start:end]`, trying only where one could begin."""
+        if self.starts is None or self.common_start:
+            return self.pattern.search(text, start, end)
+        best: re.Match[str] | None = None
+        for word in self.starts:
+            position = text.find(word, start, end)
+            while position >= 0 and (best is None or position < best.start()):
+                found = self.pattern.match(text, position, end)
+                if found is not None:
+                    best = found
+                    break
+                position = text.find(word, position + 1, end)
+        return best
+
+
+@dataclass(frozen=True, slots=True)
+class _Direction:
+    rules: tuple[Rule, ...]
+    prefilter: Prefilter
+    raw: tuple[Signature, ...]
+    detectors: tuple[Signature, ...]
+
+
+class Catalog:
+    """Every signature of the data files, indexed per direction for the prefilter."""
+
+    def __init__(self, signatures: Iterable[Signature]) -> None:
+        self.signatures: tuple[Signature, ...] = tuple(signatures)
+        self.by_id: dict[str, Signature] = {sig.id: sig for sig in self.signatures}
+        self._directions: dict[Direction, _Direction] = {
+            direction: _index([sig for sig in self.signatures if direction in sig.directions])
+            for direction in ("input", "output")
+        }
+
+    def plan(
+        self,
+        text: str,
+        direction: Direction,
+        *,
+        run_together: bool = False,
+        chunks: list[Chunk] | None = None,
+    ) -> list[tuple[Rule, int, int]]:
+        """Which rules to search, and where: `(rule, start, end)` ranges of `text`.
+
+        A rule whose pattern cannot match a full stop is searched only in the sentences
+        that hold all its required words; the others in the whole text. With
+        `run_together`, words may have been written without spaces between them
+        ("ignoreallprevious"), so every position inside a long word may start one.
+        `chunks` are `normalize.chunk(text)` when already at hand.
+        """
+        index = self._directions[direction]
+        rules, prefilter = index.rules, index.prefilter
+        searches: list[tuple[Rule, int, int]] = []
+        pooled: dict[int, int] = {}
+        for start, end, words in chunks if chunks is not None else chunk(text):
+            if run_together:
+                words = frozenset(w[i:] for w in words for i in range(len(w) if len(w) > 12 else 1))
+            seen = prefilter.satisfied(words)
+            for number in prefilter.complete(seen):
+                if rules[number].bounded:
+                    searches.append((rules[number], start, end))
+            for number, bits in seen.items():
+                pooled[number] = pooled.get(number, 0) | bits
+        ascii_text = text.isascii()
+        for number in [*prefilter.complete(pooled), *prefilter.always]:
+            rule = rules[number]
+            if not rule.bounded or not rule.groups:
+                if not (ascii_text and rule.non_ascii):
+                    searches.append((rule, 0, len(text)))
+        return searches
+
+    def split_rules(self, pieces: list[str], direction: Direction) -> list[tuple[Rule, int, int]]:
+        """Searches of `" ".join(pieces)` where a match across pieces could be: the
+        sentence spanning the newest seam (earlier seams were searched when their later
+        piece was the newest)."""
+        index = self._directions[direction]
+        rules, prefilter = index.rules, index.prefilter
+        joined = " ".join(pieces)
+        seams: list[int] = []
+        offset = 0
+        for piece in pieces[:-1]:
+            offset += len(piece) + 1
+            seams.append(offset)
+        searches: list[tuple[Rule, int, int]] = []
+        if not seams:
+            return searches
+        last = seams[-1]
+        start = joined.rfind(".", 0, last) + 1
+        end = joined.find(".", last)
+        end = len(joined) if end < 0 else end
+        for number in prefilter.ready(set(_WORD.findall(joined, start, end))):
+            rule = rules[number]
+            if rule.bounded and rule.signature.kind == "pattern":
+                searches.append((rule, start, end))
+        return searches
+
+    def raw_signatures(self, direction: Direction) -> tuple[Signature, ...]:
+        """Signatures that run on the untouched text (secrets are case-sensitive)."""
+        return self._directions[direction].raw
+
+    def detectors(self, direction: Direction) -> tuple[Signature, ...]:
+        """Signatures backed by code in `turnwall.scan.detectors` rather than patterns."""
+        return self._directions[direction].detectors
+
+
+def _index(signatures: list[Signature]) -> _Direction:
+    rules: list[Rule] = []
+    requirements: list[list[frozenset[str]]] = []
+    for sig in signatures:
+        if sig.kind == "detector" or sig.raw:
+            continue
+        parts: list[tuple[re.Pattern[str], re.Pattern[str] | None, str]] = []
+        for pattern, compact, source in zip(sig.patterns, sig.compacts, sig.sources, strict=True):
+            pieces = _alternatives(source)
+            if len(pieces) == 1:
+                parts.append((pattern, compact, source))
+                continue
+            # One rule per word list entry: each runs only when its own words are there.
+            for piece in pieces:
+                parts.append((re.compile(piece), _compact(sig.id, piece), piece))
+        for pattern, compact, source in parts:
+            groups = required_groups(source)
+            starts = leading_words(source)
+            width = max_width(source)
+            rules.append(
+                Rule(
+                    sig,
+                    pattern,
+                    compact,
+                    non_ascii=not groups and not source.isascii(),
+                    starts=None if starts is None else tuple(sorted(starts)),
+                    common_start=starts is not None and min(map(len, starts)) < 4,
+                    width=width if width is not None and width <= _MAX_WIDTH else None,
+                    bounded=_sentence_bounded(source),
+                    groups=len(groups),
+                )
+            )
+            requirements.append(groups)
+    return _Direction(
+        rules=tuple(rules),
+        prefilter=Prefilter(requirements),
+        raw=tuple(sig for sig in signatures if sig.raw and sig.kind != "detector"),
+        detectors=tuple(sig for sig in signatures if sig.kind == "detector"),
+    )
+
+
+def _alternatives(source: str) -> list[str]:
+    """`\\b(?:a|b|c)\\b` as [`\\b(?:a)\\b`, ...]; any other pattern as itself."""
+    if not (source.startswith("\\b(?:") and source.endswith(")\\b")):
+        return [source]
+    inner = source[5:-3]
+    pieces: list[str] = []
+    depth = 0
+    in_class = False
+    current: list[str] = []
+    index = 0
+    while index < len(inner):
+        char = inner[index]
+        if char == "\\":
+            current.append(inner[index : index + 2])
+            index += 2
+            continue
+        if in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth < 0:
+                return [source]  # the outer group closes early: not one alternation
+        elif char == "|" and depth == 0:
+            pieces.append("".join(current))
+            current = []
+            index += 1
+            continue
+        current.append(char)
+        index += 1
+    pieces.append("".join(current))
+    if depth != 0 or len(pieces) < 2:
+        return [source]
+    return [f"\\b(?:{piece})\\b" for piece in pieces]
+
+
+def _sentence_bounded(source: str) -> bool:
+    """Whether nothing in the pattern can match "." (judged from its text)."""
+    stripped = _SENTENCE_GAP.sub("", source)
+    for syntax in ("(?<!", "(?<=", "(?!", "(?=", "(?:", "(?i:", "(?m:", "(?s:"):
+        stripped = stripped.replace(syntax, "")
+    return not any(marker in stripped for marker in (".", "\\W", "\\S", "\\D", "[^"))
+
+
+@functools.cache
+def default_catalog() -> Catalog:
+    """The catalog shipped in `turnwall/scan/signatures/`, compiled once per process."""
+    folder = resources.files("turnwall.scan").joinpath("signatures")
+    entries: list[tuple[str, dict[str, Any]]] = []
+    for item in sorted(folder.iterdir(), key=lambda entry: entry.name):
+        if not item.name.endswith((".yaml", ".yml")):
+            continue
+        document = yaml.safe_load(item.read_text(encoding="utf-8")) or {}
+        if not isinstance(document, dict) or not isinstance(document.get("signatures"), list):
+            raise ConfigurationError(f"{item.name}: expected a mapping with a 'signatures' list")
+        entries.extend((item.name, entry) for entry in document["signatures"])
+    return Catalog(compile_entries(entries))
+
+
+def compile_entries(entries: Iterable[tuple[str, Any]]) -> list[Signature]:
+    """Validate and compile raw catalog entries; raises ConfigurationError on bad data."""
+    signatures: list[Signature] = []
+    seen: set[str] = set()
+    for source, entry in entries:
+        sig = _compile_entry(source, entry)
+        if sig.id in seen:
+            raise ConfigurationError(f"{source}: duplicate signature id {sig.id}")
+        seen.add(sig.id)
+        signatures.append(sig)
+    return signatures
+
+
+def _compile_entry(source: str, entry: Any) -> Signature:
+    if not isinstance(entry, dict):
+        raise ConfigurationError(f"{source}: every signature must be a mapping")
+    sig_id = str(entry.get("id", ""))
+    where = f"{source}: {sig_id or '<no id>'}"
+    unknown = set(entry) - _FIELDS
+    if not sig_id or unknown:
+        raise ConfigurationError(f"{where}: missing id or unknown fields {sorted(unknown)}")
+    category = entry.get("category")
+    if category not in CATEGORIES:
+        raise ConfigurationError(f"{where}: unknown category {category!r}")
+    direction = entry.get("direction", "input")
+    if direction not in ("input", "output", "both"):
+        raise ConfigurationError(f"{where}: direction must be input, output or both")
+    directions: frozenset[Direction] = (
+        frozenset({"input", "output"}) if direction == "both" else frozenset({direction})
+    )
+    score = _score(where, entry.get("score"))
+    prompt_score = (
+        None if entry.get("prompt_score") is None else _score(where, entry["prompt_score"])
+    )
+    action = entry.get("action", "flag")
+    detector = entry.get("detector")
+    kind = entry.get("kind", "detector" if detector is not None else "pattern")
+    if action not in ("flag", "block") or kind not in ("pattern", "topic", "detector"):
+        raise ConfigurationError(f"{where}: bad action or kind")
+    if (kind == "detector") != (detector is not None) or (
+        detector is not None and detector not in DETECTORS
+    ):
+        raise ConfigurationError(f"{where}: detector must name one of {sorted(DETECTORS)}")
+    raw = entry.get("view", "normalized") == "raw"
+    sources = [_source(str(pattern), raw=raw) for pattern in _as_list(entry.get("patterns"))]
+    if kind != "detector" and not sources:
+        raise ConfigurationError(f"{where}: a pattern signature needs patterns")
+    requires = frozenset(str(item) for item in _as_list(entry.get("requires")))
+    if not requires <= CATEGORIES:
+        raise ConfigurationError(f"{where}: requires names an unknown category")
+    unless = [_source(str(p), raw=raw) for p in _as_list(entry.get("unless"))]
+    return Signature(
+        id=sig_id,
+        name=str(entry.get("name", sig_id)),
+        category=cast("Category", category),
+        directions=directions,
+        score=score,
+        action=action,
+        kind=kind,
+        patterns=tuple(_compile(where, source) for source in sources),
+        compacts=tuple(
+            _compact(where, source) if kind == "pattern" and not raw else None for source in sources
+        ),
+        unless=_compile(where, "|".join(f"(?:{p})" for p in unless)) if unless else None,
+        raw=raw,
+        requires=requires,
+        detector=detector,
+        damp_quoted=bool(entry.get("damp_quoted", category in _QUOTED_DAMPED)),
+        prompt_score=prompt_score,
+        sources=tuple(sources),
+    )
+
+
+def _score(where: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 < value <= 1.0:
+        raise ConfigurationError(f"{where}: scores must be numbers in (0, 1]")
+    return float(value)
+
+
+def _source(pattern: str, *, raw: bool) -> str:
+    """The pattern as it is compiled: flags scoped, non-ASCII literals folded like text."""
+    flags = _GLOBAL_FLAGS.match(pattern)
+    if flags:
+        # Scoped so patterns can be joined (and the prefilter parse sees the same thing).
+        pattern = f"(?{flags.group(1)}:{pattern[flags.end() :]})"
+    if raw:
+        return pattern
+    for unbounded, bounded in _BOUNDS:
+        pattern = pattern.replace(unbounded, bounded)
+    # Normalized views are folded, so non-ASCII literals must be folded too; ASCII stays
+    # as written because lowercasing it would turn escapes such as \S into \s.
+    return "".join(c if c.isascii() else fold(c) for c in pattern)
+
+
+def _compile(where: str, source: str) -> re.Pattern[str]:
+    try:
+        return re.compile(source)
+    except re.error as exc:
+        raise ConfigurationError(f"{where}: bad pattern: {exc}") from exc
+
+
+def _compact(where: str, source: str) -> re.Pattern[str] | None:
+    """The despaced-view variant; a pattern that cannot be loosened just goes without."""
+    try:
+        return _compile(where, compact_pattern(source))
+    except ConfigurationError:
+        return None
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return value
+    return [value]

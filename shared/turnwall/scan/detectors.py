@@ -1,0 +1,195 @@
+"""Detectors that a regular expression cannot express alone.
+
+Each returns the span of what it found in the text it was given, or None. Catalog
+entries name them with `detector:` so their category, score and action stay data.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+from typing import Final
+
+from turnwall.scan.normalize import fold
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """Something a detector found; `span` is None where it cannot be pinned down."""
+
+    span: tuple[int, int] | None
+
+
+_CARD = re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])")
+_CARD_PREFIX = re.compile(r"^(?:4|5[1-5]|2[2-7]|3[47]|6(?:011|5)|35)")
+_LONG_TOKEN: Final = 48
+_REPEATED_UNIT = re.compile(r"(.{3,24}?)\1{5,}", re.DOTALL)
+_NUMBER = re.compile(r"^[\d.,:+-]+$")
+_MARKUP: Final = "|-*#>+=_~:."
+
+_SECRET_AFTER_KEYWORD = re.compile(
+    r"(?:password|passcode|pass code|access code|passphrase|pass phrase|pin|code ?word|"
+    r"secret(?: word| code| phrase| key)?|api[ _-]?key|token)"
+    r"\s*(?:is|was|=|:)\s*[\"'\u201c\u2018`]?([^\s\"'\u201d\u2019`,;]{3,64})"
+)
+_QUOTED = re.compile(r"[\"\u201c\u2018'`]([^\"\u201d\u2019'`\n]{3,64})[\"\u201d\u2019'`]")
+_RANDOM_TOKEN = re.compile(r"[^\s\"'`]{8,64}")
+_WORD = re.compile(r"[^\W_]+")
+_NON_ALNUM = re.compile(r"[\W_]+")
+_OVERLAP_WORDS: Final = 12
+_MAX_PROMPT_CHARS: Final = 16_384
+# Words a model says anyway: a "secret" made only of these cannot be told apart from
+# ordinary output, so it must appear as a whole phrase to count.
+_COMMON: Final = frozenset(
+    """
+    a about above after again all also am an and any are as at be because been before
+    being below between both but by can could did do does doing down during each few for
+    from further had has have having he her here hers him his how i if in into is it its
+    just like me more most my no nor not now of off on once only or other our out over own
+    same she should so some such than that the their them then there these they this those
+    through to too under until up very was we were what when where which while who whom
+    why will with would you your yours yes ok okay hello hi please thanks thank sorry
+    access granted denied deny password passcode code secret word phrase key user input
+    say said output print answer response reply system prompt instruction instructions
+    """.split()
+)
+
+
+def repetition_flood(base: str) -> Detection | None:
+    """Long padding of one repeated token: pushes the real instructions out of view."""
+    if len(base) < 200:
+        return None
+    words = base.split()
+    # Prose uses mostly distinct words; only a low share of distinct ones is worth counting.
+    if len(words) >= 40 and len(set(words)) <= 0.5 * len(words):
+        tokens = [token for token in words if not _NUMBER.match(token)]
+        counts = Counter(tokens)
+        top, count = counts.most_common(1)[0] if counts else ("", 0)
+        # Prose, logs and tables repeat lines; padding repeats one short junk token.
+        if count >= 40 and len(top) <= 3 and count >= 0.3 * len(tokens) and top.strip(_MARKUP):
+            start = base.find(top)
+            return Detection((start, start + len(top)))
+    if max(map(len, words), default=0) < _LONG_TOKEN:
+        return None
+    for token in words:
+        if len(token) >= _LONG_TOKEN:
+            found = _REPEATED_UNIT.search(token)
+            if found and len(set(found.group(1))) > 1:
+                offset = base.find(token)
+                return Detection((offset + found.start(), offset + found.end()))
+    return None
+
+
+def payment_card(raw: str) -> Detection | None:
+    """A payment card number: issuer prefix, 13-19 digits and a valid Luhn checksum."""
+    for found in _CARD.finditer(raw):
+        digits = re.sub(r"[ -]", "", found.group())
+        if not 13 <= len(digits) <= 19 or not _CARD_PREFIX.match(digits):
+            continue
+        if len(set(digits)) > 2 and _luhn_valid(digits):
+            return Detection(found.span())
+    return None
+
+
+def _luhn_valid(digits: str) -> bool:
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        value = int(char)
+        if position % 2:
+            value *= 2
+            if value > 9:
+                value -= 9
+        total += value
+    return total % 10 == 0
+
+
+def prompt_secrets(prompt: str) -> list[str]:
+    """Access-code-like strings of a prompt, folded: what its output must never repeat."""
+    prompt = prompt[:_MAX_PROMPT_CHARS]
+    candidates: list[str] = []
+    stripped = prompt.strip()
+    if stripped and len(stripped) <= 64 and len(stripped.split()) <= 4:
+        candidates.append(stripped)  # a prompt this short is itself the secret
+    candidates.extend(found.group(1) for found in _SECRET_AFTER_KEYWORD.finditer(fold(prompt)))
+    candidates.extend(found.group(1) for found in _QUOTED.finditer(prompt))
+    for found in _RANDOM_TOKEN.finditer(prompt):
+        token = found.group()
+        classes = sum(
+            (
+                any(c.islower() for c in token),
+                any(c.isupper() for c in token),
+                any(c.isdigit() for c in token),
+            )
+        )
+        if classes >= 2 and any(c.isdigit() for c in token):
+            candidates.append(token)
+    secrets: list[str] = []
+    for candidate in candidates:
+        folded = " ".join(fold(candidate).split())
+        if folded and folded not in secrets and _distinctive(folded):
+            secrets.append(folded)
+    return secrets[:32]
+
+
+def _distinctive(secret: str) -> bool:
+    words = _WORD.findall(secret)
+    if not words:
+        return len(secret) >= 2  # emoji or symbols only: rare enough in any output
+    return any(word not in _COMMON and (len(word) >= 3 or word.isdigit()) for word in words)
+
+
+def prompt_secret(base: str, secrets: list[str]) -> Detection | None:
+    """The first secret of the prompt that the output repeats, even spelled apart."""
+    if not secrets:
+        return None
+    output_words: set[str] | None = None
+    compact_output: str | None = None
+    for secret in secrets:
+        at = base.find(secret)
+        if at >= 0 and _bounded(base, at, at + len(secret)):
+            return Detection((at, at + len(secret)))
+        words = _WORD.findall(secret)
+        if len(words) > 1:
+            if output_words is None:
+                output_words = set(_WORD.findall(base))
+            if all(word in output_words for word in words):
+                first = base.find(words[0])
+                return Detection((first, first + len(words[0])))
+        compact = _NON_ALNUM.sub("", secret)
+        if len(compact) >= 6:
+            if compact_output is None:
+                compact_output = _NON_ALNUM.sub("", base)
+            if compact in compact_output:
+                return Detection(None)
+    return None
+
+
+def _bounded(text: str, start: int, end: int) -> bool:
+    before = text[start - 1] if start > 0 else " "
+    after = text[end] if end < len(text) else " "
+    return not (before.isalnum() and text[start].isalnum()) and not (
+        after.isalnum() and text[end - 1].isalnum()
+    )
+
+
+def prompt_shingles(prompt: str) -> frozenset[int]:
+    """Hashes of every run of consecutive words in the prompt, for verbatim-leak checks."""
+    words = _WORD.findall(fold(prompt[:_MAX_PROMPT_CHARS]))
+    if len(words) < _OVERLAP_WORDS:
+        return frozenset()
+    return frozenset(
+        hash(tuple(words[i : i + _OVERLAP_WORDS])) for i in range(len(words) - _OVERLAP_WORDS + 1)
+    )
+
+
+def prompt_overlap(base: str, shingles: frozenset[int]) -> Detection | None:
+    """A run of words the output copies verbatim from the prompt."""
+    if not shingles:
+        return None
+    matches = list(_WORD.finditer(base))
+    words = [found.group() for found in matches]
+    for i in range(len(words) - _OVERLAP_WORDS + 1):
+        if hash(tuple(words[i : i + _OVERLAP_WORDS])) in shingles:
+            return Detection((matches[i].start(), matches[i + _OVERLAP_WORDS - 1].end()))
+    return None

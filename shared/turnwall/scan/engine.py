@@ -1,0 +1,238 @@
+"""Single-text detection: run the catalog over every view of a normalized text."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+from turnwall.scan import detectors
+from turnwall.scan.policy import combine
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from turnwall.scan.catalog import Catalog, Signature
+    from turnwall.scan.models import Direction
+    from turnwall.scan.normalize import NormalizedText
+
+_PROBING: Final = frozenset({"injection", "jailbreak", "system_prompt_extraction"})
+# Topic words alone never decide a turn: together they are worth at most this much.
+TOPIC_CAP: Final = 0.2
+_QUOTED_DAMPING: Final = 0.3
+_QUOTES: Final = '"`\u00ab\u00bb\u201c\u201d'
+_APOSTROPHES: Final = "'\u2018\u2019"
+# Talking about an attack (to detect it, test for it, explain it) is not attacking.
+_META_CONTEXT = re.compile(
+    r"\b(?:detect\w*|classif\w*|scanner|waf|firewall|guardrail\w*|test case|"
+    r"fixture|test suite|unit test|phrasings?|variants?|examples? of|sample|red[- ]?team\w*|"
+    r"threat[- ]model\w*|training deck|signatures?|regex\w*|benchmark\w*|dataset|"
+    r"look like|looks like|how do(?:es)? .{0,40}work|explain\w*|canonical|literal pattern)\b"
+)
+
+
+_NAMED_ATTACK = re.compile(r"jailbreak|prompt[- ]injection|injection attack|extraction attack")
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A signature that fired on one text, with its span in that text's original."""
+
+    signature: Signature
+    score: float
+    span: tuple[int, int] | None
+    obfuscated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PromptContext:
+    """What an output is checked against when the prompt it answers is known."""
+
+    secrets: list[str]
+    shingles: frozenset[int]
+
+    @classmethod
+    def of(cls, prompt: str | None) -> PromptContext | None:
+        if not prompt:
+            return None
+        return cls(detectors.prompt_secrets(prompt), detectors.prompt_shingles(prompt))
+
+
+def detect(
+    catalog: Catalog,
+    text: NormalizedText,
+    direction: Direction,
+    prompt: PromptContext | None = None,
+) -> list[Finding]:
+    """Every signature of `direction` that fires on `text`, strongest view first."""
+    found: dict[str, Finding] = {}
+    for view in text.views:
+        despaced = view.name == "despaced"
+        meta: bool | None = None
+        chunks = text.chunks if view.name == "base" else None
+        for rule, start, end in catalog.plan(
+            view.text, direction, run_together=despaced, chunks=chunks
+        ):
+            sig = rule.signature
+            if sig.id in found or (sig.kind == "topic" and view.name not in _TOPIC_VIEWS):
+                continue
+            if despaced and rule.compact is not None:
+                match = rule.compact.search(view.text, start, end)
+            else:
+                match = rule.search(view.text, start, end)
+            if match is None or (sig.unless is not None and sig.unless.search(view.text)):
+                continue
+            score = sig.score
+            if prompt is not None and sig.prompt_score is not None:
+                score = sig.prompt_score
+            if sig.damp_quoted and view.name == "base":
+                if meta is None:
+                    meta = bool(_META_CONTEXT.search(view.text))
+                if meta and _mentioned(view.text, match.start(), match.end()):
+                    score *= _QUOTED_DAMPING
+            found[sig.id] = Finding(
+                sig, score, view.locate(match.start(), match.end()), view.obfuscated
+            )
+    for sig in catalog.raw_signatures(direction):
+        for pattern in sig.patterns:
+            match = pattern.search(text.original)
+            if match and not (sig.unless is not None and sig.unless.search(text.original)):
+                found[sig.id] = Finding(sig, sig.score, match.span())
+                break
+    for sig in catalog.detectors(direction):
+        finding = _run_detector(sig, text, prompt, found)
+        if finding is not None:
+            found[sig.id] = finding
+    return _corroborated(list(found.values()))
+
+
+_TOPIC_VIEWS: Final = frozenset({"base", "leet", "despaced"})
+
+
+def _run_detector(
+    sig: Signature,
+    text: NormalizedText,
+    prompt: PromptContext | None,
+    found: dict[str, Finding],
+) -> Finding | None:
+    base_view = text.views[0]
+    detection: detectors.Detection | None = None
+    if sig.detector == "repetition_flood":
+        detection = detectors.repetition_flood(text.base)
+    elif sig.detector == "payment_card":
+        card = detectors.payment_card(text.original)
+        return None if card is None else Finding(sig, sig.score, card.span)
+    elif sig.detector == "prompt_secret" and prompt is not None:
+        detection = detectors.prompt_secret(text.base, prompt.secrets)
+    elif sig.detector == "prompt_overlap" and prompt is not None:
+        detection = detectors.prompt_overlap(text.base, prompt.shingles)
+    elif sig.detector == "obfuscation":
+        probing = [f for f in found.values() if f.signature.category in _PROBING]
+        if probing and (text.evasion or all(f.obfuscated for f in probing)):
+            return Finding(sig, sig.score, probing[0].span, obfuscated=True)
+        return None
+    if detection is None:
+        return None
+    span = None if detection.span is None else base_view.locate(*detection.span)
+    return Finding(sig, sig.score, span)
+
+
+def _corroborated(findings: list[Finding]) -> list[Finding]:
+    """Drop findings whose signature only counts next to another category's finding."""
+    categories = {f.signature.category for f in findings if f.signature.kind != "topic"}
+    return [
+        f
+        for f in findings
+        if not f.signature.requires or f.signature.requires & (categories - {f.signature.category})
+    ]
+
+
+def turn_score(findings: list[Finding]) -> float:
+    """The anomaly score of one text's findings, topic words capped."""
+    scores = [f.score for f in findings if f.signature.kind != "topic"]
+    topics = [f.score for f in findings if f.signature.kind == "topic"]
+    if topics:
+        scores.append(min(TOPIC_CAP, combine(topics)))
+    return combine(scores)
+
+
+def may_block(findings: list[Finding]) -> bool:
+    """Whether these findings may block: a block-action signature, or two that agree."""
+    strong = {f.signature.id for f in findings if f.signature.kind != "topic" and f.score >= 0.4}
+    return len(strong) >= 2 or any(
+        f.signature.action == "block" and f.signature.kind != "topic" for f in findings
+    )
+
+
+def split_matches(
+    catalog: Catalog, pieces: list[str], direction: Direction
+) -> Iterator[tuple[Signature, int, int]]:
+    """Pattern matches that straddle consecutive pieces of text joined by spaces.
+
+    Yields the signature and the indexes of the first and last piece each match touches:
+    such a match is the one thing no single piece could show.
+    """
+    joined = " ".join(pieces)
+    bounds: list[int] = []
+    offset = 0
+    for piece in pieces:
+        bounds.append(offset)
+        offset += len(piece) + 1
+    seam = bounds[-1] - 1  # the space before the newest piece
+    reported: set[str] = set()
+    for rule, start, end in catalog.split_rules(pieces, direction):
+        sig = rule.signature
+        if sig.id in reported:
+            continue
+        if rule.width is not None:
+            # A match across the seam is no longer than the pattern allows.
+            start, end = max(start, seam - rule.width), min(end, seam + rule.width + 1)
+        for match in rule.pattern.finditer(joined, start, end):
+            if match.start() > seam:
+                break
+            if match.end() >= end and rule.pattern.match(joined, match.start()) is None:
+                continue  # only the cut end of the window made it match
+            if match.end() <= seam:
+                continue  # across older seams only: reported when those were new
+            first = _piece_at(bounds, match.start())
+            last = _piece_at(bounds, match.end() - 1)
+            if first == last:
+                continue
+            if sig.unless is None or not sig.unless.search(joined, start, end):
+                reported.add(sig.id)
+                yield sig, first, last
+            break
+
+
+def _piece_at(bounds: list[int], position: int) -> int:
+    index = 0
+    for number, start in enumerate(bounds):
+        if start <= position:
+            index = number
+    return index
+
+
+def _mentioned(text: str, start: int, end: int) -> bool:
+    """Whether a span is mentioned rather than used: quoted on its line, or naming the
+    attack it belongs to ("a DAN-style jailbreak prompt")."""
+    if _NAMED_ATTACK.search(text, start, end):
+        return True
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", end)
+    line_end = len(text) if line_end < 0 else line_end
+    before = text[max(line_start, start - 120) : start]
+    after = text[end : min(line_end, end + 120)]
+    return _has_quote(before) and _has_quote(after)
+
+
+def _has_quote(text: str) -> bool:
+    if any(q in text for q in _QUOTES):
+        return True
+    # An apostrophe quotes only when it is not inside a word (don't, it's).
+    for index, char in enumerate(text):
+        if char in _APOSTROPHES:
+            before = text[index - 1] if index else " "
+            after = text[index + 1] if index + 1 < len(text) else " "
+            if not (before.isalnum() and after.isalnum()):
+                return True
+    return False

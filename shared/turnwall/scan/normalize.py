@@ -1,0 +1,539 @@
+"""Normalization against evasion: every rendering of a text the signatures run on.
+
+`normalize()` folds the text once (Unicode compatibility forms, accents, case, zero-width
+and bidi controls, Unicode tag characters, homoglyphs) into the *base* view and derives
+the cheap extra views only when the text shows a hint of needing them: leetspeak,
+letters padded with spaces or punctuation, rot13, reversed text, and payloads encoded as
+base64, hex, binary, URL escapes or code points. Each view can map a span back to the
+original text, so matches report where they are without carrying the text itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import html
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Final
+from urllib.parse import unquote
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    Locator = Callable[[int, int], tuple[int, int] | None]
+
+Chunk = tuple[int, int, frozenset[str]]
+
+# Bounds that keep one scan O(size of the text) with a small constant.
+MAX_SCAN_CHARS: Final = 65_536
+MAX_DECODED_VIEWS: Final = 4
+MAX_DECODED_CHARS: Final = 4_096
+MAX_DECODE_DEPTH: Final = 2
+CHUNK_CHARS: Final = 40
+# Longer whitespace runs are squeezed to one character, so patterns can bound theirs.
+MAX_SPACE_RUN: Final = 8
+_LONG_SPACE = re.compile(rf"\s{{{MAX_SPACE_RUN + 1},}}")
+
+_HANGUL_FILLERS: Final = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+# Lowercase Cyrillic and Greek letters that render like Latin ones.
+_CONFUSABLES: Final = str.maketrans(
+    {
+        "\u0430": "a",  # cyrillic small letter a
+        "\u0432": "b",  # cyrillic small letter ve
+        "\u0435": "e",  # cyrillic small letter ie
+        "\u043a": "k",  # cyrillic small letter ka
+        "\u043c": "m",  # cyrillic small letter em
+        "\u043d": "h",  # cyrillic small letter en
+        "\u043e": "o",  # cyrillic small letter o
+        "\u043f": "n",  # cyrillic small letter pe
+        "\u0440": "p",  # cyrillic small letter er
+        "\u0441": "c",  # cyrillic small letter es
+        "\u0442": "t",  # cyrillic small letter te
+        "\u0443": "y",  # cyrillic small letter u
+        "\u0445": "x",  # cyrillic small letter ha
+        "\u044c": "b",  # cyrillic small letter soft sign
+        "\u0455": "s",  # cyrillic small letter dze
+        "\u0456": "i",  # cyrillic small letter byelorussian-ukrainian i
+        "\u0458": "j",  # cyrillic small letter je
+        "\u0501": "d",  # cyrillic small letter komi de
+        "\u051b": "q",  # cyrillic small letter qa
+        "\u051d": "w",  # cyrillic small letter we
+        "\u04bb": "h",  # cyrillic small letter shha
+        "\u04cf": "l",  # cyrillic small letter palochka
+        "\u0475": "v",  # cyrillic small letter izhitsa
+        "\u04af": "y",  # cyrillic small letter straight u
+        "\u03b1": "a",  # greek small letter alpha
+        "\u03b2": "b",  # greek small letter beta
+        "\u03b3": "y",  # greek small letter gamma
+        "\u03b5": "e",  # greek small letter epsilon
+        "\u03b7": "n",  # greek small letter eta
+        "\u03b9": "i",  # greek small letter iota
+        "\u03ba": "k",  # greek small letter kappa
+        "\u03bd": "v",  # greek small letter nu
+        "\u03bf": "o",  # greek small letter omicron
+        "\u03c1": "p",  # greek small letter rho
+        "\u03c4": "t",  # greek small letter tau
+        "\u03c5": "u",  # greek small letter upsilon
+        "\u03c7": "x",  # greek small letter chi
+        "\u03c9": "w",  # greek small letter omega
+        "\u03c2": "s",  # greek small letter final sigma
+    }
+)
+_CONFUSABLE_CHARS: Final = frozenset(chr(code) for code in _CONFUSABLES)
+# Latin lookalikes that NFKD leaves alone: small capitals, stroked and dotless letters.
+_LATIN_EXTRA: Final = str.maketrans(
+    {
+        "\u1d00": "a",  # latin letter small capital a
+        "\u0299": "b",  # latin letter small capital b
+        "\u1d04": "c",  # latin letter small capital c
+        "\u1d05": "d",  # latin letter small capital d
+        "\u1d07": "e",  # latin letter small capital e
+        "\ua730": "f",  # latin letter small capital f
+        "\u0262": "g",  # latin letter small capital g
+        "\u029c": "h",  # latin letter small capital h
+        "\u026a": "i",  # latin letter small capital i
+        "\u1d0a": "j",  # latin letter small capital j
+        "\u1d0b": "k",  # latin letter small capital k
+        "\u029f": "l",  # latin letter small capital l
+        "\u1d0d": "m",  # latin letter small capital m
+        "\u0274": "n",  # latin letter small capital n
+        "\u1d0f": "o",  # latin letter small capital o
+        "\u1d18": "p",  # latin letter small capital p
+        "\u0280": "r",  # latin letter small capital r
+        "\ua731": "s",  # latin letter small capital s
+        "\u1d1b": "t",  # latin letter small capital t
+        "\u1d1c": "u",  # latin letter small capital u
+        "\u1d20": "v",  # latin letter small capital v
+        "\u1d21": "w",  # latin letter small capital w
+        "\u028f": "y",  # latin letter small capital y
+        "\u1d22": "z",  # latin letter small capital z
+        "\u0131": "i",  # latin small letter dotless i
+        "\u0237": "j",  # latin small letter dotless j
+        "\u0142": "l",  # latin small letter l with stroke
+        "\u00f8": "o",  # latin small letter o with stroke
+        "\u0111": "d",  # latin small letter d with stroke
+        "\u0127": "h",  # latin small letter h with stroke
+        "\u0261": "g",  # latin small letter script g
+        "\u00df": "ss",  # latin small letter sharp s
+        "\u00e6": "ae",  # latin small letter ae
+        "\u0153": "oe",  # latin small ligature oe
+        "\u2018": "'",
+        "\u2019": "'",
+        "\u201a": "'",
+        "\u201b": "'",
+        "\u201c": '"',
+        "\u201d": '"',
+        "\u201e": '"',
+        "\u00ab": '"',
+        "\u00bb": '"',
+        "\u2010": "-",
+        "\u2011": "-",
+        "\u2012": "-",
+        "\u2013": "-",
+        "\u2014": "-",
+    }
+)
+_LEET: Final = str.maketrans(
+    {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "|": "i"}
+)
+_ROT13: Final = str.maketrans("abcdefghijklmnopqrstuvwxyz", "nopqrstuvwxyzabcdefghijklm")
+_FOLD_CACHE: dict[str, str] = {}
+# Characters whose only purpose in a prompt is to hide or disguise something from a reader.
+_HIDDEN: set[str] = set()
+_FOLD_CACHE_LIMIT: Final = 8_192
+
+_WORD = re.compile(r"[^\W_]+")
+_LEET_CHAR = re.compile(r"[013457@$|]")
+# Runs of single letters padded by spaces or punctuation: "i g n o r e", "i.g.n.o.r.e".
+_PADDED_RUN = re.compile(
+    r"(?<![^\W\d_])(?:[^\W\d_][ \t._\-*|/\\,+~\u00b7\u2022:;]{1,3}){3,}[^\W\d_](?![^\W\d_])"
+)
+_PADDING = re.compile(r"[ \t._\-*|/\\,+~\u00b7\u2022:;]+")
+_TRANSFORM_WORDS: Final = frozenset(
+    """
+    rot13 rot caesar cipher ciphertext reverse reversed reversing backwards backward mirror
+    mirrored decode decoded decoding decrypt decrypted decryption encode encoded encoding
+    unscramble unscrambled base64 hex hexadecimal binary ascii unicode
+    """.split()
+)
+# Single letters other than the words "a" and "i": three of them hint at padded letters.
+_SINGLE_LETTERS: Final = frozenset("bcdefghjklmnopqrstuvwxyz")
+_STOPWORDS: Final = frozenset(
+    "the a an and or to of in on for is are was be you your i me my it this that with as "
+    "at by from not no do can will what how all please now".split()
+)
+_BASE64_RUN = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{16,}={0,2}")
+_HEX_RUN = re.compile(r"(?:(?:\\x|0x)?[0-9a-fA-F]{2}[\s,:-]?){8,}")
+_BINARY_RUN = re.compile(r"(?:[01]{8}[\s,]*){4,}")
+_CODEPOINT_RUN = re.compile(r"(?:(?:[uU]\+|\\u)[0-9a-fA-F]{4,5}[\s,]*){3,}")
+_URL_ESCAPE = re.compile(r"%[0-9a-fA-F]{2}")
+_HEX_PAIR = re.compile(r"^[0-9a-f]{2}$")
+_HTML_ENTITY = re.compile(r"&#x?[0-9a-fA-F]+;")
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """One rendering of the scanned text and how to map its spans to the original."""
+
+    name: str
+    text: str
+    locate: Locator
+    obfuscated: bool = False
+
+
+@dataclass(slots=True)
+class NormalizedText:
+    """The base view of a text plus the derived views worth scanning."""
+
+    original: str
+    base: str
+    views: list[View] = field(default_factory=list)
+    evasion: bool = False
+    tokens: frozenset[str] = frozenset()
+    # The base view cut after full stops, with the words of each piece.
+    chunks: list[Chunk] = field(default_factory=list)
+
+
+def fold(text: str) -> str:
+    """The base view of `text` without derived views: what patterns and anchors use."""
+    if text.isascii():
+        return text.lower()
+    return _confusables("".join([_fold_char(char) for char in text]))
+
+
+def normalize(text: str, *, decode: bool = True) -> NormalizedText:
+    """Fold `text` and derive every view the signatures should see."""
+    if len(text) > MAX_SCAN_CHARS:
+        # Keep both ends: payloads hide at the end of long padding as often as up front.
+        half = MAX_SCAN_CHARS // 2
+        text = text[:half] + "\n" + text[-half:]
+    evasion = False
+    locate_base: Locator
+    if text.isascii():
+        base = text.lower()
+        locate_base = _same_span
+    else:
+        pieces = [_fold_char(char) for char in text]
+        folded = "".join(pieces)
+        base = _confusables(folded)
+        evasion = base != folded or not _HIDDEN.isdisjoint(text)
+        locate_base = _piece_locator(pieces, len(text))
+    if _LONG_SPACE.search(base):
+        base, locate_base = _squeeze(base, locate_base)
+    normalized = NormalizedText(original=text, base=base, evasion=evasion)
+    normalized.chunks = chunk(base)
+    normalized.tokens = frozenset().union(*(words for _, _, words in normalized.chunks))
+    normalized.views.append(View("base", base, locate_base))
+    _add_derived_views(normalized, locate_base)
+    if decode:
+        _add_decoded_views(normalized, text, depth=1)
+    return normalized
+
+
+def chunk(text: str) -> list[Chunk]:
+    """`text` cut after full stops into runs of at least CHUNK_CHARS characters, each
+    with its set of words. A pattern that cannot match "." matches inside one run."""
+    chunks: list[Chunk] = []
+    start = 0
+    while start < len(text):
+        stop = text.find(".", start + CHUNK_CHARS)
+        end = len(text) if stop < 0 else stop + 1
+        chunks.append((start, end, frozenset(_WORD.findall(text, start, end))))
+        start = end
+    return chunks
+
+
+def _same_span(start: int, end: int) -> tuple[int, int] | None:
+    return (start, end)
+
+
+def _piece_locator(pieces: list[str], size: int) -> Locator:
+    """Map folded offsets to original ones; built on first use (most scans never ask)."""
+    offsets: list[int] = []
+
+    def locate(start: int, end: int) -> tuple[int, int] | None:
+        if not offsets:
+            for index, piece in enumerate(pieces):
+                offsets.extend([index] * len(piece))
+            offsets.append(size)
+        if start >= len(offsets) - 1 or end <= start:
+            return None
+        return (offsets[start], offsets[min(end, len(offsets) - 1) - 1] + 1)
+
+    return locate
+
+
+def _add_derived_views(normalized: NormalizedText, locate_base: Locator) -> None:
+    base = normalized.base
+    tokens = normalized.tokens
+    # Each view costs a pass over the text, so each is built only on cheap evidence.
+    if _leet_hint(base):
+        leet = base.translate(_LEET)
+        if leet != base:
+            normalized.views.append(View("leet", leet, locate_base, obfuscated=True))
+    if len(tokens & _SINGLE_LETTERS) >= 3 and _PADDED_RUN.search(base):
+        despaced, index = _despace(base)
+        if despaced != base:
+
+            def locate_despaced(start: int, end: int) -> tuple[int, int] | None:
+                if end <= start or end > len(index):
+                    return None
+                return locate_base(index[start], index[end - 1] + 1)
+
+            normalized.views.append(View("despaced", despaced, locate_despaced, obfuscated=True))
+    gibberish = len(tokens) >= 5 and len(tokens & _STOPWORDS) <= 1
+    if gibberish or not tokens.isdisjoint(_TRANSFORM_WORDS):
+        normalized.views.append(View("rot13", base.translate(_ROT13), locate_base, obfuscated=True))
+        size = len(base)
+
+        def locate_reversed(start: int, end: int) -> tuple[int, int] | None:
+            return locate_base(size - end, size - start)
+
+        normalized.views.append(View("reversed", base[::-1], locate_reversed, obfuscated=True))
+
+
+def _squeeze(base: str, locate_base: Locator) -> tuple[str, Locator]:
+    """Replace each overlong whitespace run by its first character."""
+    out: list[str] = []
+    index: list[int] = []
+    cursor = 0
+    for run in _LONG_SPACE.finditer(base):
+        out.append(base[cursor : run.start() + 1])
+        index.extend(range(cursor, run.start() + 1))
+        cursor = run.end()
+    out.append(base[cursor:])
+    index.extend(range(cursor, len(base)))
+
+    def locate(start: int, end: int) -> tuple[int, int] | None:
+        if end <= start or end > len(index):
+            return None
+        return locate_base(index[start], index[end - 1] + 1)
+
+    return "".join(out), locate
+
+
+def _leet_hint(base: str) -> bool:
+    """A digit or symbol standing in for a letter inside a word (h4ck, pr3vious, $ystem)."""
+    for found in _LEET_CHAR.finditer(base):
+        at = found.start()
+        before = base[at - 1] if at else " "
+        after = base[at + 1 : at + 3]
+        if (before.isalpha() and after[:1].isalpha()) or (
+            not before.isalnum() and len(after) == 2 and after.isalpha()
+        ):
+            return True
+    return False
+
+
+def _despace(base: str) -> tuple[str, list[int]]:
+    """Join letters padded apart; a longer gap inside the run stays one space."""
+    out: list[str] = []
+    index: list[int] = []
+    cursor = 0
+    for run in _PADDED_RUN.finditer(base):
+        out.append(base[cursor : run.start()])
+        index.extend(range(cursor, run.start()))
+        position = run.start()
+        gaps = list(_PADDING.finditer(base, run.start(), run.end()))
+        # Letters are padded by one separator; a different one between them marks a word end.
+        usual = max({g.group() for g in gaps}, key=[g.group() for g in gaps].count)
+        for gap in gaps:
+            out.append(base[position : gap.start()])
+            index.extend(range(position, gap.start()))
+            if gap.group() != usual:
+                out.append(" ")
+                index.append(gap.start())
+            position = gap.end()
+        out.append(base[position : run.end()])
+        index.extend(range(position, run.end()))
+        cursor = run.end()
+    out.append(base[cursor:])
+    index.extend(range(cursor, len(base)))
+    return "".join(out), index
+
+
+def _add_decoded_views(normalized: NormalizedText, source: str, *, depth: int) -> None:
+    """Decode embedded payloads (bounded in count, size and depth) and add their views."""
+    tokens = normalized.tokens or frozenset(_WORD.findall(normalized.base))
+    for start, end, decoded, name in _decoded_segments(source, tokens):
+        decoded = decoded[:MAX_DECODED_CHARS]
+        folded = fold(decoded)
+
+        def locate_segment(
+            _start: int, _end: int, span: tuple[int, int] = (start, end)
+        ) -> tuple[int, int] | None:
+            return span
+
+        normalized.views.append(View(name, folded, locate_segment, obfuscated=True))
+        if depth < MAX_DECODE_DEPTH:
+            inner = NormalizedText(original=decoded, base=folded)
+            _add_decoded_views(inner, decoded, depth=depth + 1)
+            for view in inner.views:
+                normalized.views.append(View(view.name, view.text, locate_segment, obfuscated=True))
+
+
+def _decoded_segments(source: str, tokens: frozenset[str]) -> list[tuple[int, int, str, str]]:
+    segments: list[tuple[int, int, str, str]] = []
+    if not _maybe_encoded(source, tokens):
+        return segments
+    for found in _BASE64_RUN.finditer(source):
+        payload = found.group()
+        if payload.isalpha() and (payload.islower() or payload.isupper()):
+            continue  # a long plain word, not an encoding
+        text = _from_base64(payload)
+        if text is not None:
+            segments.append((found.start(), found.end(), text, "base64"))
+        if len(segments) >= MAX_DECODED_VIEWS:
+            return segments
+    for pattern, decoder, name in _SEGMENT_DECODERS:
+        for found in pattern.finditer(source):
+            text = decoder(found.group())
+            if text is not None:
+                segments.append((found.start(), found.end(), text, name))
+            if len(segments) >= MAX_DECODED_VIEWS:
+                return segments
+    if len(_URL_ESCAPE.findall(source, 0, MAX_DECODED_CHARS)) >= 4:
+        segments.append((0, len(source), unquote(source), "url"))
+    if len(_HTML_ENTITY.findall(source, 0, MAX_DECODED_CHARS)) >= 4:
+        segments.append((0, len(source), html.unescape(source), "html"))
+    return segments
+
+
+def _maybe_encoded(source: str, tokens: frozenset[str]) -> bool:
+    """Cheap evidence that an encoded run could be present at all."""
+    if "&#" in source or "\\" in source or ("%" in source and _URL_ESCAPE.search(source)):
+        return True
+    if max(map(len, tokens), default=0) >= 16:
+        return True
+    return sum(1 for token in tokens if len(token) == 2 and _HEX_PAIR.match(token)) >= 4
+
+
+def _from_base64(payload: str) -> str | None:
+    data = payload.rstrip("=")
+    data += "=" * (-len(data) % 4)
+    try:
+        if "-" in data or "_" in data:
+            raw = base64.urlsafe_b64decode(data)
+        else:
+            raw = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return _printable(raw)
+
+
+def _from_hex(payload: str) -> str | None:
+    digits = re.sub(r"\\x|0x|[\s,:-]", "", payload)
+    if len(digits) % 2:
+        digits = digits[:-1]
+    try:
+        return _printable(bytes.fromhex(digits))
+    except ValueError:
+        return None
+
+
+def _from_binary(payload: str) -> str | None:
+    bits = re.sub(r"[\s,]", "", payload)
+    raw = bytes(int(bits[i : i + 8], 2) for i in range(0, len(bits) - len(bits) % 8, 8))
+    return _printable(raw)
+
+
+def _from_codepoints(payload: str) -> str | None:
+    points = re.findall(r"[0-9a-fA-F]{4,5}", payload)
+    try:
+        text = "".join(chr(int(point, 16)) for point in points)
+    except ValueError:
+        return None
+    return text if _mostly_text(text) else None
+
+
+_SEGMENT_DECODERS: Final[tuple[tuple[re.Pattern[str], Callable[[str], str | None], str], ...]] = (
+    (_HEX_RUN, _from_hex, "hex"),
+    (_BINARY_RUN, _from_binary, "binary"),
+    (_CODEPOINT_RUN, _from_codepoints, "codepoints"),
+)
+
+
+def _printable(raw: bytes) -> str | None:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return text if _mostly_text(text) else None
+
+
+def _mostly_text(text: str) -> bool:
+    if len(text) < 4:
+        return False
+    printable = sum(1 for char in text if char.isprintable() or char in "\n\t")
+    letters = sum(1 for char in text if char.isalpha())
+    return printable >= 0.95 * len(text) and letters >= 0.5 * len(text.replace(" ", ""))
+
+
+def _fold_char(char: str) -> str:
+    folded = _FOLD_CACHE.get(char)
+    if folded is not None:
+        return folded
+    code = ord(char)
+    if 0xE0020 <= code <= 0xE007E:
+        # Unicode tag characters smuggle ASCII invisibly: read them as the ASCII they hide.
+        folded = chr(code - 0xE0000).lower()
+        _HIDDEN.add(char)
+    elif char in _HANGUL_FILLERS:
+        folded = " "
+    elif unicodedata.category(char) == "Cf" or 0xFE00 <= code <= 0xFE0F:
+        folded = ""
+        if char != "\u200d":  # the joiner inside emoji sequences is not an evasion
+            _HIDDEN.add(char)
+    else:
+        decomposed = unicodedata.normalize("NFKD", char)
+        folded = "".join(c for c in decomposed if not unicodedata.combining(c))
+        folded = folded.lower().translate(_LATIN_EXTRA)
+        if folded.isspace():
+            folded = " "
+        elif folded.isascii() and folded.isalnum() and _disguised_latin(code):
+            _HIDDEN.add(char)
+    if len(_FOLD_CACHE) < _FOLD_CACHE_LIMIT:
+        _FOLD_CACHE[char] = folded
+    return folded
+
+
+def _disguised_latin(code: int) -> bool:
+    """Full-width, mathematical, circled, small-capital or IPA lookalikes of Latin letters."""
+    return (
+        0xFF01 <= code <= 0xFF5E
+        or 0x1D400 <= code <= 0x1D7FF
+        or 0x2460 <= code <= 0x24FF
+        or 0x1F130 <= code <= 0x1F189
+        or 0x1D00 <= code <= 0x1D2B
+        or 0x0250 <= code <= 0x02AF
+    )
+
+
+def _confusables(folded: str) -> str:
+    """Map Cyrillic and Greek lookalikes to Latin where the writing is really Latin."""
+    if not any(char in _CONFUSABLE_CHARS for char in folded):
+        return folded
+    latin = sum(1 for char in folded if "a" <= char <= "z")
+    other = sum(1 for char in folded if char.isalpha() and not char.isascii())
+    if latin > 2 * other:
+        return folded.translate(_CONFUSABLES)
+    # Mostly non-Latin writing: fold only words that mix scripts, keep real Russian or Greek.
+    return _WORD.sub(_fold_mixed_word, folded)
+
+
+def _fold_mixed_word(word: re.Match[str]) -> str:
+    text = word.group()
+    if any("a" <= char <= "z" for char in text) and any(c in _CONFUSABLE_CHARS for c in text):
+        return text.translate(_CONFUSABLES)
+    return text
+
+
+def compact_pattern(pattern: str) -> str:
+    """The variant of a pattern for the despaced view, where word gaps may have vanished.
+
+    Lookbehinds must keep a fixed width, so a pattern with one keeps its literal spaces.
+    """
+    loosened = pattern.replace(r"\s+", r"\s*").replace(r"\b", "")
+    return loosened if "(?<" in pattern else loosened.replace(" ", r"\s*")

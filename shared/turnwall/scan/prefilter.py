@@ -1,0 +1,298 @@
+"""The prefilter: which patterns could match a text, decided from its words alone.
+
+Every pattern is parsed once to find the words it cannot match without: `\\bignore\\s+all`
+needs a word starting with "ign" and one starting with "all". Alternatives contribute one
+group ("ignore|disregard" needs either). All groups of all patterns go into one index by
+their first three letters, so a scan looks up each distinct word of the text once and then
+runs only the patterns whose every group is present. Benign text typically runs none.
+"""
+
+from __future__ import annotations
+
+import re
+from re import _constants as sre  # type: ignore[attr-defined]
+from re import _parser as sre_parse  # type: ignore[attr-defined]
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+_MIN: Final = 3
+_MAX: Final = 6
+_WORD_CHAR = re.compile(r"[a-z0-9]")
+_Items = list[tuple[Any, Any]]
+
+
+def required_groups(pattern: str) -> list[frozenset[str]]:
+    """Groups of word prefixes the pattern needs: one of each group must start a word.
+
+    Conservative: a group is only derived where the parse proves a word starts there, so
+    a text without it cannot match. An empty list means "no proof, always run".
+    """
+    try:
+        parsed = sre_parse.parse(pattern)
+    except re.error:
+        return []
+    return _groups(list(parsed), at_word_start=False)
+
+
+def leading_words(pattern: str) -> frozenset[str] | None:
+    """The word prefixes every match starts with, or None when matches may start otherwise.
+
+    Lets a scan jump straight to the places a match could begin (`str.find`) instead of
+    trying the pattern at every position of the text.
+    """
+    try:
+        items = list(sre_parse.parse(pattern))
+    except re.error:
+        return None
+    while len(items) == 1 and items[0][0] is sre.SUBPATTERN and items[0][1][3] is not None:
+        items = list(items[0][1][3])
+    found = _prefixes(items, "")
+    return None if found is None else frozenset(found)
+
+
+def max_width(pattern: str) -> int | None:
+    """The longest text the pattern can match, or None when unbounded."""
+    try:
+        _low, high = sre_parse.parse(pattern).getwidth()
+    except re.error:
+        return None
+    return None if high >= sre.MAXREPEAT else int(high)
+
+
+def _groups(items: _Items, *, at_word_start: bool) -> list[frozenset[str]]:
+    groups: list[frozenset[str]] = []
+    boundary = at_word_start
+    for index, (op, arg) in enumerate(items):
+        if op in (sre.ASSERT, sre.ASSERT_NOT):
+            continue  # consumes nothing: a word start before it is one after it
+        if boundary and (
+            (op is sre.LITERAL and _is_word(arg)) or op in (sre.BRANCH, sre.SUBPATTERN)
+        ):
+            found = _prefixes(items[index:], "")
+            if found is not None:
+                groups.append(frozenset(found))
+        if op is sre.BRANCH:
+            alternatives = [_groups(list(alt), at_word_start=boundary) for alt in arg[1]]
+            merged = _merge(alternatives)
+            if merged is not None:
+                groups.append(merged)
+        if op is sre.SUBPATTERN and arg[3] is not None:
+            groups.extend(_groups(list(arg[3]), at_word_start=boundary))
+        if op in _REPEATS and arg[0] == 0:
+            # Optional: afterwards a word starts if it did before and the optional part
+            # cannot end inside a word.
+            boundary = boundary and _ends_non_word(list(arg[2]))
+            continue
+        boundary = _leaves_word_start(op, arg)
+    return _dedupe(groups)
+
+
+def _ends_non_word(items: _Items) -> bool:
+    """Whether a match of `items` (non-empty) always ends on a non-word character."""
+    if not items:
+        return False
+    op, arg = items[-1]
+    if op is sre.BRANCH:
+        return all(_ends_non_word(list(alt)) for alt in arg[1])
+    if op is sre.SUBPATTERN and arg[3] is not None:
+        return _ends_non_word(list(arg[3]))
+    return _leaves_word_start(op, arg)
+
+
+def _merge(alternatives: list[list[frozenset[str]]]) -> frozenset[str] | None:
+    """One group for an alternation: the most selective group of each alternative."""
+    chosen: set[str] = set()
+    for groups in alternatives:
+        if not groups:
+            return None
+        best = max(groups, key=lambda group: (min(len(word) for word in group), -len(group)))
+        chosen.update(best)
+    return frozenset(chosen)
+
+
+def _prefixes(items: _Items, acc: str) -> set[str] | None:
+    """Every literal word prefix a match must start with at this point: 3-6 characters,
+    or a whole word of two characters (which the index then matches exactly)."""
+    if len(acc) >= _MAX:
+        return {acc}
+    if not items:
+        return {acc} if len(acc) >= _MIN else None
+    op, arg = items[0]
+    rest = items[1:]
+    if (op is sre.AT and arg is sre.AT_BOUNDARY and not acc) or op in (sre.ASSERT, sre.ASSERT_NOT):
+        return _prefixes(rest, acc)
+    if op is sre.LITERAL and _is_word(arg):
+        return _prefixes(rest, acc + chr(arg))
+    if _leaves_word_start(op, arg) and op not in _REPEATS:
+        return {acc} if len(acc) >= 2 else None  # the word ends here
+    if op is sre.BRANCH:
+        found: set[str] = set()
+        for alternative in arg[1]:
+            part = _prefixes(list(alternative) + rest, acc)
+            if part is None:
+                return None
+            found |= part
+        return found
+    if op is sre.SUBPATTERN and arg[3] is not None:
+        return _prefixes(list(arg[3]) + rest, acc)
+    if op in _REPEATS:
+        low, _high, body = arg
+        if low == 0:
+            if len(acc) >= _MIN:
+                return {acc}
+            skipped = _prefixes(rest, acc)
+            taken = _prefixes(list(body) + rest, acc)
+            if skipped is None or taken is None:
+                return None
+            return skipped | taken
+        return _prefixes(list(body) + rest, acc)
+    return {acc} if len(acc) >= _MIN else None
+
+
+def _leaves_word_start(op: Any, arg: Any) -> bool:
+    """Whether whatever follows this item must begin a new word."""
+    if op is sre.AT:
+        return arg in (sre.AT_BOUNDARY, sre.AT_BEGINNING, sre.AT_BEGINNING_LINE)
+    if op is sre.LITERAL:
+        return not _is_word(arg)
+    if op is sre.IN:
+        return _non_word_class(arg)
+    if op in _REPEATS:
+        low, _high, body = arg
+        body_items = list(body)
+        return low >= 1 and len(body_items) == 1 and _leaves_word_start(*body_items[0])
+    return False
+
+
+_REPEATS: Final = (sre.MAX_REPEAT, sre.MIN_REPEAT, sre.POSSESSIVE_REPEAT)
+
+
+def _non_word_class(members: Any) -> bool:
+    if not members or members[0][0] is sre.NEGATE:
+        return False
+    for op, arg in members:
+        if op is sre.CATEGORY and arg in (sre.CATEGORY_SPACE, sre.CATEGORY_NOT_WORD):
+            continue
+        if op is sre.LITERAL and not _is_word(arg):
+            continue
+        return False
+    return True
+
+
+def _is_word(code: int) -> bool:
+    """Letters and digits of scripts written with spaces: those start and end tokens."""
+    char = chr(code)
+    if char.isascii():
+        return bool(_WORD_CHAR.match(char))
+    return char.isalnum() and not _unspaced(code)
+
+
+def _unspaced(code: int) -> bool:
+    return (
+        0x0E00 <= code <= 0x0E7F
+        or 0x1100 <= code <= 0x11FF
+        or 0x3040 <= code <= 0x30FF
+        or 0x3130 <= code <= 0x318F
+        or 0x3400 <= code <= 0x9FFF
+        or 0xAC00 <= code <= 0xD7AF
+        or 0xF900 <= code <= 0xFAFF
+    )
+
+
+def _dedupe(groups: list[frozenset[str]]) -> list[frozenset[str]]:
+    """Distinct groups; those a frequent word satisfies are dropped when others remain,
+    since they gate little and would make every text touch every rule."""
+    unique: list[frozenset[str]] = []
+    for group in groups:
+        if group and group not in unique:
+            unique.append(group)
+    selective = [group for group in unique if not any(_frequent(word) for word in group)]
+    return selective or unique
+
+
+def _frequent(prefix: str) -> bool:
+    if len(prefix) <= 2:
+        return True
+    return any(word.startswith(prefix) for word in _FREQUENT_WORDS)
+
+
+_FREQUENT_WORDS: Final = frozenset(
+    """
+    the and you your yours for are was were with that this these those there their they them
+    then than have has had not but all any can could would should will what when where which
+    who how why from into about over under more most some such only also just one out our its
+    it's his her him she he we us me my mine to of in on at by or if is be do does did as so
+    no yes an a i get got make made use used like want need know think tell give take say said
+    see way now new way very much many other each every here well even still back after before
+    """.split()
+)
+
+
+class Prefilter:
+    """Index of the required words of many patterns (rules), numbered 0..n-1."""
+
+    _CACHE_LIMIT: Final = 65_536
+
+    def __init__(self, rules: Iterable[list[frozenset[str]]]) -> None:
+        self._full: list[int] = []
+        self.always: tuple[int, ...] = ()
+        always: list[int] = []
+        by_prefix: dict[str, dict[int, int]] = {}
+        for number, groups in enumerate(rules):
+            self._full.append((1 << len(groups)) - 1)
+            if not groups:
+                always.append(number)
+            for bit, group in enumerate(groups):
+                for prefix in group:
+                    bits = by_prefix.setdefault(prefix, {})
+                    bits[number] = bits.get(number, 0) | (1 << bit)
+        self.always = tuple(always)
+        self._index: dict[str, dict[int, int]] = by_prefix
+        self._lengths: tuple[int, ...] = tuple(
+            sorted({len(prefix) for prefix in by_prefix if len(prefix) > 2})
+        )
+        self._heads: frozenset[str] = frozenset(prefix[:3] for prefix in by_prefix)
+        # Words repeat across texts, so what each word satisfies is worked out once.
+        self._cache: dict[str, tuple[tuple[int, int], ...]] = {}
+
+    def ready(self, tokens: Iterable[str]) -> list[int]:
+        """Rules with required words whose every group has a word in `tokens`."""
+        return self.complete(self.satisfied(tokens))
+
+    def complete(self, seen: dict[int, int]) -> list[int]:
+        """The rules of a `satisfied` result whose every group is satisfied."""
+        full = self._full
+        return [rule for rule, bits in seen.items() if bits == full[rule]]
+
+    def satisfied(
+        self, tokens: Iterable[str], into: dict[int, int] | None = None
+    ) -> dict[int, int]:
+        """For each rule, the bit set of its groups that some word in `tokens` satisfies
+        (added to `into` when given, so the groups of several texts can be pooled)."""
+        seen: dict[int, int] = {} if into is None else into
+        cache = self._cache
+        for token in tokens:
+            satisfied = cache.get(token)
+            if satisfied is None:
+                satisfied = self._satisfied(token)
+                if len(cache) >= self._CACHE_LIMIT:
+                    cache.clear()
+                cache[token] = satisfied
+            for rule, bits in satisfied:
+                seen[rule] = seen.get(rule, 0) | bits
+        return seen
+
+    def _satisfied(self, token: str) -> tuple[tuple[int, int], ...]:
+        if token[:3] not in self._heads:
+            return ()  # most words start no required word at all
+        if len(token) == 2:
+            keys = [token]
+        else:
+            keys = [token[:length] for length in self._lengths if length <= len(token)]
+        merged: dict[int, int] = {}
+        for key in keys:
+            for rule, bits in self._index.get(key, {}).items():
+                merged[rule] = merged.get(rule, 0) | bits
+        return tuple(merged.items())

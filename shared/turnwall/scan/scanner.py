@@ -1,0 +1,419 @@
+"""The session-aware scanner: text and session state in, outcome and new state out.
+
+A turn is first judged alone (every view of the normalized text against the catalog),
+then against what the session remembers:
+
+* split payloads: the tails of the last user turns and the head of this one are joined
+  and rescanned, and so are string fragments the user assigned to names; a match that
+  straddles turns is an attack no single turn showed;
+* harmful follow-ups: a question that refers back ("how do I do it?") after turns that
+  raised a harmful topic is judged with that topic;
+* escalation: single-turn scores rising over the last three user turns;
+* repeated probing: three or more probing turns in a short span, or a retry right after
+  the model refused;
+* leak after probe: an output that leaks secrets or instructions shortly after a probe.
+
+A decayed session score accumulates turn scores; crossing the policy's session
+thresholds raises the session decision.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any, Final, overload
+
+from turnwall.scan.catalog import Catalog, Signature, default_catalog
+from turnwall.scan.engine import (
+    Finding,
+    PromptContext,
+    detect,
+    may_block,
+    split_matches,
+    turn_score,
+)
+from turnwall.scan.models import Match, ScanOutcome, SessionVerdict, stricter
+from turnwall.scan.normalize import normalize
+from turnwall.scan.policy import Policy, combine, policy_for
+from turnwall.scan.session import (
+    FRAGMENT_CHARS,
+    FRAGMENTS_KEPT,
+    PROBES_KEPT,
+    SCORES_KEPT,
+    WINDOW_CHARS,
+    WINDOW_TURNS,
+    SessionState,
+)
+
+if TYPE_CHECKING:
+    from turnwall.models import Decision
+    from turnwall.scan.models import Category, Direction
+
+_PROBING: Final = frozenset({"injection", "jailbreak", "system_prompt_extraction"})
+_PROBE_FLOOR: Final = 0.25
+_PROBE_SPAN: Final = 12  # turns within which repeated probes count together
+_PROBES_TO_FLAG: Final = 3
+_LEAK_AFTER: Final = 3  # an output this many turns after a probe counts as its answer
+_RETRY_AFTER: Final = 2
+_HARM_DECAY: Final = 0.7
+_HARM_MIN: Final = 0.2  # for a follow-up asking how, where or for specifics
+_HARM_MIN_OPINION: Final = 0.3  # for any other follow-up question
+_RISK_DECAY: Final = 0.85
+_WEAK_TURN: Final = 0.3  # turn scores below this count half toward the session score
+_SIGNAL: Final = 0.25  # a turn this suspicious is flagged while its session is flagged
+_FOLLOW_UP_CHARS: Final = 600
+
+_REFERENCE = re.compile(
+    r"\b(?:it|its|it's|that|this|these|those|them|they|their|him|his|her|such|one|ones|"
+    r"there|same|former|latter|aforementioned|mentioned|previous(?:ly)?|earlier|above|"
+    r"said|described|suggested|listed|discussed|explained|told|again|proposed|recommended|"
+    r"gave|provided|offered|type|kind|method|option)\b"
+)
+_REQUEST = re.compile(
+    r"\b(?:how|what|what's|which|where|why|who|when|can you|could you|would you|will you|"
+    r"tell me|show me|give me|explain|describe|elaborate|list|suggest|recommend|help me|"
+    r"teach me|walk me|more|details?|examples?|specific\w*|best|most|effective|easiest|"
+    r"safest|do you think|should i|is it|are there|any)\b"
+)
+# Follow-ups that ask for the means: methods, places, specifics, materials.
+_OPERATIONAL = re.compile(
+    r"\b(?:how (?:do|can|could|would|should|might|to) (?:i|we|one|you|someone|people|they)|"
+    r"how (?:i|we|one) (?:can|could|would|should|might)|should (?:i|we)|what (?:do|should|"
+    r"can|could) (?:i|we) do|how (?:is|are) (?:it|this|that|they) (?:usually |typically )?(?:don"
+    r"e|made|used|taken|ingested|administered|performed|carried out)|how to|where (?:can|"
+    r"could|do|would|to|should|is|are)|what(?:'s| is| are)? (?:the )?(?:best|easiest|safest|"
+    r"most effective|quickest|cheapest|fastest|most)|which (?:\w+ )?(?:one|ones|is|are|"
+    r"would|should|of|kind|type|brand)|(?:give|tell|show|teach|guide|walk) (?:me|us)|more (?:det"
+    r"ails|information|specific\w*|about)|step[- ]by[- ]step|tools|materials|ingredients|"
+    r"supplies|can (?:i|you|we) (?:use|get|make|buy|do|send|put|find|go)|could you (?:provide|"
+    r"give|help|explain|suggest|recommend|tell|list)|examples?|specifics?|help me|how much|"
+    r"how many|instructions|methods?|ways?)\b"
+)
+# Follow-ups that seek safety or help rather than the harm itself.
+_HELP_SEEKING = re.compile(
+    r"\b(?:see a doctor|doctor|vet|veterinarian|emergency|poison control|treat(?:ment)?|"
+    r"symptoms|first aid|prevent\w*|protect\w*|defend\w*|report\w*|hotline|therapist|counsel\w*|"
+    r"recover\w*|stay safe|keep (?:it|them) (?:away|out of reach)|support (?:her|him|them)|"
+    r"what (?:should|do) (?:i|we) do if|(?:i|he|she|we|they|my \w+|our \w+) (?:accidentally )?"
+    r"(?:ate|swallowed|ingested|drank|inhaled)|exposed to|bitten|stung|"
+    r"is it safe|safe for|how (?:do|can|should) (?:i|we) (?:help|treat|stop|avoid|protect|"
+    r"keep|cope|deal))\b"
+)
+_REFUSAL = re.compile(
+    r"^\W*(?:i(?:'m| am) sorry|i apologi[sz]e|sorry),? but\b|\b(?:i(?:'m| am) sorry,? but|"
+    r"i (?:can(?:not|'t)|won't|will not|must decline to|am unable to|am not able to)|i'm (?:unab"
+    r"le|not able) to)\b[^.!?\n]{0,40}\b(?:help|assist|provide|support|comply|answer|fulfil\w*|"
+    r"engage|give|share|generate|write|create|do that|continue|recommend|offer|discuss|"
+    r"participate|tell)|\bas an ai(?: language model)?,? i (?:can(?:not|'t)|don't|do not|"
+    r"won't)|\bi must (?:decline|refuse)|\b(?:it's|it is|it would be) (?:not appropriate|"
+    r"inappropriate) (?:for me )?to\b"
+)
+# A reply that warns about harm tells the session where the conversation is heading.
+_CAUTION = re.compile(
+    r"\b(?:illegal|unlawful|against the law|unethical|immoral|harmful|dangerous|inappropriate|"
+    r"offensive|hateful|discriminat\w*|violen(?:t|ce)|cruel\w*|abus(?:e|ive)|seek (?:professiona"
+    r"l )?help|mental health professional|crisis (?:line|hotline|text line)|(?:do not|"
+    r"don't|cannot|can't) (?:condone|support|promote|encourage|endorse)|strongly (?:advise|"
+    r"recommend|discourage)\w* against|legal consequences|prohibited|not (?:safe|ethical|"
+    r"legal))\b"
+)
+# Refusals for lack of ability, not on safety grounds.
+_CAPABILITY = re.compile(
+    r"\b(?:real[- ]time|browse|brows\w+|the internet|internet access|access to (?:the )?(?:inter"
+    r"net|web|current|live|your|external|personal)|personal (?:opinions?|feelings|experiences?|"
+    r"preferences|beliefs)|(?:have|hold|form) (?:opinions|feelings|emotions|preferences|"
+    r"beliefs)|physical (?:body|form)|images?|pictures?|photos?|files?|attachments?|links?|"
+    r"urls?|remember|memory|future events|predict|the weather|time zone|my knowledge cutoff)\b"
+)
+_REFUSAL_HARM: Final = 0.3
+_CAUTION_HARM: Final = 0.15
+# Quoted strings assigned to short names: a = "ignore all", b is 'instructions'.
+_QUOTE = re.compile(r"[\"'`]")
+_ASSIGNMENT = re.compile(r"(?::=|=|\bis)\s*[\"'`]")
+_QUOTED_VALUE = re.compile(rf"[\"'`]([^\"'`\n]{{2,{FRAGMENT_CHARS}}})[\"'`]")
+_NAME_BEFORE = re.compile(r"(?:^|[\s;,(])[a-z_]\w{0,15}\s*$")
+
+
+def _rule(sig_id: str, name: str, category: Category, score: float, action: str) -> Signature:
+    """A session-level rule, reported like a signature so matches stay uniform."""
+    return Signature(
+        id=sig_id,
+        name=name,
+        category=category,
+        directions=frozenset({"input", "output"}),
+        score=score,
+        action="block" if action == "block" else "flag",
+        kind="pattern",
+        patterns=(),
+        compacts=(),
+        unless=None,
+        raw=False,
+        requires=frozenset(),
+        detector=None,
+        damp_quoted=False,
+        prompt_score=None,
+    )
+
+
+_ESCALATION = _rule("SES-ESCALATION", "Escalating turn scores", "jailbreak", 0.45, "flag")
+_PROBING_RULE = _rule("SES-PROBING", "Repeated probing", "system_prompt_extraction", 0.5, "flag")
+_RETRY = _rule("SES-RETRY", "Probing after a refusal", "jailbreak", 0.5, "flag")
+_HARM_REFERENCE = _rule(
+    "SES-HARM-REFERENCE", "Follow-up to a harmful topic", "content_safety", 0.5, "flag"
+)
+_LEAK = _rule("SES-LEAK-AFTER-PROBE", "Leak after probing", "data_leakage", 0.7, "block")
+
+
+class Scanner:
+    """Scans prompts and responses, alone or with the risk state of their session.
+
+    Build one per profile and reuse it: the catalog is compiled once per process.
+    """
+
+    def __init__(self, profile: str = "default", *, catalog: Catalog | None = None) -> None:
+        """Raises ConfigurationError for an unknown profile or a broken catalog."""
+        self.policy: Policy = policy_for(profile)
+        self.catalog: Catalog = catalog if catalog is not None else default_catalog()
+
+    @overload
+    def scan_input(
+        self, text: str, state: dict[str, Any]
+    ) -> tuple[ScanOutcome, dict[str, Any]]: ...
+    @overload
+    def scan_input(self, text: str, state: None) -> tuple[ScanOutcome, None]: ...
+    @overload
+    def scan_input(
+        self, text: str, state: dict[str, Any] | None
+    ) -> tuple[ScanOutcome, dict[str, Any] | None]: ...
+
+    def scan_input(
+        self, text: str, state: dict[str, Any] | None
+    ) -> tuple[ScanOutcome, dict[str, Any] | None]:
+        """Scan a user turn with its session's state (a dict, {} for a new session) and
+        return the outcome and the state to store; `state` None means no session, and
+        then None comes back."""
+        normalized = normalize(text)
+        findings = detect(self.catalog, normalized, "input")
+        if state is None:
+            return self._outcome(findings, "input"), None
+        session = SessionState.from_dict(state)
+        turn = session.turns_scanned + 1
+        reasons: list[str] = []
+        single = turn_score(findings)
+        findings = findings + self._correlate_input(
+            session, turn, normalized.base, findings, single, reasons
+        )
+        return self._close_turn(session, turn, findings, "input", reasons)
+
+    @overload
+    def scan_output(
+        self, text: str, state: dict[str, Any], prompt: str | None = None
+    ) -> tuple[ScanOutcome, dict[str, Any]]: ...
+    @overload
+    def scan_output(
+        self, text: str, state: None, prompt: str | None = None
+    ) -> tuple[ScanOutcome, None]: ...
+    @overload
+    def scan_output(
+        self, text: str, state: dict[str, Any] | None, prompt: str | None = None
+    ) -> tuple[ScanOutcome, dict[str, Any] | None]: ...
+
+    def scan_output(
+        self, text: str, state: dict[str, Any] | None, prompt: str | None = None
+    ) -> tuple[ScanOutcome, dict[str, Any] | None]:
+        """Scan a model response, like `scan_input`. `prompt` is what the response
+        answers (system prompt and/or user turn, if known): the response is also checked
+        for verbatim copies of it and for access codes or secrets it contains."""
+        normalized = normalize(text)
+        findings = detect(self.catalog, normalized, "output", PromptContext.of(prompt))
+        if state is None:
+            return self._outcome(findings, "output"), None
+        session = SessionState.from_dict(state)
+        turn = session.turns_scanned + 1
+        reasons: list[str] = []
+        cautions = {found.group() for found in _CAUTION.finditer(normalized.base[:2000])}
+        # Only a refusal on safety grounds says something about the request; "I can't
+        # browse the web" does not.
+        opening = normalized.base[:400]
+        if _REFUSAL.search(opening) and (cautions or not _CAPABILITY.search(opening)):
+            session.refusal_turn = turn
+            session.harm = min(1.0, session.harm + _REFUSAL_HARM)
+            session.harm_turn = turn
+        elif cautions:
+            session.harm = min(1.0, session.harm + _CAUTION_HARM * min(len(cautions), 2))
+            session.harm_turn = turn
+        leaks = [f for f in findings if f.signature.category == "data_leakage" and f.score >= 0.3]
+        probe = next((t for t in reversed(session.probes) if 0 < turn - t <= _LEAK_AFTER), 0)
+        if leaks and probe:
+            reasons.append(
+                f"leak_after_probe: output at turn {turn} leaks after probing input at turn {probe}"
+            )
+            findings = [*findings, Finding(_LEAK, _LEAK.score, None)]
+        return self._close_turn(session, turn, findings, "output", reasons)
+
+    def _correlate_input(
+        self,
+        session: SessionState,
+        turn: int,
+        base: str,
+        findings: list[Finding],
+        single: float,
+        reasons: list[str],
+    ) -> list[Finding]:
+        added: list[Finding] = []
+        seen = {f.signature.id for f in findings}
+        added.extend(self._split_payload(session, turn, base, seen, reasons))
+        probing = any(
+            f.signature.category in _PROBING and f.score >= _PROBE_FLOOR for f in findings
+        ) or any(f.signature.category in _PROBING for f in added)
+        harm_now = combine([f.score for f in findings if f.signature.category == "content_safety"])
+
+        retry_window = (
+            bool(session.refusal_turn) and 0 < turn - session.refusal_turn <= _RETRY_AFTER
+        )
+        # Follow-up questions are short: their opening says whether they ask for more.
+        follow = base[:_FOLLOW_UP_CHARS]
+        asks = (
+            (session.harm >= _HARM_MIN or retry_window)
+            and bool(_REQUEST.search(follow))
+            and not _HELP_SEEKING.search(follow)
+        )
+        operational = asks and bool(_OPERATIONAL.search(follow))
+        refers = asks and bool(_REFERENCE.search(follow))
+        needed = _HARM_MIN if operational else _HARM_MIN_OPINION
+        if asks and session.harm >= needed and (refers or harm_now > 0.0):
+            strongest = max(
+                (f.score for f in findings if f.signature.category == "content_safety"),
+                default=0.0,
+            )
+            if strongest < _HARM_REFERENCE.score:
+                score = min(0.85, 0.3 + 0.8 * session.harm - (0.0 if operational else 0.1))
+                added.append(Finding(_HARM_REFERENCE, score, None))
+                reasons.append(
+                    f"harmful_reference: turn {turn} follows up on a harmful topic "
+                    f"from turn {session.harm_turn}"
+                )
+        if probing:
+            session.probes.append(turn)
+            del session.probes[:-PROBES_KEPT]
+        recent = [t for t in session.probes if turn - t < _PROBE_SPAN]
+        if probing and len(recent) >= _PROBES_TO_FLAG:
+            score = min(0.7, _PROBING_RULE.score + 0.05 * (len(recent) - _PROBES_TO_FLAG))
+            added.append(Finding(_PROBING_RULE, score, None))
+            reasons.append(
+                f"repeated_probing: {len(recent)} probing attempts since turn {recent[0]}"
+            )
+        if retry_window and asks and (probing or harm_now >= _HARM_MIN or operational or refers):
+            added.append(Finding(_RETRY, _RETRY.score, None))
+            reasons.append(
+                f"probe_after_refusal: turn {turn} retries after a refusal at turn "
+                f"{session.refusal_turn}"
+            )
+        scores = [*session.scores, single][-SCORES_KEPT:]
+        if (
+            len(scores) >= 3
+            and scores[-3] < scores[-2] < scores[-1]
+            and scores[-1] >= 0.3
+            and scores[-1] - scores[-3] >= 0.2
+        ):
+            added.append(Finding(_ESCALATION, _ESCALATION.score, None))
+            reasons.append("escalation: rising scores over the last 3 user turns")
+        session.scores = scores
+        if harm_now > 0.0:
+            session.harm_turn = turn
+        session.harm = min(1.0, session.harm * _HARM_DECAY + harm_now)
+        return added
+
+    def _split_payload(
+        self,
+        session: SessionState,
+        turn: int,
+        base: str,
+        seen: set[str],
+        reasons: list[str],
+    ) -> list[Finding]:
+        """Rescan recent turns joined together; keep matches no single turn contained."""
+        added: list[Finding] = []
+        turns = [t for t, _ in session.window] + [turn]
+        pieces = [text for _, text in session.window] + [base[:WINDOW_CHARS]]
+        fragments = self._fragments(session, base)
+        for names, parts in ((turns, pieces), ([], fragments)):
+            if len(parts) < 2:
+                continue
+            for sig, first, last in split_matches(self.catalog, parts, "input"):
+                if sig.id in seen:
+                    continue
+                seen.add(sig.id)
+                added.append(Finding(sig, sig.score, None))
+                where = f"turns {names[first]}-{names[last]}" if names else "string fragments"
+                reasons.append(f"split_payload: {sig.category} assembled across {where}")
+        session.window = [*session.window, (turn, base[-WINDOW_CHARS:])][-WINDOW_TURNS:]
+        return added
+
+    def _fragments(self, session: SessionState, base: str) -> list[str]:
+        """Quoted strings assigned to names (a = 'ignore all'): payload parts to reassemble."""
+        new: list[str] = []
+        for quote in _QUOTE.finditer(base, 0, 4096):
+            assignment = _ASSIGNMENT.search(base, max(0, quote.start() - 12), quote.end())
+            if assignment is None or assignment.end() != quote.end():
+                continue
+            value = _QUOTED_VALUE.match(base, quote.start())
+            if value is not None and _NAME_BEFORE.search(base, 0, assignment.start()):
+                new.append(value.group(1))
+        if new:
+            session.fragments = [*session.fragments, *new][-FRAGMENTS_KEPT:]
+            return session.fragments
+        return []
+
+    def _close_turn(
+        self,
+        session: SessionState,
+        turn: int,
+        findings: list[Finding],
+        direction: Direction,
+        reasons: list[str],
+    ) -> tuple[ScanOutcome, dict[str, Any]]:
+        outcome = self._outcome(findings, direction)
+        contribution = outcome.score if outcome.score >= _WEAK_TURN else outcome.score / 2
+        session.session_score = 1.0 - (1.0 - session.session_score * _RISK_DECAY) * (
+            1.0 - contribution
+        )
+        session.decision = self.policy.decide(session.session_score, self.policy.session)
+        decision = outcome.decision
+        if session.decision != "allow" and outcome.score >= _SIGNAL:
+            decision = stricter(decision, "flag")
+        session.turns_scanned = turn
+        if decision != "allow":
+            session.flagged_turns += 1
+        for category in {f.signature.category for f in findings if f.signature.kind != "topic"}:
+            session.categories[category] = session.categories.get(category, 0) + 1
+        for reason in reasons:
+            session.remember_reason(reason)
+        shown = list(reasons)
+        if session.decision != "allow":
+            shown += [r for r in session.reasons if r not in shown]
+        verdict = SessionVerdict(
+            turn=turn,
+            session_score=round(session.session_score, 4),
+            decision=session.decision,
+            reasons=shown,
+        )
+        final = ScanOutcome(
+            decision=decision, score=outcome.score, matches=outcome.matches, session=verdict
+        )
+        return final, session.to_dict()
+
+    def _outcome(self, findings: list[Finding], direction: Direction) -> ScanOutcome:
+        score = turn_score(findings)
+        decision: Decision = self.policy.decide(
+            score, self.policy.for_direction(direction), may_block=may_block(findings)
+        )
+        matches = [
+            Match(
+                signature_id=f.signature.id,
+                category=f.signature.category,
+                score=round(f.score, 4),
+                span=f.span,
+            )
+            for f in sorted(findings, key=lambda f: (-f.score, f.signature.id))
+        ]
+        return ScanOutcome(decision=decision, score=score, matches=matches, session=None)
