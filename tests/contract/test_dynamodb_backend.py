@@ -94,18 +94,26 @@ def test_table_built_from_template_has_keys_ttl_stream_and_index(
     ttl = dynamodb_client.describe_time_to_live(TableName=dynamodb_table)
 
     assert {(k["AttributeName"], k["KeyType"]) for k in table["KeySchema"]} == {
-        (PARTITION_KEY, "HASH"), (SORT_KEY, "RANGE")}
+        (PARTITION_KEY, "HASH"),
+        (SORT_KEY, "RANGE"),
+    }
     assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
-    assert table["StreamSpecification"] == {"StreamEnabled": True,
-                                            "StreamViewType": "NEW_AND_OLD_IMAGES"}
+    assert table["StreamSpecification"] == {
+        "StreamEnabled": True,
+        "StreamViewType": "NEW_AND_OLD_IMAGES",
+    }
     assert table["SSEDescription"]["Status"] == "ENABLED"
     [index] = table["GlobalSecondaryIndexes"]
     assert index["IndexName"] == TENANT_INDEX
     assert [(k["AttributeName"], k["KeyType"]) for k in index["KeySchema"]] == [
-        ("tenant", "HASH"), ("session_id", "RANGE")]
+        ("tenant", "HASH"),
+        ("session_id", "RANGE"),
+    ]
     assert index["Projection"]["ProjectionType"] == "ALL"
-    assert ttl["TimeToLiveDescription"] == {"TimeToLiveStatus": "ENABLED",
-                                            "AttributeName": TTL_ATTRIBUTE}
+    assert ttl["TimeToLiveDescription"] == {
+        "TimeToLiveStatus": "ENABLED",
+        "AttributeName": TTL_ATTRIBUTE,
+    }
 
 
 def test_template_is_what_the_store_expects() -> None:
@@ -124,10 +132,12 @@ def test_template_loads_short_form_tags() -> None:
 
     table = template["Resources"]["SessionsTable"]
     assert table["Properties"]["TableName"] == {
-        "Fn::If": ["HasTableName", {"Ref": "TableName"}, {"Ref": "AWS::NoValue"}]}
+        "Fn::If": ["HasTableName", {"Ref": "TableName"}, {"Ref": "AWS::NoValue"}]
+    }
     assert table["DeletionPolicy"] == table["UpdateReplacePolicy"] == "Retain"
     assert template["Outputs"]["SessionsTableStreamArn"]["Value"] == {
-        "Fn::GetAtt": ["SessionsTable", "StreamArn"]}
+        "Fn::GetAtt": ["SessionsTable", "StreamArn"]
+    }
 
 
 def test_table_spec_refuses_what_only_cloudformation_resolves(tmp_path: Path) -> None:
@@ -157,8 +167,7 @@ def test_long_history_is_one_item_per_message(store: DynamoDBSessionStore, tenan
     second = store.get_history(tenant, "long", limit=1000, cursor=first.next_cursor)
     items = raw_items(store, tenant, "long")
 
-    assert [m.content for m in first.messages + second.messages] == [
-        f"m{i}" for i in range(2000)]
+    assert [m.content for m in first.messages + second.messages] == [f"m{i}" for i in range(2000)]
     assert second.next_cursor is None and second.session.message_count == 2000
     assert len(message_items(items)) == 2000
     store.delete_session(tenant, "long")
@@ -178,7 +187,8 @@ def test_a_full_batch_of_100_shares_one_item(store: DynamoDBSessionStore, tenant
         [message] = store._read_messages(record, seq, seq)
         assert message.seq == seq
     assert [m.content for m in store.get_history(tenant, "s").messages] == [
-        f"m{i}" for i in range(1, 101)]
+        f"m{i}" for i in range(1, 101)
+    ]
 
 
 def test_a_message_too_big_for_one_item_continues_in_parts(
@@ -195,7 +205,10 @@ def test_a_message_too_big_for_one_item_continues_in_parts(
 
     assert len(items) == 5  # "before", the big one in 3 parts, "after"
     assert [m.content for m in store.get_history(tenant, "s").messages] == [
-        "before", escaped, "after"]
+        "before",
+        escaped,
+        "after",
+    ]
     assert [m.seq for m in store._read_messages(record, 3, 3)] == [3]
     assert [m.seq for m in store._read_messages(record, 2, 2)] == [2]
 
@@ -208,7 +221,8 @@ def test_pairs_are_the_smallest_neighbours(store: DynamoDBSessionStore, tenant: 
     store.append_messages(tenant, "s", batch)
 
     assert [m.content for m in store.get_history(tenant, "s").messages] == [
-        m.content for m in batch]
+        m.content for m in batch
+    ]
     [paired] = [i for i in message_items(raw_items(store, tenant, "s")) if "paired" in i]
     assert len(paired["blob"]["B"]) + len(paired["paired"]["M"]["blob"]["B"]) < 1000
 
@@ -333,7 +347,9 @@ def test_listing_keeps_reading_past_expired_sessions(
 def stubbed(cipher: Cipher) -> Iterator[tuple[DynamoDBSessionStore, Stubber]]:
     """A store whose client answers only what the test queues up (no network)."""
     client = boto3.session.Session().client(
-        "dynamodb", region_name="us-east-1", aws_access_key_id="testing",
+        "dynamodb",
+        region_name="us-east-1",
+        aws_access_key_id="testing",
         aws_secret_access_key="testing",
     )
     with Stubber(client) as stubber:
@@ -365,14 +381,17 @@ def test_unreachable_endpoint_fails_fast(
     store.close()
 
 
-@pytest.mark.parametrize(("code", "status"), [
-    ("ProvisionedThroughputExceededException", 400),
-    ("ThrottlingException", 400),
-    ("RequestLimitExceeded", 400),
-    ("InternalServerError", 500),
-    ("SomethingNew", 503),
-    ("ResourceNotFoundException", 400),
-])
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [
+        ("ProvisionedThroughputExceededException", 400),
+        ("ThrottlingException", 400),
+        ("RequestLimitExceeded", 400),
+        ("InternalServerError", 500),
+        ("SomethingNew", 503),
+        ("ResourceNotFoundException", 400),
+    ],
+)
 def test_throttling_and_outages_become_store_unavailable(
     stubbed: tuple[DynamoDBSessionStore, Stubber], tenant: str, code: str, status: int
 ) -> None:
@@ -393,18 +412,22 @@ def test_other_client_errors_are_not_disguised(
         store.get_session(tenant, "s")
 
 
-@pytest.mark.parametrize(("reasons", "outcome"), [
-    (["None", "ConditionalCheckFailed"], "lost race"),
-    (["TransactionConflict", "None"], "lost race"),
-    (["None", "ThrottlingError"], StoreUnavailable),
-    (["ValidationError", "None"], ClientError),
-])
+@pytest.mark.parametrize(
+    ("reasons", "outcome"),
+    [
+        (["None", "ConditionalCheckFailed"], "lost race"),
+        (["TransactionConflict", "None"], "lost race"),
+        (["None", "ThrottlingError"], StoreUnavailable),
+        (["ValidationError", "None"], ClientError),
+    ],
+)
 def test_cancelled_transactions_are_lost_races_or_failures(
     stubbed: tuple[DynamoDBSessionStore, Stubber], reasons: list[str], outcome: object
 ) -> None:
     store, stubber = stubbed
     stubber.add_client_error(
-        "transact_write_items", service_error_code="TransactionCanceledException",
+        "transact_write_items",
+        service_error_code="TransactionCanceledException",
         modeled_fields={"CancellationReasons": [{"Code": code} for code in reasons]},
     )
     head = store._new_record("t", "s", 600, store.clock(), None)
@@ -424,12 +447,22 @@ def test_a_write_colliding_with_a_transaction_is_retried(
     store, stubber = stubbed
     now = store.clock()
     stubber.add_client_error("update_item", service_error_code="TransactionConflictException")
-    stubber.add_response("update_item", {"Attributes": {
-        "tenant": {"S": tenant}, "session_id": {"S": "s"}, "incarnation": {"S": "i-1"},
-        "created_at": {"N": repr(now)}, "updated_at": {"N": repr(now)},
-        "expires_at_exact": {"N": repr(now + 600)}, "ttl_secs": {"N": "600"},
-        "message_count": {"N": "0"}, "risk_version": {"N": "0"},
-    }})
+    stubber.add_response(
+        "update_item",
+        {
+            "Attributes": {
+                "tenant": {"S": tenant},
+                "session_id": {"S": "s"},
+                "incarnation": {"S": "i-1"},
+                "created_at": {"N": repr(now)},
+                "updated_at": {"N": repr(now)},
+                "expires_at_exact": {"N": repr(now + 600)},
+                "ttl_secs": {"N": "600"},
+                "message_count": {"N": "0"},
+                "risk_version": {"N": "0"},
+            }
+        },
+    )
 
     assert store.get_session(tenant, "s").ttl_secs == 600
 
@@ -449,7 +482,9 @@ def test_ping_reports_a_missing_table(
 def test_from_url_reads_table_region_and_endpoint(cipher: Cipher) -> None:
     store = DynamoDBSessionStore.from_url(
         "dynamodb://Turnwall_Sessions.v2?region=eu-west-1"
-        "&endpoint_url=http%3A%2F%2Flocalhost%3A8000", cipher)
+        "&endpoint_url=http%3A%2F%2Flocalhost%3A8000",
+        cipher,
+    )
 
     assert store.table_name == "Turnwall_Sessions.v2"
     assert store.client.meta.region_name == "eu-west-1"
@@ -457,16 +492,19 @@ def test_from_url_reads_table_region_and_endpoint(cipher: Cipher) -> None:
     store.close()
 
 
-@pytest.mark.parametrize("url", [
-    "dynamodb://",
-    "dynamodb://ab?region=eu-west-1",
-    "dynamodb://sessions/extra?region=eu-west-1",
-    "dynamodb://sessions?colour=red",
-    "dynamodb://sessions?region=eu-west-1&region=us-east-1",
-    "dynamodb://sessions?region=",
-    "dynamodb://sessions?region=eu-west-1&endpoint_url=ftp://host",
-    "redis://sessions",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "dynamodb://",
+        "dynamodb://ab?region=eu-west-1",
+        "dynamodb://sessions/extra?region=eu-west-1",
+        "dynamodb://sessions?colour=red",
+        "dynamodb://sessions?region=eu-west-1&region=us-east-1",
+        "dynamodb://sessions?region=",
+        "dynamodb://sessions?region=eu-west-1&endpoint_url=ftp://host",
+        "redis://sessions",
+    ],
+)
 def test_bad_urls_are_configuration_errors(cipher: Cipher, url: str) -> None:
     with pytest.raises(ConfigurationError):
         DynamoDBSessionStore.from_url(url, cipher)
@@ -484,8 +522,9 @@ def test_no_region_is_a_configuration_error(
 
 
 def test_build_store_selects_dynamodb(dynamodb_store_url: str, tenant: str) -> None:
-    settings = load_settings(store_url=dynamodb_store_url,
-                             encryption_keys=Fernet.generate_key().decode())
+    settings = load_settings(
+        store_url=dynamodb_store_url, encryption_keys=Fernet.generate_key().decode()
+    )
 
     store = build_store(settings)
     try:

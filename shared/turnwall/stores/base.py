@@ -25,15 +25,18 @@ import base64
 import binascii
 import json
 import random
+import re
 import secrets
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Final
 
 from turnwall.crypto import binding_context
 from turnwall.errors import (
     ConcurrentUpdate,
+    DecryptionError,
     InvalidCursor,
     SessionExists,
     SessionFull,
@@ -60,8 +63,6 @@ from turnwall.validation import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
-
     from turnwall.auth import ApiKeyRecord
     from turnwall.crypto import Cipher
     from turnwall.models import NewMessage, Order, Role
@@ -69,6 +70,8 @@ if TYPE_CHECKING:
 MAX_PAGE: Final = 1000
 _MAX_COMMIT_ATTEMPTS: Final = 200
 _GENERATED_ID_ATTEMPTS: Final = 8
+# What `new_incarnation` makes, loosely: stores put it into keys and sort keys.
+_INCARNATION: Final = re.compile(r"[0-9a-f]{8,32}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +112,65 @@ class RequestCounts:
     window: int
     counts: list[int]
     window_ends_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class EndedSession:
+    """A session that expired or was deleted: what lifecycle events report.
+
+    ``ended_at`` is the expiry for an expired session and the deletion time for a
+    deleted one (epoch secs); ``message_count`` is the count it ended with.
+    """
+
+    tenant: str
+    session_id: str
+    message_count: int
+    ended_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class SweepReport:
+    """What one bounded `SessionStore.sweep` run did.
+
+    ``removed_sessions`` are the expired sessions it removed (each reported once to
+    the sweep's ``on_expired`` before removal); ``removed_items`` counts every stored
+    record it removed: sessions, messages, orphaned message items and index entries;
+    ``examined_items`` is the work done. ``next_cursor`` resumes the sweep where this
+    run stopped; None means the pass over the whole store is complete.
+    """
+
+    removed_sessions: tuple[EndedSession, ...]
+    removed_items: int
+    examined_items: int
+    next_cursor: str | None
+
+    @property
+    def complete(self) -> bool:
+        return self.next_cursor is None
+
+
+ExpiryCallback = Callable[[Sequence[EndedSession]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class ReencryptReport:
+    """What one bounded `SessionStore.reencrypt` step did.
+
+    ``sessions`` counts the live sessions it went through; ``values_resealed`` the
+    stored values it rewrote under the newest key (values another writer replaced
+    meanwhile are skipped, not counted); ``values_unreadable`` the values no key
+    opens (tampered, or sealed under a key no longer configured), left as they are.
+    ``next_cursor`` resumes the pass; None means every session has been visited.
+    """
+
+    sessions: int
+    values_resealed: int
+    next_cursor: str | None
+    values_unreadable: int = 0
+
+    @property
+    def complete(self) -> bool:
+        return self.next_cursor is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,16 +294,19 @@ class SessionStore(ABC):
             now = self.clock()
         raise ConcurrentUpdate(f"session {session_id!r} kept changing; try again")
 
-    def delete_session(self, tenant: str, session_id: str) -> None:
-        """Delete a session with all its history.
+    def delete_session(self, tenant: str, session_id: str) -> EndedSession:
+        """Delete a session with all its history; returns what was deleted, and when.
 
         Raises:
             SessionNotFound: there was no live session to delete.
         """
         check_tenant(tenant)
         check_session_id(session_id)
-        if not self._delete(tenant, session_id, self.clock()):
+        now = self.clock()
+        message_count = self._delete(tenant, session_id, now)
+        if message_count is None:
             raise SessionNotFound(f"session {session_id!r} not found")
+        return EndedSession(tenant, session_id, message_count, now)
 
     def list_sessions(
         self, tenant: str, *, prefix: str = "", limit: int = 100, cursor: str | None = None
@@ -412,6 +477,107 @@ class SessionStore(ABC):
         counts = self._count_hits(buckets, window, window_secs, amount)
         return RequestCounts(window, counts, (window + 1) * window_secs)
 
+    # ---------------------------------------------------------------- maintenance
+
+    def purge_expired_session(self, tenant: str, session_id: str, incarnation: str) -> int:
+        """Remove what is left of one expired incarnation of a session.
+
+        That is its session record if still stored, its messages and its index
+        entries. Idempotent: a second call (a replayed stream record) finds nothing and
+        returns 0. Never touches a live session, nor any other incarnation of the id:
+        a session recreated under the same id keeps everything. Returns how many
+        stored records were removed.
+
+        Raises:
+            ValidationFailed: tenant, id or incarnation are malformed.
+            StoreUnavailable: the backend cannot be reached or keeps throttling.
+        """
+        check_tenant(tenant)
+        check_session_id(session_id)
+        if not _INCARNATION.fullmatch(incarnation):
+            raise ValidationFailed(
+                "incarnation must be a store-issued id", details={"field": "incarnation"}
+            )
+        return self._purge(tenant, session_id, incarnation, self.clock())
+
+    def sweep(
+        self,
+        now: float | None = None,
+        *,
+        max_items: int = 1000,
+        deadline: float | None = None,
+        cursor: str | None = None,
+        on_expired: ExpiryCallback | None = None,
+    ) -> SweepReport:
+        """One bounded, resumable step of the pass that removes what expiry left behind.
+
+        Removes sessions expired at `now` (default: the store's clock) that the
+        backend has not deleted yet, leftovers of sessions deleted or recreated
+        (orphaned message items, stale index entries), never anything of a live
+        session. Stops after examining about `max_items` stored records, or once
+        ``time.monotonic()`` passes `deadline`, but always makes some progress.
+        Start with ``cursor=None`` and pass each report's ``next_cursor`` to go on;
+        `save_sweep_cursor` keeps it in the backend between runs.
+
+        `on_expired` gets each batch of expired sessions *before* they are removed,
+        so an exception from it (say, a lifecycle event that could not be
+        published) stops the sweep with those sessions still there for the next run.
+
+        Raises:
+            ValidationFailed: `max_items` is not a positive integer.
+            InvalidCursor: the cursor was not issued by this backend's sweep.
+            StoreUnavailable: the backend cannot be reached or keeps throttling.
+        """
+        if isinstance(max_items, bool) or not isinstance(max_items, int) or max_items < 1:
+            raise ValidationFailed(
+                "max_items must be a positive integer", details={"field": "max_items"}
+            )
+        return self._sweep(
+            self.clock() if now is None else now,
+            max_items,
+            deadline,
+            cursor,
+            on_expired or _ignore_expired,
+        )
+
+    def reencrypt(self, *, cursor: str | None = None, max_sessions: int = 100) -> ReencryptReport:
+        """One bounded, resumable step of re-encrypting stored data under the newest key.
+
+        Visits up to `max_sessions` live sessions from `cursor` (None starts a pass)
+        and reseals their metadata, risk state and messages where they are not yet
+        under the cipher's first key. Safe while traffic continues: each value is
+        written back only if it is still the exact ciphertext that was read, so a
+        concurrent writer (who seals under the newest key anyway) always wins.
+        Does not slide any session's expiry.
+
+        Raises:
+            ValidationFailed: `max_sessions` is not a positive integer.
+            InvalidCursor: the cursor was not issued by this backend's reencrypt.
+            StoreUnavailable: the backend cannot be reached or keeps throttling.
+        """
+        if isinstance(max_sessions, bool) or not isinstance(max_sessions, int) or max_sessions < 1:
+            raise ValidationFailed(
+                "max_sessions must be a positive integer", details={"field": "max_sessions"}
+            )
+        now = self.clock()
+        records, next_cursor = self._iterate_sessions(cursor, max_sessions, now)
+        resealed = unreadable = 0
+        for record in records:
+            for outcome in self._reseal_session(record):
+                if outcome is None:
+                    unreadable += 1
+                elif outcome:
+                    resealed += 1
+        return ReencryptReport(len(records), resealed, next_cursor, unreadable)
+
+    def load_sweep_cursor(self) -> str | None:
+        """The cursor the last scheduled sweep saved, or None to start a new pass."""
+        return self._get_sweep_cursor()
+
+    def save_sweep_cursor(self, cursor: str | None) -> None:
+        """Keep where the sweep stopped for the next run; None starts the next run afresh."""
+        self._put_sweep_cursor(cursor)
+
     # ---------------------------------------------------------------- lifecycle
 
     @abstractmethod
@@ -453,8 +619,9 @@ class SessionStore(ABC):
         return None."""
 
     @abstractmethod
-    def _delete(self, tenant: str, session_id: str, now: float) -> bool:
-        """Remove the session and its messages; True if it was live at `now`."""
+    def _delete(self, tenant: str, session_id: str, now: float) -> int | None:
+        """Remove the session and its messages; its message_count if it was live at
+        `now`, else None."""
 
     @abstractmethod
     def _commit_append(
@@ -495,28 +662,73 @@ class SessionStore(ABC):
         """Atomically replace the risk blob and bump ``risk_version`` if the stored
         session is live with head's incarnation and risk_version; slide expiry."""
 
-    # TEMP-NOT-ABSTRACT
+    @abstractmethod
     def _put_api_key(self, record: ApiKeyRecord) -> None:
         """Store the key record under its hash, replacing any earlier version."""
-        raise NotImplementedError
 
-    # TEMP-NOT-ABSTRACT
+    @abstractmethod
     def _get_api_key(self, key_hash: str) -> ApiKeyRecord | None:
         """The key record with this hash, revoked or not."""
-        raise NotImplementedError
 
-    # TEMP-NOT-ABSTRACT
+    @abstractmethod
     def _list_api_keys(self) -> list[ApiKeyRecord]:
         """Every stored key record."""
-        raise NotImplementedError
 
-    # TEMP-NOT-ABSTRACT
+    @abstractmethod
     def _count_hits(
         self, buckets: Sequence[str], window: int, window_secs: int, amount: int
     ) -> list[int]:
         """Atomically add `amount` to each bucket's counter for fixed window number
         `window` and return the new counts; counters must vanish after their window."""
-        raise NotImplementedError
+
+    @abstractmethod
+    def _purge(self, tenant: str, session_id: str, incarnation: str, now: float) -> int:
+        """Remove the record (if stored and expired at `now`), messages and index entries
+        of this incarnation, unless the stored session is live; count what went."""
+
+    @abstractmethod
+    def _sweep(
+        self,
+        now: float,
+        max_items: int,
+        deadline: float | None,
+        cursor: str | None,
+        on_expired: ExpiryCallback,
+    ) -> SweepReport:
+        """One bounded step of the sweep described in `sweep`, from `cursor`."""
+
+    @abstractmethod
+    def _iterate_sessions(
+        self, cursor: str | None, limit: int, now: float
+    ) -> tuple[list[SessionRecord], str | None]:
+        """Up to `limit` sessions live at `now`, from `cursor` in a fixed backend order,
+        and the cursor after them (None once the whole store has been visited)."""
+
+    @abstractmethod
+    def _replace_metadata_blob(self, record: SessionRecord, old: bytes, new: bytes) -> bool:
+        """Atomically set the metadata blob to `new` if the stored session is record's
+        incarnation and its metadata blob is exactly `old`; leave expiry alone.
+        Whether it was replaced."""
+
+    @abstractmethod
+    def _replace_risk_blob(self, record: SessionRecord, old: bytes, new: bytes) -> bool:
+        """As `_replace_metadata_blob`, for the risk blob; ``risk_version`` is kept,
+        since the state it holds is unchanged."""
+
+    @abstractmethod
+    def _replace_message_blob(
+        self, record: SessionRecord, seq: int, old: bytes, new: bytes
+    ) -> bool:
+        """Atomically set the blob of message `seq` of record's incarnation to `new`
+        if it is exactly `old`. Whether it was replaced."""
+
+    @abstractmethod
+    def _get_sweep_cursor(self) -> str | None:
+        """The saved sweep cursor, if any."""
+
+    @abstractmethod
+    def _put_sweep_cursor(self, cursor: str | None) -> None:
+        """Save the sweep cursor; None removes it."""
 
     # ---------------------------------------------------------------- shared helpers
 
@@ -584,6 +796,38 @@ class SessionStore(ABC):
     ) -> StoredMessage:
         blob = self.cipher.seal(body, message_context(record, seq, role))
         return StoredMessage(seq=seq, role=role, created_at=now, blob=blob)
+
+    def _reseal_session(self, record: SessionRecord) -> Iterator[bool | None]:
+        """Reseal each value of the session not under the newest key: yields True when
+        written back, False when a concurrent write got there first, None when the
+        value cannot be opened."""
+        fields = (
+            (record.metadata_blob, _metadata_context(record), self._replace_metadata_blob),
+            (record.risk_blob, _risk_context(record), self._replace_risk_blob),
+        )
+        for blob, context, replace_blob in fields:
+            if blob is None or self.cipher.is_current(blob):
+                continue
+            new = self._resealed(blob, context)
+            yield None if new is None else replace_blob(record, blob, new)
+        for first in range(1, record.message_count + 1, MAX_PAGE):
+            last = min(record.message_count, first + MAX_PAGE - 1)
+            for stored in self._read_messages(record, first, last):
+                if self.cipher.is_current(stored.blob):
+                    continue
+                new = self._resealed(stored.blob, message_context(record, stored.seq, stored.role))
+                yield (
+                    None
+                    if new is None
+                    else self._replace_message_blob(record, stored.seq, stored.blob, new)
+                )
+
+    def _resealed(self, blob: bytes, context: bytes) -> bytes | None:
+        try:
+            return self.cipher.reseal(blob, context)
+        except DecryptionError:
+            # Already logged by the cipher; one bad value must not stop the rotation.
+            return None
 
     def _open_message(self, record: SessionRecord, stored: StoredMessage) -> Message:
         body = json.loads(
@@ -667,6 +911,15 @@ def _decode_seq_cursor(cursor: str, order: str) -> int:
     if not value.isdigit() or int(value) < 1:
         raise InvalidCursor("cursor is malformed", details={"field": "cursor"})
     return int(value)
+
+
+def out_of_time(deadline: float | None) -> bool:
+    """Whether a sweep's `deadline` (a ``time.monotonic()`` instant) has passed."""
+    return deadline is not None and time.monotonic() >= deadline
+
+
+def _ignore_expired(sessions: Sequence[EndedSession]) -> None:
+    return None
 
 
 def _back_off(attempt: int) -> None:

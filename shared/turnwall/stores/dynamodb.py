@@ -14,6 +14,7 @@ and beside the sessions::
 
     pk = KEYS,                sk = <key digest>   an API key record (few: one partition)
     pk = R#<bucket>#<window>, sk = COUNT          a rate-limit counter, removed by TTL
+    pk = SWEEP,               sk = CURSOR         where the scheduled sweep stopped
 
 Message keys carry the session's incarnation, so a session recreated after expiry
 never sees its predecessor's messages; those stay behind as orphans for the cleanup
@@ -21,11 +22,22 @@ function. Expiry is compared with the caller's clock on every read and in every
 condition (``expires_at_exact``); DynamoDB's own TTL deletion, driven by the
 whole-second ``expires_at``, only reclaims space, up to ~48 h late.
 
+Cleanup comes from two sides. A TTL deletion of a session item reaches the cleanup
+function through the table's stream (`ttl_deletion_of` reads the record), which
+purges the messages of exactly that incarnation. The scheduled sweep scans the table
+page by page: session items expired but not yet deleted are purged like TTL ones, and
+message items whose incarnation is not the stored session's (recreated sessions,
+deletes that failed part-way) are deleted. Messages of the stored incarnation are
+never touched by either, so a live session keeps everything.
+
 Creates and appends are conditional writes or transactions, never read-modify-write.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import math
 import random
 import re
@@ -33,7 +45,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Final, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import boto3
@@ -47,10 +59,19 @@ from turnwall.auth import ApiKeyRecord
 from turnwall.errors import (
     ConcurrentUpdate,
     ConfigurationError,
+    InvalidCursor,
     StoreUnavailable,
     ValidationFailed,
 )
-from turnwall.stores.base import SessionRecord, SessionStore, StoredMessage, Touch
+from turnwall.stores.base import (
+    EndedSession,
+    SessionRecord,
+    SessionStore,
+    StoredMessage,
+    SweepReport,
+    Touch,
+    out_of_time,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -58,7 +79,9 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import (
         AttributeValueTypeDef,
+        KeysAndAttributesTypeDef,
         QueryInputTypeDef,
+        ScanInputTypeDef,
         TransactWriteItemTypeDef,
         UpdateItemOutputTypeDef,
         WriteRequestTypeDef,
@@ -66,6 +89,7 @@ if TYPE_CHECKING:
 
     from turnwall.auth import KeyRole
     from turnwall.crypto import Cipher
+    from turnwall.stores.base import ExpiryCallback
     from turnwall.validation import Limits
 
     _Item = dict[str, AttributeValueTypeDef]
@@ -80,9 +104,13 @@ TENANT_INDEX: Final = "TenantSessions"
 TTL_ATTRIBUTE: Final = "expires_at"
 API_KEYS_PARTITION: Final = "KEYS"
 COUNTER_SORT_KEY: Final = "COUNT"
+MESSAGE_SORT_KEY_PREFIX: Final = "M#"
+SWEEP_CURSOR_KEY: Final = {PARTITION_KEY: "SWEEP", SORT_KEY: "CURSOR"}
+# Who DynamoDB names in the stream record of a deletion by its TTL process.
+TTL_SERVICE_PRINCIPAL: Final = "dynamodb.amazonaws.com"
 
 _TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")
-_URL_OPTIONS: Final = frozenset({"region", "endpoint_url"})
+_URL_OPTIONS: Final = frozenset({"region", "endpoint_url", "read_timeout"})
 
 # DynamoDB limits: an item holds at most 400 KB (names and values), a transaction at
 # most 100 actions and 4 MB in all, a BatchWriteItem 25 requests.
@@ -91,6 +119,8 @@ _ITEM_OVERHEAD_BYTES: Final = 512
 _MAX_TRANSACTION_ACTIONS: Final = 100
 _MAX_TRANSACTION_BYTES: Final = 4_000_000
 _BATCH_WRITE_REQUESTS: Final = 25
+_BATCH_GET_KEYS: Final = 100
+_SWEEP_PAGE_ITEMS: Final = 500
 _BATCH_WRITE_ATTEMPTS: Final = 8
 _CONFLICT_ATTEMPTS: Final = 8
 
@@ -103,18 +133,22 @@ CLIENT_CONFIG: Final = Config(
     max_pool_connections=32,
 )
 
-_UNAVAILABLE_CODES: Final = frozenset({
-    "ProvisionedThroughputExceededException",
-    "ThrottlingException",
-    "RequestLimitExceeded",
-    "InternalServerError",
-    "ServiceUnavailable",
-})
-_UNAVAILABLE_REASONS: Final = frozenset({
-    "ThrottlingError",
-    "ProvisionedThroughputExceeded",
-    "RequestLimitExceeded",
-})
+_UNAVAILABLE_CODES: Final = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+    }
+)
+_UNAVAILABLE_REASONS: Final = frozenset(
+    {
+        "ThrottlingError",
+        "ProvisionedThroughputExceeded",
+        "RequestLimitExceeded",
+    }
+)
 _LOST_RACE_REASONS: Final = frozenset({"ConditionalCheckFailed", "TransactionConflict"})
 
 
@@ -131,8 +165,10 @@ class DynamoDBSessionStore(SessionStore):
         boto3_client: DynamoDBClient | None = None,
         region_name: str | None = None,
         endpoint_url: str | None = None,
+        read_timeout: float | None = None,
     ) -> None:
-        """Use `boto3_client` when given, else a client of its own for the region/endpoint.
+        """Use `boto3_client` when given, else a client of its own for the region/endpoint
+        (`read_timeout` replaces the 2 s default, for slow local emulators).
 
         Raises:
             ConfigurationError: a bad table name, both a client and client settings,
@@ -141,14 +177,15 @@ class DynamoDBSessionStore(SessionStore):
         super().__init__(cipher, limits, clock)
         if not _TABLE_NAME.fullmatch(table_name):
             raise ConfigurationError(
-                f"DynamoDB table name {table_name!r} must be 3-255 characters from "
-                "[A-Za-z0-9_.-]"
+                f"DynamoDB table name {table_name!r} must be 3-255 characters from [A-Za-z0-9_.-]"
             )
         if boto3_client is not None and (region_name or endpoint_url):
             raise ConfigurationError("pass either boto3_client or region_name/endpoint_url")
         self.table_name = table_name
         self._owns_client = boto3_client is None
-        self.client: DynamoDBClient = boto3_client or _new_client(region_name, endpoint_url)
+        self.client: DynamoDBClient = boto3_client or _new_client(
+            region_name, endpoint_url, read_timeout
+        )
 
     @classmethod
     def from_url(
@@ -162,7 +199,10 @@ class DynamoDBSessionStore(SessionStore):
     ) -> DynamoDBSessionStore:
         """A store for ``dynamodb://TABLE?region=eu-west-1&endpoint_url=http://host:8000``.
 
-        Both options may be left out: the region then comes from AWS_DEFAULT_REGION.
+        Every option may be left out: the region then comes from AWS_DEFAULT_REGION.
+        ``read_timeout=SECONDS`` lengthens the 2 s read timeout for local emulators
+        such as DynamoDB Local or moto, which can be slow under load (and, unlike
+        DynamoDB, apply a retried transaction twice).
 
         Raises:
             ConfigurationError: the URL is not of that form.
@@ -173,8 +213,9 @@ class DynamoDBSessionStore(SessionStore):
                 f"a DynamoDB store URL looks like dynamodb://TABLE?region=REGION, not {url!r}"
             )
         try:
-            options = parse_qs(parts.query, keep_blank_values=True,
-                               strict_parsing=bool(parts.query))
+            options = parse_qs(
+                parts.query, keep_blank_values=True, strict_parsing=bool(parts.query)
+            )
         except ValueError as exc:
             raise ConfigurationError(f"cannot parse the options of {url!r}") from exc
         unknown = sorted(set(options) - _URL_OPTIONS)
@@ -192,11 +233,20 @@ class DynamoDBSessionStore(SessionStore):
                 raise ConfigurationError(
                     f"endpoint_url must be an http(s) URL, not {endpoint_url!r}"
                 )
+        read_timeout = options.get("read_timeout", [None])[0]
+        try:
+            timeout = None if read_timeout is None else float(read_timeout)
+        except ValueError as exc:
+            raise ConfigurationError("read_timeout must be a number of seconds") from exc
         return cls(
-            unquote(parts.netloc), cipher, limits, clock,
+            unquote(parts.netloc),
+            cipher,
+            limits,
+            clock,
             boto3_client=boto3_client,
             region_name=options.get("region", [None])[0],
             endpoint_url=endpoint_url,
+            read_timeout=timeout,
         )
 
     # ---------------------------------------------------------------- lifecycle
@@ -219,13 +269,15 @@ class DynamoDBSessionStore(SessionStore):
     def _insert(self, record: SessionRecord, now: float) -> bool:
         condition = "attribute_not_exists(#pk) OR #expires_at_exact <= :now"
         try:
-            self._write(lambda: self.client.put_item(
-                TableName=self.table_name,
-                Item=_session_item(record),
-                ConditionExpression=condition,
-                ExpressionAttributeNames=_names(condition),
-                ExpressionAttributeValues={":now": _number(now)},
-            ))
+            self._write(
+                lambda: self.client.put_item(
+                    TableName=self.table_name,
+                    Item=_session_item(record),
+                    ConditionExpression=condition,
+                    ExpressionAttributeNames=_names(condition),
+                    ExpressionAttributeValues={":now": _number(now)},
+                )
+            )
         except _ConditionFailed:
             return False
         return True
@@ -233,19 +285,23 @@ class DynamoDBSessionStore(SessionStore):
     def _read(self, tenant: str, session_id: str) -> SessionRecord | None:
         with _translated_errors(self.table_name):
             response = self.client.get_item(
-                TableName=self.table_name, Key=_session_key(tenant, session_id),
+                TableName=self.table_name,
+                Key=_session_key(tenant, session_id),
                 ConsistentRead=True,
             )
         item = response.get("Item")
         return None if item is None else _record(item)
 
-    def _touch(self, tenant: str, session_id: str, now: float, touch: Touch,
-               incarnation: str | None = None) -> SessionRecord | None:
+    def _touch(
+        self, tenant: str, session_id: str, now: float, touch: Touch, incarnation: str | None = None
+    ) -> SessionRecord | None:
         values: _Item = {":now": _number(now)}
         if touch.ttl_secs is None:
             # The stored ttl_secs, so no read is needed to slide the expiry.
-            updates = ["#expires_at_exact = #ttl_secs + :now",
-                       "#expires_at = #ttl_secs + :now_ceil"]
+            updates = [
+                "#expires_at_exact = #ttl_secs + :now",
+                "#expires_at = #ttl_secs + :now_ceil",
+            ]
             values[":now_ceil"] = _number(math.ceil(now))
         else:
             updates = ["#ttl_secs = :ttl", "#expires_at_exact = :exact", "#expires_at = :ttl_at"]
@@ -260,60 +316,291 @@ class DynamoDBSessionStore(SessionStore):
         if incarnation is not None:
             condition += " AND #incarnation = :incarnation"
             values[":incarnation"] = {"S": incarnation}
-        return self._update_session(tenant, session_id, "SET " + ", ".join(updates), condition,
-                                    values)
+        return self._update_session(
+            tenant, session_id, "SET " + ", ".join(updates), condition, values
+        )
 
-    def _delete(self, tenant: str, session_id: str, now: float) -> bool:
-        response = self._write(lambda: self.client.delete_item(
-            TableName=self.table_name, Key=_session_key(tenant, session_id),
-            ReturnValues="ALL_OLD",
-        ))
+    def _delete(self, tenant: str, session_id: str, now: float) -> int | None:
+        response = self._write(
+            lambda: self.client.delete_item(
+                TableName=self.table_name,
+                Key=_session_key(tenant, session_id),
+                ReturnValues="ALL_OLD",
+            )
+        )
         old = response.get("Attributes")
         if old is None:
-            return False
+            return None
         record = _record(old)
         # With the session item gone no append can commit to its incarnation any more,
         # so this sweep is complete. It takes older incarnations' orphans along (their
         # time-ordered ids sort lower), never a successor created meanwhile.
-        self._delete_items(self._query_items({
-            "TableName": self.table_name,
-            "KeyConditionExpression": "#pk = :pk AND #sk BETWEEN :low AND :high",
-            "ExpressionAttributeNames": {"#pk": PARTITION_KEY, "#sk": SORT_KEY},
-            "ExpressionAttributeValues": {
-                ":pk": {"S": _partition(tenant, session_id)},
-                ":low": {"S": "M#"},
-                ":high": {"S": f"M#{record.incarnation}#~"},
-            },
-            "ProjectionExpression": "#pk, #sk",
-            "ConsistentRead": True,
-        }))
-        return record.is_live(now)
+        self._delete_items(
+            self._query_items(
+                {
+                    "TableName": self.table_name,
+                    "KeyConditionExpression": "#pk = :pk AND #sk BETWEEN :low AND :high",
+                    "ExpressionAttributeNames": {"#pk": PARTITION_KEY, "#sk": SORT_KEY},
+                    "ExpressionAttributeValues": {
+                        ":pk": {"S": _partition(tenant, session_id)},
+                        ":low": {"S": "M#"},
+                        ":high": {"S": f"M#{record.incarnation}#~"},
+                    },
+                    "ProjectionExpression": "#pk, #sk",
+                    "ConsistentRead": True,
+                }
+            )
+        )
+        return record.message_count if record.is_live(now) else None
 
-    def _commit_append(self, head: SessionRecord, messages: list[StoredMessage],
-                       model: str | None, now: float, *, creating: bool) -> SessionRecord | None:
+    def _purge(self, tenant: str, session_id: str, incarnation: str, now: float) -> int:
+        removed = 0
+        current = self._read(tenant, session_id)
+        if current is not None and current.incarnation == incarnation:
+            if current.is_live(now):
+                return 0
+            # An expired incarnation never comes back to life (every write is
+            # conditioned on a live expiry), so only a recreate can fail this condition,
+            # and that leaves this incarnation's messages orphaned all the same.
+            condition = "#incarnation = :incarnation AND #expires_at_exact <= :now"
+            try:
+                self._write(
+                    lambda: self.client.delete_item(
+                        TableName=self.table_name,
+                        Key=_session_key(tenant, session_id),
+                        ConditionExpression=condition,
+                        ExpressionAttributeNames=_names(condition),
+                        ExpressionAttributeValues={
+                            ":incarnation": {"S": incarnation},
+                            ":now": _number(now),
+                        },
+                    )
+                )
+                removed = 1
+            except _ConditionFailed:
+                pass
+        keys = self._query_items(
+            {
+                "TableName": self.table_name,
+                "KeyConditionExpression": "#pk = :pk AND #sk BETWEEN :low AND :high",
+                "ExpressionAttributeNames": {"#pk": PARTITION_KEY, "#sk": SORT_KEY},
+                "ExpressionAttributeValues": {
+                    ":pk": {"S": _partition(tenant, session_id)},
+                    ":low": {"S": f"{MESSAGE_SORT_KEY_PREFIX}{incarnation}#"},
+                    ":high": {"S": f"{MESSAGE_SORT_KEY_PREFIX}{incarnation}#~"},
+                },
+                "ProjectionExpression": "#pk, #sk",
+                "ConsistentRead": True,
+            }
+        )
+        self._delete_items(keys)
+        return removed + len(keys)
+
+    def _sweep(
+        self,
+        now: float,
+        max_items: int,
+        deadline: float | None,
+        cursor: str | None,
+        on_expired: ExpiryCallback,
+    ) -> SweepReport:
+        start_key = _decode_scan_cursor(cursor) if cursor else None
+        wanted = "(#sk = :session AND #expires_at_exact <= :now) OR begins_with(#sk, :message)"
+        projection = (
+            "#pk, #sk, #tenant, #session_id, #incarnation, #message_count, #expires_at_exact"
+        )
+        ended: list[EndedSession] = []
+        removed = examined = 0
+        while True:
+            # Limit bounds the items read before the filter: the sweep's unit of work.
+            scan: ScanInputTypeDef = {
+                "TableName": self.table_name,
+                "Limit": max(1, min(_SWEEP_PAGE_ITEMS, max_items - examined)),
+                "FilterExpression": wanted,
+                "ProjectionExpression": projection,
+                "ExpressionAttributeNames": _names(wanted, projection),
+                "ExpressionAttributeValues": {
+                    ":session": {"S": SESSION_SORT_KEY},
+                    ":now": _number(now),
+                    ":message": {"S": MESSAGE_SORT_KEY_PREFIX},
+                },
+            }
+            if start_key is not None:
+                scan["ExclusiveStartKey"] = start_key
+            with _translated_errors(self.table_name):
+                page = self.client.scan(**scan)
+            examined += page["ScannedCount"]
+            expired = [item for item in page["Items"] if item[SORT_KEY]["S"] == SESSION_SORT_KEY]
+            if expired:
+                sessions = [
+                    EndedSession(
+                        tenant=item["tenant"]["S"],
+                        session_id=item["session_id"]["S"],
+                        message_count=int(item["message_count"]["N"]),
+                        ended_at=float(item["expires_at_exact"]["N"]),
+                    )
+                    for item in expired
+                ]
+                on_expired(sessions)
+                for item, session in zip(expired, sessions, strict=True):
+                    removed += self._purge(
+                        session.tenant, session.session_id, item["incarnation"]["S"], now
+                    )
+                ended += sessions
+            # Messages of the sessions purged just now went with them.
+            purged = {item[PARTITION_KEY]["S"] for item in expired}
+            removed += self._delete_orphans(
+                [
+                    item
+                    for item in page["Items"]
+                    if item[SORT_KEY]["S"].startswith(MESSAGE_SORT_KEY_PREFIX)
+                    and item[PARTITION_KEY]["S"] not in purged
+                ]
+            )
+            start_key = page.get("LastEvaluatedKey")
+            if start_key is None:
+                return SweepReport(tuple(ended), removed, examined, None)
+            if examined >= max_items or out_of_time(deadline):
+                return SweepReport(tuple(ended), removed, examined, _encode_scan_cursor(start_key))
+
+    def _iterate_sessions(
+        self, cursor: str | None, limit: int, now: float
+    ) -> tuple[list[SessionRecord], str | None]:
+        # The sweep's page-by-page table scan, keeping only live session items. A scan
+        # may resume from any primary key, so a page is cut at the last session taken.
+        start_key = _decode_scan_cursor(cursor) if cursor else None
+        wanted = "#sk = :session AND #expires_at_exact > :now"
+        records: list[SessionRecord] = []
+        while True:
+            scan: ScanInputTypeDef = {
+                "TableName": self.table_name,
+                "Limit": _SWEEP_PAGE_ITEMS,
+                "FilterExpression": wanted,
+                "ExpressionAttributeNames": _names(wanted),
+                "ExpressionAttributeValues": {
+                    ":session": {"S": SESSION_SORT_KEY},
+                    ":now": _number(now),
+                },
+                "ConsistentRead": True,
+            }
+            if start_key is not None:
+                scan["ExclusiveStartKey"] = start_key
+            with _translated_errors(self.table_name):
+                page = self.client.scan(**scan)
+            items = page["Items"]
+            taken = items[: limit - len(records)]
+            records += [_record(item) for item in taken]
+            if len(taken) < len(items) or (len(records) >= limit and "LastEvaluatedKey" in page):
+                last = taken[-1]
+                return records, _encode_scan_cursor(
+                    {PARTITION_KEY: last[PARTITION_KEY], SORT_KEY: last[SORT_KEY]}
+                )
+            start_key = page.get("LastEvaluatedKey")
+            if start_key is None:
+                return records, None
+
+    def _replace_metadata_blob(self, record: SessionRecord, old: bytes, new: bytes) -> bool:
+        return self._replace_session_blob(record, "metadata", old, new)
+
+    def _replace_risk_blob(self, record: SessionRecord, old: bytes, new: bytes) -> bool:
+        return self._replace_session_blob(record, "risk", old, new)
+
+    def _replace_message_blob(
+        self, record: SessionRecord, seq: int, old: bytes, new: bytes
+    ) -> bool:
+        # Start one item early: the message may ride in its predecessor's item.
+        items = self._query_items(
+            {
+                "TableName": self.table_name,
+                "KeyConditionExpression": "#pk = :pk AND #sk BETWEEN :low AND :high",
+                "ExpressionAttributeNames": {"#pk": PARTITION_KEY, "#sk": SORT_KEY},
+                "ExpressionAttributeValues": {
+                    ":pk": {"S": _partition(record.tenant, record.session_id)},
+                    ":low": {"S": _message_sort_key(record.incarnation, max(seq - 1, 1))},
+                    ":high": {"S": _message_sort_key(record.incarnation, seq) + "#~"},
+                },
+                "ConsistentRead": True,
+            }
+        )
+        for item in items:
+            paired = item.get("paired", {}).get("M")
+            if paired is not None and int(paired["seq"]["N"]) == seq:
+                return self._replace_item_blob(item, "paired.blob", old, new)
+            if "part" not in item and int(item["seq"]["N"]) == seq:
+                parts = [
+                    part
+                    for part in items
+                    if part[SORT_KEY]["S"].startswith(item[SORT_KEY]["S"] + "#")
+                ]
+                if not parts:
+                    return self._replace_item_blob(item, "blob", old, new)
+                return self._replace_parted_blob([item, *parts], old, new)
+        return False
+
+    def _get_sweep_cursor(self) -> str | None:
+        with _translated_errors(self.table_name):
+            item = self.client.get_item(
+                TableName=self.table_name,
+                Key=_sweep_cursor_key(),
+                ConsistentRead=True,
+            ).get("Item")
+        return None if item is None else item["position"]["S"]
+
+    def _put_sweep_cursor(self, cursor: str | None) -> None:
+        if cursor is None:
+            self._write(
+                lambda: self.client.delete_item(TableName=self.table_name, Key=_sweep_cursor_key())
+            )
+        else:
+            self._write(
+                lambda: self.client.put_item(
+                    TableName=self.table_name,
+                    Item={**_sweep_cursor_key(), "position": {"S": cursor}},
+                )
+            )
+
+    def _commit_append(
+        self,
+        head: SessionRecord,
+        messages: list[StoredMessage],
+        model: str | None,
+        now: float,
+        *,
+        creating: bool,
+    ) -> SessionRecord | None:
         committed = SessionRecord(
-            tenant=head.tenant, session_id=head.session_id, incarnation=head.incarnation,
-            created_at=head.created_at, updated_at=now, expires_at=now + head.ttl_secs,
-            ttl_secs=head.ttl_secs, message_count=head.message_count + len(messages),
+            tenant=head.tenant,
+            session_id=head.session_id,
+            incarnation=head.incarnation,
+            created_at=head.created_at,
+            updated_at=now,
+            expires_at=now + head.ttl_secs,
+            ttl_secs=head.ttl_secs,
+            message_count=head.message_count + len(messages),
             model=model if model is not None else head.model,
-            metadata_blob=head.metadata_blob, risk_blob=head.risk_blob,
+            metadata_blob=head.metadata_blob,
+            risk_blob=head.risk_blob,
             risk_version=head.risk_version,
         )
         session_action: TransactWriteItemTypeDef
         if creating:
             condition = "attribute_not_exists(#pk) OR #expires_at_exact <= :now"
-            session_action = {"Put": {
-                "TableName": self.table_name,
-                "Item": _session_item(committed),
-                "ConditionExpression": condition,
-                "ExpressionAttributeNames": _names(condition),
-                "ExpressionAttributeValues": {":now": _number(now)},
-            }}
+            session_action = {
+                "Put": {
+                    "TableName": self.table_name,
+                    "Item": _session_item(committed),
+                    "ConditionExpression": condition,
+                    "ExpressionAttributeNames": _names(condition),
+                    "ExpressionAttributeValues": {":now": _number(now)},
+                }
+            }
         else:
             # Conditioning on ttl_secs too keeps the returned record exact when an
             # update of the TTL races in; that append simply retries.
-            updates = ("SET #message_count = :count, #updated_at = :now, "
-                       "#expires_at_exact = :exact, #expires_at = :ttl_at")
+            updates = (
+                "SET #message_count = :count, #updated_at = :now, "
+                "#expires_at_exact = :exact, #expires_at = :ttl_at"
+            )
             values: _Item = {
                 ":count": _number(committed.message_count),
                 ":now": _number(now),
@@ -325,17 +612,21 @@ class DynamoDBSessionStore(SessionStore):
             if model is not None:
                 updates += ", #model = :model"
                 values[":model"] = {"S": model}
-            condition = ("attribute_exists(#pk) AND #incarnation = :incarnation AND "
-                         "#message_count = :expected AND #ttl_secs = :ttl AND "
-                         "#expires_at_exact > :now")
-            session_action = {"Update": {
-                "TableName": self.table_name,
-                "Key": _session_key(head.tenant, head.session_id),
-                "UpdateExpression": updates,
-                "ConditionExpression": condition,
-                "ExpressionAttributeNames": _names(updates, condition),
-                "ExpressionAttributeValues": values,
-            }}
+            condition = (
+                "attribute_exists(#pk) AND #incarnation = :incarnation AND "
+                "#message_count = :expected AND #ttl_secs = :ttl AND "
+                "#expires_at_exact > :now"
+            )
+            session_action = {
+                "Update": {
+                    "TableName": self.table_name,
+                    "Key": _session_key(head.tenant, head.session_id),
+                    "UpdateExpression": updates,
+                    "ConditionExpression": condition,
+                    "ExpressionAttributeNames": _names(updates, condition),
+                    "ExpressionAttributeValues": values,
+                }
+            }
         items = _message_items(head, messages, _MAX_TRANSACTION_ACTIONS - 1)
         actions: list[TransactWriteItemTypeDef] = [session_action]
         actions += [{"Put": {"TableName": self.table_name, "Item": item}} for item in items]
@@ -348,26 +639,31 @@ class DynamoDBSessionStore(SessionStore):
             return None
         return committed
 
-    def _read_messages(self, record: SessionRecord, first_seq: int, last_seq: int
-                       ) -> list[StoredMessage]:
+    def _read_messages(
+        self, record: SessionRecord, first_seq: int, last_seq: int
+    ) -> list[StoredMessage]:
         # Start one item early: an item may carry its successor (see _message_items).
         # The upper bound takes in the continuation parts of the last message.
-        items = self._query_items({
-            "TableName": self.table_name,
-            "KeyConditionExpression": "#pk = :pk AND #sk BETWEEN :low AND :high",
-            "ExpressionAttributeNames": {"#pk": PARTITION_KEY, "#sk": SORT_KEY},
-            "ExpressionAttributeValues": {
-                ":pk": {"S": _partition(record.tenant, record.session_id)},
-                ":low": {"S": _message_sort_key(record.incarnation, max(first_seq - 1, 1))},
-                ":high": {"S": _message_sort_key(record.incarnation, last_seq) + "#~"},
-            },
-            "ConsistentRead": True,
-        })
-        return [message for message in _unpack_messages(items)
-                if first_seq <= message.seq <= last_seq]
+        items = self._query_items(
+            {
+                "TableName": self.table_name,
+                "KeyConditionExpression": "#pk = :pk AND #sk BETWEEN :low AND :high",
+                "ExpressionAttributeNames": {"#pk": PARTITION_KEY, "#sk": SORT_KEY},
+                "ExpressionAttributeValues": {
+                    ":pk": {"S": _partition(record.tenant, record.session_id)},
+                    ":low": {"S": _message_sort_key(record.incarnation, max(first_seq - 1, 1))},
+                    ":high": {"S": _message_sort_key(record.incarnation, last_seq) + "#~"},
+                },
+                "ConsistentRead": True,
+            }
+        )
+        return [
+            message for message in _unpack_messages(items) if first_seq <= message.seq <= last_seq
+        ]
 
-    def _scan_tenant(self, tenant: str, prefix: str, after: str | None, limit: int,
-                     now: float) -> tuple[list[SessionRecord], int]:
+    def _scan_tenant(
+        self, tenant: str, prefix: str, after: str | None, limit: int, now: float
+    ) -> tuple[list[SessionRecord], int]:
         # The index is eventually consistent (DynamoDB offers no strongly consistent
         # reads on a GSI), so a session may show up in listings a moment late.
         key_condition = "#tenant = :tenant"
@@ -387,8 +683,11 @@ class DynamoDBSessionStore(SessionStore):
         records: list[SessionRecord] = []
         start_key: _Item | None = None
         if after is not None:
-            start_key = {**_session_key(tenant, after), "tenant": {"S": tenant},
-                         "session_id": {"S": after}}
+            start_key = {
+                **_session_key(tenant, after),
+                "tenant": {"S": tenant},
+                "session_id": {"S": after},
+            }
         # Limit bounds the items evaluated before the filter drops expired ones, so
         # a page can come back short while more remain: keep going until full.
         while len(records) < limit:
@@ -413,20 +712,31 @@ class DynamoDBSessionStore(SessionStore):
             count_query["ExclusiveStartKey"] = counted["LastEvaluatedKey"]
         return records, total
 
-    def _commit_risk(self, head: SessionRecord, risk_blob: bytes, now: float
-                     ) -> SessionRecord | None:
-        updates = ("SET #risk = :risk, #risk_version = :next_version, "
-                   "#expires_at_exact = #ttl_secs + :now, #expires_at = #ttl_secs + :now_ceil")
-        condition = ("attribute_exists(#pk) AND #incarnation = :incarnation AND "
-                     "#risk_version = :version AND #expires_at_exact > :now")
-        return self._update_session(head.tenant, head.session_id, updates, condition, {
-            ":risk": {"B": risk_blob},
-            ":version": _number(head.risk_version),
-            ":next_version": _number(head.risk_version + 1),
-            ":incarnation": {"S": head.incarnation},
-            ":now": _number(now),
-            ":now_ceil": _number(math.ceil(now)),
-        })
+    def _commit_risk(
+        self, head: SessionRecord, risk_blob: bytes, now: float
+    ) -> SessionRecord | None:
+        updates = (
+            "SET #risk = :risk, #risk_version = :next_version, "
+            "#expires_at_exact = #ttl_secs + :now, #expires_at = #ttl_secs + :now_ceil"
+        )
+        condition = (
+            "attribute_exists(#pk) AND #incarnation = :incarnation AND "
+            "#risk_version = :version AND #expires_at_exact > :now"
+        )
+        return self._update_session(
+            head.tenant,
+            head.session_id,
+            updates,
+            condition,
+            {
+                ":risk": {"B": risk_blob},
+                ":version": _number(head.risk_version),
+                ":next_version": _number(head.risk_version + 1),
+                ":incarnation": {"S": head.incarnation},
+                ":now": _number(now),
+                ":now_ceil": _number(math.ceil(now)),
+            },
+        )
 
     def _put_api_key(self, record: ApiKeyRecord) -> None:
         item: _Item = {
@@ -451,16 +761,22 @@ class DynamoDBSessionStore(SessionStore):
         return None if item is None else _api_key(item)
 
     def _list_api_keys(self) -> list[ApiKeyRecord]:
-        return [_api_key(item) for item in self._query_items({
-            "TableName": self.table_name,
-            "KeyConditionExpression": "#pk = :pk",
-            "ExpressionAttributeNames": {"#pk": PARTITION_KEY},
-            "ExpressionAttributeValues": {":pk": {"S": API_KEYS_PARTITION}},
-            "ConsistentRead": True,
-        })]
+        return [
+            _api_key(item)
+            for item in self._query_items(
+                {
+                    "TableName": self.table_name,
+                    "KeyConditionExpression": "#pk = :pk",
+                    "ExpressionAttributeNames": {"#pk": PARTITION_KEY},
+                    "ExpressionAttributeValues": {":pk": {"S": API_KEYS_PARTITION}},
+                    "ConsistentRead": True,
+                }
+            )
+        ]
 
-    def _count_hits(self, buckets: Sequence[str], window: int, window_secs: int,
-                    amount: int) -> list[int]:
+    def _count_hits(
+        self, buckets: Sequence[str], window: int, window_secs: int, amount: int
+    ) -> list[int]:
         # One counter item per bucket and window: atomic ADD, and TTL reclaims it some
         # time after its window (a late deletion is harmless, no one reads old windows).
         updates = "ADD #hits :amount SET #expires_at = if_not_exists(#expires_at, :gone_at)"
@@ -468,35 +784,169 @@ class DynamoDBSessionStore(SessionStore):
         def add_hits(bucket: str) -> UpdateItemOutputTypeDef:
             return self.client.update_item(
                 TableName=self.table_name,
-                Key={PARTITION_KEY: {"S": f"R#{bucket}#{window}"},
-                     SORT_KEY: {"S": COUNTER_SORT_KEY}},
+                Key={
+                    PARTITION_KEY: {"S": f"R#{bucket}#{window}"},
+                    SORT_KEY: {"S": COUNTER_SORT_KEY},
+                },
                 UpdateExpression=updates,
                 ExpressionAttributeNames=_names(updates),
-                ExpressionAttributeValues={":amount": _number(amount),
-                                           ":gone_at": _number((window + 2) * window_secs)},
+                ExpressionAttributeValues={
+                    ":amount": _number(amount),
+                    ":gone_at": _number((window + 2) * window_secs),
+                },
                 ReturnValues="UPDATED_NEW",
             )
 
-        return [int(self._write(partial(add_hits, bucket))["Attributes"]["hits"]["N"])
-                for bucket in buckets]
+        return [
+            int(self._write(partial(add_hits, bucket))["Attributes"]["hits"]["N"])
+            for bucket in buckets
+        ]
 
     # ---------------------------------------------------------------- helpers
 
-    def _update_session(self, tenant: str, session_id: str, updates: str, condition: str,
-                        values: _Item) -> SessionRecord | None:
+    def _update_session(
+        self, tenant: str, session_id: str, updates: str, condition: str, values: _Item
+    ) -> SessionRecord | None:
         try:
-            response = self._write(lambda: self.client.update_item(
-                TableName=self.table_name,
-                Key=_session_key(tenant, session_id),
-                UpdateExpression=updates,
-                ConditionExpression=condition,
-                ExpressionAttributeNames=_names(updates, condition),
-                ExpressionAttributeValues=values,
-                ReturnValues="ALL_NEW",
-            ))
+            response = self._write(
+                lambda: self.client.update_item(
+                    TableName=self.table_name,
+                    Key=_session_key(tenant, session_id),
+                    UpdateExpression=updates,
+                    ConditionExpression=condition,
+                    ExpressionAttributeNames=_names(updates, condition),
+                    ExpressionAttributeValues=values,
+                    ReturnValues="ALL_NEW",
+                )
+            )
         except _ConditionFailed:
             return None
         return _record(response["Attributes"])
+
+    def _replace_session_blob(
+        self, record: SessionRecord, name: str, old: bytes, new: bytes
+    ) -> bool:
+        condition = f"#incarnation = :incarnation AND #{name} = :old"
+        try:
+            self._write(
+                lambda: self.client.update_item(
+                    TableName=self.table_name,
+                    Key=_session_key(record.tenant, record.session_id),
+                    UpdateExpression=f"SET #{name} = :new",
+                    ConditionExpression=condition,
+                    ExpressionAttributeNames=_names(condition),
+                    ExpressionAttributeValues={
+                        ":incarnation": {"S": record.incarnation},
+                        ":old": {"B": old},
+                        ":new": {"B": new},
+                    },
+                )
+            )
+        except _ConditionFailed:
+            return False
+        return True
+
+    def _replace_item_blob(self, item: _Item, path: str, old: bytes, new: bytes) -> bool:
+        # The key holds the incarnation, and a failed condition also refuses to
+        # recreate an item a concurrent delete removed.
+        target = ".".join(f"#{name}" for name in path.split("."))
+        try:
+            self._write(
+                lambda: self.client.update_item(
+                    TableName=self.table_name,
+                    Key={PARTITION_KEY: item[PARTITION_KEY], SORT_KEY: item[SORT_KEY]},
+                    UpdateExpression=f"SET {target} = :new",
+                    ConditionExpression=f"{target} = :old",
+                    ExpressionAttributeNames=_names(target),
+                    ExpressionAttributeValues={":old": {"B": old}, ":new": {"B": new}},
+                )
+            )
+        except _ConditionFailed:
+            return False
+        return True
+
+    def _replace_parted_blob(self, items: list[_Item], old: bytes, new: bytes) -> bool:
+        """Replace a blob stored in parts, all of them in one transaction."""
+        chunks = [
+            new[offset : offset + _ITEM_BLOB_BYTES]
+            for offset in range(0, len(new), _ITEM_BLOB_BYTES)
+        ]
+        if b"".join(item["blob"]["B"] for item in items) != old or len(chunks) != len(items):
+            # Resealing keeps a Fernet token's length, so the parts only differ when
+            # the stored value changed since it was read.
+            return False
+        actions: list[TransactWriteItemTypeDef] = [
+            {
+                "Update": {
+                    "TableName": self.table_name,
+                    "Key": {PARTITION_KEY: item[PARTITION_KEY], SORT_KEY: item[SORT_KEY]},
+                    "UpdateExpression": "SET #blob = :new",
+                    "ConditionExpression": "#blob = :old",
+                    "ExpressionAttributeNames": {"#blob": "blob"},
+                    "ExpressionAttributeValues": {":old": item["blob"], ":new": {"B": chunk}},
+                }
+            }
+            for item, chunk in zip(items, chunks, strict=True)
+        ]
+        try:
+            with _translated_errors(self.table_name):
+                self.client.transact_write_items(TransactItems=actions)
+        except _ConditionFailed:
+            return False
+        return True
+
+    def _delete_orphans(self, message_items: list[_Item]) -> int:
+        """Delete the items among `message_items` whose incarnation is not the one of
+        the session now stored under their partition (or whose session is gone)."""
+        if not message_items:
+            return 0
+        current = self._stored_incarnations(
+            sorted({item[PARTITION_KEY]["S"] for item in message_items})
+        )
+        orphans = [
+            {PARTITION_KEY: item[PARTITION_KEY], SORT_KEY: item[SORT_KEY]}
+            for item in message_items
+            if _incarnation_of(item[SORT_KEY]["S"]) != current.get(item[PARTITION_KEY]["S"])
+        ]
+        self._delete_items(orphans)
+        return len(orphans)
+
+    def _stored_incarnations(self, partitions: list[str]) -> dict[str, str]:
+        """The incarnation of the session item under each partition that has one."""
+        found: dict[str, str] = {}
+        for start in range(0, len(partitions), _BATCH_GET_KEYS):
+            # Strongly consistent: a message the scan saw was written together with
+            # its session item, so this read sees that item or whatever replaced it.
+            request: dict[str, KeysAndAttributesTypeDef] = {
+                self.table_name: {
+                    "Keys": [
+                        {PARTITION_KEY: {"S": pk}, SORT_KEY: {"S": SESSION_SORT_KEY}}
+                        for pk in partitions[start : start + _BATCH_GET_KEYS]
+                    ],
+                    "ProjectionExpression": "#pk, #incarnation",
+                    "ExpressionAttributeNames": {
+                        "#pk": PARTITION_KEY,
+                        "#incarnation": "incarnation",
+                    },
+                    "ConsistentRead": True,
+                }
+            }
+            for attempt in range(_BATCH_WRITE_ATTEMPTS):
+                with _translated_errors(self.table_name):
+                    response = self.client.batch_get_item(RequestItems=request)
+                for item in response.get("Responses", {}).get(self.table_name, []):
+                    found[item[PARTITION_KEY]["S"]] = item["incarnation"]["S"]
+                request = cast(
+                    "dict[str, KeysAndAttributesTypeDef]", response.get("UnprocessedKeys") or {}
+                )
+                if not request:
+                    break
+                _pause(attempt)
+            else:
+                raise StoreUnavailable(
+                    f"DynamoDB table {self.table_name!r} kept throttling the sweep's reads"
+                )
+        return found
 
     def _write(self, write: Callable[[], _T]) -> _T:
         """Run a single-item write, retrying while a transaction holds the item.
@@ -525,15 +975,18 @@ class DynamoDBSessionStore(SessionStore):
     def _delete_items(self, keys: list[_Item]) -> None:
         for start in range(0, len(keys), _BATCH_WRITE_REQUESTS):
             requests: list[WriteRequestTypeDef] = [
-                {"DeleteRequest": {"Key": key}} for key in keys[start:start + _BATCH_WRITE_REQUESTS]
+                {"DeleteRequest": {"Key": key}}
+                for key in keys[start : start + _BATCH_WRITE_REQUESTS]
             ]
             for attempt in range(_BATCH_WRITE_ATTEMPTS):
                 with _translated_errors(self.table_name):
                     response = self.client.batch_write_item(
                         RequestItems={self.table_name: requests}
                     )
-                requests = cast("list[WriteRequestTypeDef]",
-                                response.get("UnprocessedItems", {}).get(self.table_name, []))
+                requests = cast(
+                    "list[WriteRequestTypeDef]",
+                    response.get("UnprocessedItems", {}).get(self.table_name, []),
+                )
                 if not requests:
                     break
                 _pause(attempt)
@@ -576,8 +1029,9 @@ def _translated_errors(table_name: str) -> Iterator[None]:
         if code == "TransactionConflictException":
             raise _ItemInTransaction from exc
         if code == "TransactionCanceledException":
-            reasons = {reason.get("Code", "None")
-                       for reason in exc.response.get("CancellationReasons", [])} - {"None"}
+            reasons = {
+                reason.get("Code", "None") for reason in exc.response.get("CancellationReasons", [])
+            } - {"None"}
             if reasons & _UNAVAILABLE_REASONS:
                 raise StoreUnavailable(
                     f"DynamoDB table {table_name!r} is throttling requests"
@@ -600,16 +1054,71 @@ def _translated_errors(table_name: str) -> Iterator[None]:
 
 def _pause(attempt: int) -> None:
     # Full jitter, so writers that collided do not collide again in lockstep.
-    time.sleep(random.random() * min(0.5, 0.01 * 2 ** attempt))
+    time.sleep(random.random() * min(0.5, 0.01 * 2**attempt))
+
+
+# -------------------------------------------------------------------- stream records
+
+
+@dataclass(frozen=True, slots=True)
+class TtlDeletion:
+    """A session item that DynamoDB's TTL process deleted, as its stream record shows it."""
+
+    tenant: str
+    session_id: str
+    incarnation: str
+    message_count: int
+    expired_at: float
+
+
+def ttl_deletion_of(record: Mapping[str, Any]) -> TtlDeletion | None:
+    """The session a DynamoDB Streams record (Lambda's event shape) reports deleted by
+    TTL; None for every other record: writes, deletes by clients (explicit deletes,
+    the sweep), TTL deletions of items that are not sessions (rate counters).
+
+    Raises:
+        ValidationFailed: a TTL deletion of a session item without a usable old image
+            (the stream must carry old images).
+    """
+    identity = record.get("userIdentity") or {}
+    if (
+        record.get("eventName") != "REMOVE"
+        or identity.get("type") != "Service"
+        or identity.get("principalId") != TTL_SERVICE_PRINCIPAL
+    ):
+        return None
+    change = record.get("dynamodb") or {}
+    if (change.get("Keys") or {}).get(SORT_KEY) != {"S": SESSION_SORT_KEY}:
+        return None
+    old = change.get("OldImage") or {}
+    try:
+        return TtlDeletion(
+            tenant=old["tenant"]["S"],
+            session_id=old["session_id"]["S"],
+            incarnation=old["incarnation"]["S"],
+            message_count=int(old["message_count"]["N"]),
+            expired_at=float(old["expires_at_exact"]["N"]),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValidationFailed(
+            "a TTL deletion of a session item came without its old image; the table's "
+            "stream must be NEW_AND_OLD_IMAGES",
+            details={"field": "dynamodb.OldImage"},
+        ) from exc
 
 
 # -------------------------------------------------------------------- items
 
 
-def _new_client(region_name: str | None, endpoint_url: str | None) -> DynamoDBClient:
+def _new_client(
+    region_name: str | None, endpoint_url: str | None, read_timeout: float | None = None
+) -> DynamoDBClient:
+    config = CLIENT_CONFIG
+    if read_timeout is not None:
+        config = config.merge(Config(read_timeout=read_timeout))
     try:
         return boto3.session.Session().client(
-            "dynamodb", region_name=region_name, endpoint_url=endpoint_url, config=CLIENT_CONFIG
+            "dynamodb", region_name=region_name, endpoint_url=endpoint_url, config=config
         )
     except NoRegionError as exc:
         raise ConfigurationError(
@@ -621,8 +1130,11 @@ def _new_client(region_name: str | None, endpoint_url: str | None) -> DynamoDBCl
 def _names(*expressions: str) -> dict[str, str]:
     """ExpressionAttributeNames for every ``#name`` placeholder used (and no other,
     which DynamoDB refuses); placeholders are the attribute names themselves."""
-    return {placeholder: placeholder[1:]
-            for expression in expressions for placeholder in re.findall(r"#\w+", expression)}
+    return {
+        placeholder: placeholder[1:]
+        for expression in expressions
+        for placeholder in re.findall(r"#\w+", expression)
+    }
 
 
 def _number(value: float) -> AttributeValueTypeDef:
@@ -642,12 +1154,35 @@ def _partition(tenant: str, session_id: str) -> str:
 
 
 def _session_key(tenant: str, session_id: str) -> _Item:
-    return {PARTITION_KEY: {"S": _partition(tenant, session_id)},
-            SORT_KEY: {"S": SESSION_SORT_KEY}}
+    return {PARTITION_KEY: {"S": _partition(tenant, session_id)}, SORT_KEY: {"S": SESSION_SORT_KEY}}
 
 
 def _message_sort_key(incarnation: str, seq: int) -> str:
-    return f"M#{incarnation}#{seq:010d}"
+    return f"{MESSAGE_SORT_KEY_PREFIX}{incarnation}#{seq:010d}"
+
+
+def _incarnation_of(message_sort_key: str) -> str:
+    # M#<incarnation>#<seq>[#<part>]
+    return message_sort_key.split("#", 2)[1]
+
+
+def _sweep_cursor_key() -> _Item:
+    return {name: {"S": value} for name, value in SWEEP_CURSOR_KEY.items()}
+
+
+def _encode_scan_cursor(last_key: Mapping[str, AttributeValueTypeDef]) -> str:
+    position = [last_key[PARTITION_KEY]["S"], last_key[SORT_KEY]["S"]]
+    return base64.urlsafe_b64encode(json.dumps(position).encode()).decode()
+
+
+def _decode_scan_cursor(cursor: str) -> _Item:
+    try:
+        pk, sk = json.loads(base64.urlsafe_b64decode(cursor.encode("ascii")))
+    except (ValueError, TypeError, UnicodeError, binascii.Error) as exc:
+        raise InvalidCursor("sweep cursor is malformed", details={"field": "cursor"}) from exc
+    if not isinstance(pk, str) or not isinstance(sk, str) or not pk or not sk:
+        raise InvalidCursor("sweep cursor is malformed", details={"field": "cursor"})
+    return {PARTITION_KEY: {"S": pk}, SORT_KEY: {"S": sk}}
 
 
 def _session_item(record: SessionRecord) -> _Item:
@@ -701,8 +1236,12 @@ def _api_key(item: Mapping[str, AttributeValueTypeDef]) -> ApiKeyRecord:
 
 
 def _message_fields(message: StoredMessage) -> _Item:
-    return {"seq": _number(message.seq), "role": {"S": message.role},
-            "created_at": _number(message.created_at), "blob": {"B": message.blob}}
+    return {
+        "seq": _number(message.seq),
+        "role": {"S": message.role},
+        "created_at": _number(message.created_at),
+        "blob": {"B": message.blob},
+    }
 
 
 def _message_items(head: SessionRecord, messages: list[StoredMessage], room: int) -> list[_Item]:
@@ -725,9 +1264,11 @@ def _message_items(head: SessionRecord, messages: list[StoredMessage], room: int
     excess = sum(parts) - room
     paired: set[int] = set()  # indexes whose item also carries the next message
     if excess > 0:
-        pairs = sorted((sizes[i] + sizes[i + 1], i) for i in range(len(messages) - 1)
-                       if parts[i] == parts[i + 1] == 1
-                       and sizes[i] + sizes[i + 1] <= _ITEM_BLOB_BYTES)
+        pairs = sorted(
+            (sizes[i] + sizes[i + 1], i)
+            for i in range(len(messages) - 1)
+            if parts[i] == parts[i + 1] == 1 and sizes[i] + sizes[i + 1] <= _ITEM_BLOB_BYTES
+        )
         taken: set[int] = set()
         for _, i in pairs:
             if len(paired) == excess:
@@ -755,15 +1296,23 @@ def _message_items(head: SessionRecord, messages: list[StoredMessage], room: int
             items.append(item)
             index += 2
             continue
-        chunks = [message.blob[offset:offset + _ITEM_BLOB_BYTES]
-                  for offset in range(0, len(message.blob), _ITEM_BLOB_BYTES)] or [b""]
+        chunks = [
+            message.blob[offset : offset + _ITEM_BLOB_BYTES]
+            for offset in range(0, len(message.blob), _ITEM_BLOB_BYTES)
+        ] or [b""]
         item["blob"] = {"B": chunks[0]}
         if len(chunks) > 1:
             item["parts"] = _number(len(chunks))
         items.append(item)
-        items += [{PARTITION_KEY: pk, SORT_KEY: {"S": f"{sort_key}#{part:03d}"},
-                   "part": _number(part), "blob": {"B": chunk}}
-                  for part, chunk in enumerate(chunks[1:], start=1)]
+        items += [
+            {
+                PARTITION_KEY: pk,
+                SORT_KEY: {"S": f"{sort_key}#{part:03d}"},
+                "part": _number(part),
+                "blob": {"B": chunk},
+            }
+            for part, chunk in enumerate(chunks[1:], start=1)
+        ]
         index += 1
     return items
 
@@ -782,12 +1331,14 @@ class _Assembly:
         # A missing part means a concurrent delete is sweeping the session.
         if len(self.chunks) != self.parts:
             return None
-        return StoredMessage(seq=self.seq, role=self.role, created_at=self.created_at,
-                             blob=b"".join(self.chunks))
+        return StoredMessage(
+            seq=self.seq, role=self.role, created_at=self.created_at, blob=b"".join(self.chunks)
+        )
 
 
-def _unpack_messages(items: Iterable[Mapping[str, AttributeValueTypeDef]]
-                     ) -> Iterator[StoredMessage]:
+def _unpack_messages(
+    items: Iterable[Mapping[str, AttributeValueTypeDef]],
+) -> Iterator[StoredMessage]:
     """Messages from message items in key order (see `_message_items`)."""
     pending: _Assembly | None = None
     for item in items:
@@ -799,8 +1350,9 @@ def _unpack_messages(items: Iterable[Mapping[str, AttributeValueTypeDef]]
             yield message
         pending = _start_assembly(item)
         if "paired" in item:
-            yield from filter(None, (pending.finish(),
-                                     _start_assembly(item["paired"]["M"]).finish()))
+            yield from filter(
+                None, (pending.finish(), _start_assembly(item["paired"]["M"]).finish())
+            )
             pending = None
     if pending is not None and (message := pending.finish()) is not None:
         yield message

@@ -26,10 +26,22 @@ DEFAULT_TEMPLATE_PATH: Final = Path(__file__).resolve().parents[3] / "template.y
 TABLE_RESOURCE: Final = "SessionsTable"
 
 # CloudFormation property -> create_table argument, for those with the same shape in both.
-_SAME_SHAPE: Final = ("AttributeDefinitions", "KeySchema", "BillingMode", "ProvisionedThroughput",
-                      "LocalSecondaryIndexes", "TableClass", "DeletionProtectionEnabled")
-_INDEX_FIELDS: Final = ("IndexName", "KeySchema", "Projection", "ProvisionedThroughput",
-                        "OnDemandThroughput")
+_SAME_SHAPE: Final = (
+    "AttributeDefinitions",
+    "KeySchema",
+    "BillingMode",
+    "ProvisionedThroughput",
+    "LocalSecondaryIndexes",
+    "TableClass",
+    "DeletionProtectionEnabled",
+)
+_INDEX_FIELDS: Final = (
+    "IndexName",
+    "KeySchema",
+    "Projection",
+    "ProvisionedThroughput",
+    "OnDemandThroughput",
+)
 
 
 class CloudFormationLoader(yaml.SafeLoader):
@@ -105,8 +117,10 @@ def table_spec(table_name: str, template_path: Path | None = None) -> TableSpec:
         ]
     stream = _literal(properties.get("StreamSpecification"), "StreamSpecification")
     if stream:
-        kwargs["StreamSpecification"] = {"StreamEnabled": True,
-                                         "StreamViewType": stream["StreamViewType"]}
+        kwargs["StreamSpecification"] = {
+            "StreamEnabled": True,
+            "StreamViewType": stream["StreamViewType"],
+        }
     sse = _literal(properties.get("SSESpecification"), "SSESpecification")
     if sse:
         kwargs["SSESpecification"] = {
@@ -115,8 +129,9 @@ def table_spec(table_name: str, template_path: Path | None = None) -> TableSpec:
         }
 
     ttl = _literal(properties.get("TimeToLiveSpecification"), "TimeToLiveSpecification")
-    recovery = _literal(properties.get("PointInTimeRecoverySpecification"),
-                        "PointInTimeRecoverySpecification")
+    recovery = _literal(
+        properties.get("PointInTimeRecoverySpecification"), "PointInTimeRecoverySpecification"
+    )
     return TableSpec(
         create_table_kwargs=cast("CreateTableInputTypeDef", kwargs),
         ttl_attribute=str(ttl["AttributeName"]) if ttl and ttl.get("Enabled") else None,
@@ -136,8 +151,9 @@ def create_table_from_template(
     """
     spec = table_spec(table_name, template_path)
     client.create_table(**spec.create_table_kwargs)
-    client.get_waiter("table_exists").wait(TableName=table_name,
-                                           WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    client.get_waiter("table_exists").wait(
+        TableName=table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
+    )
     if spec.ttl_attribute is not None:
         client.update_time_to_live(
             TableName=table_name,

@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import bisect
+import json
 import threading
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
-from turnwall.stores.base import SessionRecord, SessionStore, StoredMessage, Touch
+from turnwall.errors import InvalidCursor
+from turnwall.stores.base import (
+    EndedSession,
+    SessionRecord,
+    SessionStore,
+    StoredMessage,
+    SweepReport,
+    Touch,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     from turnwall.auth import ApiKeyRecord
     from turnwall.crypto import Cipher
+    from turnwall.stores.base import ExpiryCallback
     from turnwall.validation import Limits
 
 _Key = tuple[str, str]
@@ -29,6 +41,7 @@ class MemoryState:
     ids_by_tenant: dict[str, list[str]] = field(default_factory=dict)  # sorted, for prefixes
     api_keys: dict[str, ApiKeyRecord] = field(default_factory=dict)
     hits: dict[tuple[str, int], int] = field(default_factory=dict)
+    sweep_cursor: str | None = None
 
 
 class MemorySessionStore(SessionStore):
@@ -90,15 +103,10 @@ class MemorySessionStore(SessionStore):
             self._sessions[key] = updated
             return updated
 
-    def _delete(self, tenant: str, session_id: str, now: float) -> bool:
-        key = (tenant, session_id)
+    def _delete(self, tenant: str, session_id: str, now: float) -> int | None:
         with self._lock:
-            current = self._sessions.pop(key, None)
-            self._messages.pop(key, None)
-            if current is not None:
-                ids = self._ids_by_tenant[tenant]
-                del ids[bisect.bisect_left(ids, session_id)]
-            return current is not None and current.is_live(now)
+            current = self._remove((tenant, session_id))
+        return current.message_count if current is not None and current.is_live(now) else None
 
     def _commit_append(
         self,
@@ -208,6 +216,123 @@ class MemorySessionStore(SessionStore):
                 counts.append(count)
             return counts
 
+    def _purge(self, tenant: str, session_id: str, incarnation: str, now: float) -> int:
+        key = (tenant, session_id)
+        with self._lock:
+            current = self._sessions.get(key)
+            if current is None or current.incarnation != incarnation or current.is_live(now):
+                return 0
+            # Messages live and die with their record here, so nothing else is left over.
+            removed = 1 + len(self._messages.get(key, ()))
+            self._remove(key)
+            return removed
+
+    def _sweep(
+        self,
+        now: float,
+        max_items: int,
+        deadline: float | None,
+        cursor: str | None,
+        on_expired: ExpiryCallback,
+    ) -> SweepReport:
+        after = _decode_key(cursor) if cursor else None
+        with self._lock:
+            keys = sorted(self._sessions)
+            start = bisect.bisect_right(keys, after) if after is not None else 0
+            page = keys[start : start + max_items]
+            expired = [
+                record
+                for record in (self._sessions[key] for key in page)
+                if not record.is_live(now)
+            ]
+        ended = tuple(
+            EndedSession(r.tenant, r.session_id, r.message_count, r.expires_at) for r in expired
+        )
+        if ended:
+            on_expired(ended)
+        removed = sum(self._purge(r.tenant, r.session_id, r.incarnation, now) for r in expired)
+        # `deadline` is not consulted: a page is one short pass under the lock.
+        more = start + len(page) < len(keys)
+        return SweepReport(
+            removed_sessions=ended,
+            removed_items=removed,
+            examined_items=len(page),
+            next_cursor=_encode_key(page[-1]) if more and page else None,
+        )
+
+    def _iterate_sessions(
+        self, cursor: str | None, limit: int, now: float
+    ) -> tuple[list[SessionRecord], str | None]:
+        after = _decode_key(cursor) if cursor else None
+        with self._lock:
+            keys = sorted(self._sessions)
+            start = bisect.bisect_right(keys, after) if after is not None else 0
+            page = keys[start : start + limit]
+            records = [self._sessions[key] for key in page]
+        more = start + len(page) < len(keys)
+        next_cursor = _encode_key(page[-1]) if more and page else None
+        return [record for record in records if record.is_live(now)], next_cursor
+
+    def _replace_metadata_blob(self, record: SessionRecord, old: bytes, new: bytes) -> bool:
+        return self._replace_record_blob(record, "metadata_blob", old, new)
+
+    def _replace_risk_blob(self, record: SessionRecord, old: bytes, new: bytes) -> bool:
+        return self._replace_record_blob(record, "risk_blob", old, new)
+
+    def _replace_message_blob(
+        self, record: SessionRecord, seq: int, old: bytes, new: bytes
+    ) -> bool:
+        key = (record.tenant, record.session_id)
+        with self._lock:
+            current = self._sessions.get(key)
+            messages = self._messages.get(key, [])
+            if current is None or current.incarnation != record.incarnation:
+                return False
+            if not 1 <= seq <= len(messages) or messages[seq - 1].blob != old:
+                return False
+            messages[seq - 1] = replace(messages[seq - 1], blob=new)
+            return True
+
+    def _get_sweep_cursor(self) -> str | None:
+        with self._lock:
+            return self.state.sweep_cursor
+
+    def _put_sweep_cursor(self, cursor: str | None) -> None:
+        with self._lock:
+            self.state.sweep_cursor = cursor
+
+    def _replace_record_blob(
+        self,
+        record: SessionRecord,
+        blob_field: Literal["metadata_blob", "risk_blob"],
+        old: bytes,
+        new: bytes,
+    ) -> bool:
+        key = (record.tenant, record.session_id)
+        with self._lock:
+            current = self._sessions.get(key)
+            if (
+                current is None
+                or current.incarnation != record.incarnation
+                or getattr(current, blob_field) != old
+            ):
+                return False
+            self._sessions[key] = (
+                replace(current, metadata_blob=new)
+                if blob_field == "metadata_blob"
+                else replace(current, risk_blob=new)
+            )
+            return True
+
+    def _remove(self, key: _Key) -> SessionRecord | None:
+        # Caller holds the lock.
+        current = self._sessions.pop(key, None)
+        self._messages.pop(key, None)
+        if current is not None:
+            ids = self._ids_by_tenant[key[0]]
+            del ids[bisect.bisect_left(ids, key[1])]
+        return current
+
     def _put(self, key: _Key, record: SessionRecord, messages: list[StoredMessage]) -> None:
         # Caller holds the lock.
         tenant, session_id = key
@@ -215,3 +340,17 @@ class MemorySessionStore(SessionStore):
             bisect.insort(self._ids_by_tenant.setdefault(tenant, []), session_id)
         self._sessions[key] = record
         self._messages[key] = messages
+
+
+def _encode_key(key: _Key) -> str:
+    return base64.urlsafe_b64encode(json.dumps(list(key)).encode()).decode()
+
+
+def _decode_key(cursor: str) -> _Key:
+    try:
+        tenant, session_id = json.loads(base64.urlsafe_b64decode(cursor.encode("ascii")))
+    except (ValueError, TypeError, UnicodeError, binascii.Error) as exc:
+        raise InvalidCursor("sweep cursor is malformed", details={"field": "cursor"}) from exc
+    if not isinstance(tenant, str) or not isinstance(session_id, str):
+        raise InvalidCursor("sweep cursor is malformed", details={"field": "cursor"})
+    return tenant, session_id

@@ -10,6 +10,7 @@ script below touches a single slot and runs unchanged on cluster-mode ElastiCach
     tw:idx:{acme}:ids    zset   the same ids, all scored 0, for ZRANGEBYLEX prefix listing
     tw:keys              hash   API key records (JSON) by key digest; no secrets in them
     tw:rate:{bucket}:N   string request counter of fixed window N, expiring after it
+    tw:sweep:cursor      string where the scheduled sweep stopped (expires after a day)
 
 Times are whole epoch milliseconds, so Lua arithmetic on them is exact. Whether a
 session is live is decided by comparing the stored ``expires_at`` with the caller's
@@ -30,10 +31,18 @@ slid expiry is re-scored, never removed. A delete lowers the score to ``now`` pl
 the delete stays protected for that long (ample for a call bounded by the 2 s socket
 timeout). The index keys carry no TTL: one refreshed only by creates could drop the
 entry of a session kept alive for longer, and Redis deletes an emptied zset anyway.
+
+The scheduled sweep finds the tenant indexes with SCAN (node by node on a cluster),
+prunes them as above, and removes the hash and list of a session it catches expired
+but not yet reclaimed by their key TTL, reporting it as expired. Sessions whose keys
+Redis already reclaimed leave only an index entry, which says nothing of how the
+session ended, so those are pruned without being reported.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import bisect
 import functools
 import hashlib
@@ -41,6 +50,7 @@ import json
 import math
 import struct
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeAlias, TypeVar, cast
 
 from redis import Redis
@@ -50,13 +60,22 @@ from redis.cluster import RedisCluster
 from redis.retry import Retry
 
 from turnwall.auth import ApiKeyRecord
-from turnwall.errors import ConfigurationError, DecryptionError, StoreUnavailable
-from turnwall.stores.base import SessionRecord, SessionStore, StoredMessage, Touch
+from turnwall.errors import ConfigurationError, DecryptionError, InvalidCursor, StoreUnavailable
+from turnwall.stores.base import (
+    EndedSession,
+    SessionRecord,
+    SessionStore,
+    StoredMessage,
+    SweepReport,
+    Touch,
+    out_of_time,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping, Sequence
 
     from turnwall.crypto import Cipher
+    from turnwall.stores.base import ExpiryCallback
     from turnwall.validation import Limits
 
 __all__ = ["RedisClient", "RedisSessionStore", "translate_backend_errors"]
@@ -68,6 +87,11 @@ _API_KEYS_KEY: Final = "tw:keys"
 _CREATE_IN_FLIGHT_SECS: Final = 60
 _CONNECT_TIMEOUT_SECS: Final = 1.0
 _COMMAND_TIMEOUT_SECS: Final = 2.0
+_SWEEP_CURSOR_KEY: Final = "tw:sweep:cursor"
+_SWEEP_CURSOR_TTL_SECS: Final = 24 * 3600
+_INDEX_KEY_PATTERN: Final = "tw:idx:{*}"  # not the :ids twins, which end in "s"
+_SCAN_COUNT: Final = 200
+_SWEEP_BATCH: Final = 500
 _SCHEMES: Final = "redis://, rediss://, redis+cluster://, rediss+cluster://"
 
 # A stored message: seq, role code and created_at (epoch ms) in 13 bytes, then the blob.
@@ -229,14 +253,28 @@ return redis.call('HGETALL', KEYS[1])
 """
 )
 
-# ARGV: now -> 2 if a live session was deleted, 1 if an expired one, 0 if none existed.
+# ARGV: now -> {2, message_count} if a live session was deleted, {1, 0} if an expired
+# one, {0, 0} if none existed.
 _DELETE: Final = _LuaScript(
     """
-local expires_at = redis.call('HGET', KEYS[1], 'expires_at')
+local current = redis.call('HMGET', KEYS[1], 'expires_at', 'message_count')
 redis.call('DEL', KEYS[1], KEYS[2])
-if not expires_at then return 0 end
-if tonumber(expires_at) > tonumber(ARGV[1]) then return 2 end
-return 1
+if not current[1] then return {0, 0} end
+if tonumber(current[1]) > tonumber(ARGV[1]) then return {2, tonumber(current[2])} end
+return {1, 0}
+"""
+)
+
+# ARGV: now, incarnation -> -1 if a live session holds the id (left alone), else how
+# many records of that incarnation were removed (hash + messages; 0 if none is stored).
+_PURGE: Final = _LuaScript(
+    """
+local current = redis.call('HMGET', KEYS[1], 'expires_at', 'incarnation')
+if current[1] and tonumber(current[1]) > tonumber(ARGV[1]) then return -1 end
+if current[2] ~= ARGV[2] then return 0 end
+local removed = 1 + redis.call('LLEN', KEYS[2])
+redis.call('DEL', KEYS[1], KEYS[2])
+return removed
 """
 )
 
@@ -246,6 +284,30 @@ _READ_MESSAGES: Final = _LuaScript(
     """
 if redis.call('HGET', KEYS[1], 'incarnation') ~= ARGV[1] then return {} end
 return redis.call('LRANGE', KEYS[2], ARGV[2], ARGV[3])
+"""
+)
+
+# ARGV: incarnation, hash field, old value, new value -> 1 if replaced, 0 if the session
+# is another incarnation (or gone) or the field holds something else. Keeps the key TTL.
+_REPLACE_FIELD: Final = _LuaScript(
+    """
+if redis.call('HGET', KEYS[1], 'incarnation') ~= ARGV[1] then return 0 end
+if redis.call('HGET', KEYS[1], ARGV[2]) ~= ARGV[3] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[2], ARGV[4])
+return 1
+"""
+)
+
+# ARGV: incarnation, list index, header bytes, old blob, new blob -> 1 if the message's
+# blob was replaced (header kept), 0 as for _REPLACE_FIELD. Keeps the key TTL.
+_REPLACE_MESSAGE: Final = _LuaScript(
+    """
+if redis.call('HGET', KEYS[1], 'incarnation') ~= ARGV[1] then return 0 end
+local current = redis.call('LINDEX', KEYS[2], ARGV[2])
+local header = tonumber(ARGV[3])
+if not current or string.sub(current, header + 1) ~= ARGV[4] then return 0 end
+redis.call('LSET', KEYS[2], ARGV[2], string.sub(current, 1, header) .. ARGV[5])
+return 1
 """
 )
 
@@ -422,15 +484,149 @@ class RedisSessionStore(SessionStore):
         return None if flat is None else _record(tenant, session_id, _pairs(flat))
 
     @_translated
-    def _delete(self, tenant: str, session_id: str, now: float) -> bool:
-        outcome = int(_DELETE(self.client, keys=_session_keys(tenant, session_id), args=[_ms(now)]))
+    def _delete(self, tenant: str, session_id: str, now: float) -> int | None:
+        outcome, message_count = _DELETE(
+            self.client, keys=_session_keys(tenant, session_id), args=[_ms(now)]
+        )
         if outcome:
             # Not a removal: see the module docstring for why a delete only lowers the score.
             by_expiry, _ = _index_keys(tenant)
             self.client.zadd(
                 by_expiry, {session_id: _ms(now) + _CREATE_IN_FLIGHT_SECS * 1000}, xx=True, lt=True
             )
-        return outcome == 2
+        return int(message_count) if outcome == 2 else None
+
+    @_translated
+    def _purge(self, tenant: str, session_id: str, incarnation: str, now: float) -> int:
+        now_ms = _ms(now)
+        removed = int(
+            _PURGE(self.client, keys=_session_keys(tenant, session_id), args=[now_ms, incarnation])
+        )
+        if removed < 0:
+            return 0
+        # The entry goes only if still scored <= now: a create racing in raised it first.
+        return removed + self._index_prune(tenant, now_ms, [session_id])
+
+    @_translated
+    def _sweep(
+        self,
+        now: float,
+        max_items: int,
+        deadline: float | None,
+        cursor: str | None,
+        on_expired: ExpiryCallback,
+    ) -> SweepReport:
+        now_ms = _ms(now)
+        nodes = self._scan_nodes()
+        node, scan_cursor, done = _decode_scan_position(cursor) if cursor else (nodes[0], 0, 0)
+        if node not in nodes:  # the cluster changed shape since: start the pass again
+            node, scan_cursor, done = nodes[0], 0, 0
+        index = nodes.index(node)
+        ended: list[EndedSession] = []
+        removed = examined = 0
+        while True:
+            next_cursor, index_keys = self._scan_index_keys(nodes[index], scan_cursor)
+            examined += 1
+            # SCAN from one cursor returns the same batch unless keys came or went
+            # meanwhile; then a tenant may be skipped until the next pass, never lost.
+            for position, key in enumerate(index_keys[done:], start=done):
+                tenant = key.decode()[len("tw:idx:{") : -1]
+                while True:
+                    outcome = self._sweep_tenant(tenant, now_ms, on_expired)
+                    ended += outcome.ended
+                    removed += outcome.removed
+                    examined += outcome.examined
+                    if examined >= max_items or out_of_time(deadline):
+                        # A tenant with more to prune is taken up again next time.
+                        resume = position if outcome.more else position + 1
+                        return _report(
+                            ended, removed, examined, (nodes[index], scan_cursor, resume)
+                        )
+                    if not outcome.more:
+                        break
+            done = 0
+            if next_cursor != 0:
+                scan_cursor = next_cursor
+            elif index + 1 < len(nodes):
+                index, scan_cursor = index + 1, 0
+            else:
+                return _report(ended, removed, examined, None)
+            if examined >= max_items or out_of_time(deadline):
+                return _report(ended, removed, examined, (nodes[index], scan_cursor, 0))
+
+    @_translated
+    def _iterate_sessions(
+        self, cursor: str | None, limit: int, now: float
+    ) -> tuple[list[SessionRecord], str | None]:
+        # The sweep's walk over tenant indexes (SCAN node by node), then each tenant's
+        # ids by name, so the cursor can stop inside a tenant of any size.
+        now_ms = _ms(now)
+        nodes = self._scan_nodes()
+        node, scan_cursor, done, after = (
+            _decode_reencrypt_position(cursor) if cursor else (nodes[0], 0, 0, "")
+        )
+        if node not in nodes:  # the cluster changed shape since: start the pass again
+            node, scan_cursor, done, after = nodes[0], 0, 0, ""
+        index = nodes.index(node)
+        records: list[SessionRecord] = []
+        while True:
+            next_cursor, index_keys = self._scan_index_keys(nodes[index], scan_cursor)
+            for position, key in enumerate(index_keys[done:], start=done):
+                tenant = key.decode()[len("tw:idx:{") : -1]
+                while True:
+                    wanted = limit - len(records)
+                    ids = self._ids_after(tenant, after, wanted)
+                    records += self._live_records(tenant, ids, now_ms)
+                    if len(ids) < wanted:
+                        after = ""
+                        break
+                    after = ids[-1]
+                    if len(records) >= limit:
+                        return records, _encode_reencrypt_position(
+                            nodes[index], scan_cursor, position, after
+                        )
+                if len(records) >= limit:
+                    return records, _encode_reencrypt_position(
+                        nodes[index], scan_cursor, position + 1, ""
+                    )
+            done = 0
+            if next_cursor != 0:
+                scan_cursor = next_cursor
+            elif index + 1 < len(nodes):
+                index, scan_cursor = index + 1, 0
+            else:
+                return records, None
+
+    @_translated
+    def _replace_metadata_blob(self, record: SessionRecord, old: bytes, new: bytes) -> bool:
+        return self._replace_field(record, "metadata", old, new)
+
+    @_translated
+    def _replace_risk_blob(self, record: SessionRecord, old: bytes, new: bytes) -> bool:
+        return self._replace_field(record, "risk", old, new)
+
+    @_translated
+    def _replace_message_blob(
+        self, record: SessionRecord, seq: int, old: bytes, new: bytes
+    ) -> bool:
+        replaced = _REPLACE_MESSAGE(
+            self.client,
+            keys=_session_keys(record.tenant, record.session_id),
+            args=[record.incarnation, seq - 1, _MESSAGE_HEADER.size, old, new],
+        )
+        return bool(replaced)
+
+    @_translated
+    def _get_sweep_cursor(self) -> str | None:
+        cursor = cast("bytes | None", self.client.get(_SWEEP_CURSOR_KEY))
+        return None if cursor is None else cursor.decode()
+
+    @_translated
+    def _put_sweep_cursor(self, cursor: str | None) -> None:
+        if cursor is None:
+            self.client.delete(_SWEEP_CURSOR_KEY)
+        else:
+            self.client.set(_SWEEP_CURSOR_KEY, cursor, ex=_SWEEP_CURSOR_TTL_SECS)
 
     @_translated
     def _commit_append(
@@ -595,6 +791,107 @@ class RedisSessionStore(SessionStore):
             queue(pipe, session_id)
         return list(pipe.execute())
 
+    def _replace_field(self, record: SessionRecord, name: str, old: bytes, new: bytes) -> bool:
+        replaced = _REPLACE_FIELD(
+            self.client,
+            keys=_session_keys(record.tenant, record.session_id),
+            args=[record.incarnation, name, old, new],
+        )
+        return bool(replaced)
+
+    def _ids_after(self, tenant: str, after: str, count: int) -> list[str]:
+        """Up to `count` of the tenant's indexed ids, ascending, strictly after `after`."""
+        _, by_name = _index_keys(tenant)
+        low = b"(" + after.encode() if after else b"-"
+        members = cast(
+            "list[bytes]", self.client.zrangebylex(by_name, low, b"+", start=0, num=count)
+        )
+        return [member.decode() for member in members]
+
+    def _live_records(self, tenant: str, ids: Sequence[str], now_ms: int) -> list[SessionRecord]:
+        replies = self._pipelined(
+            lambda pipe, session_id: pipe.hgetall(_session_keys(tenant, session_id)[0]), ids
+        )
+        return [
+            _record(tenant, session_id, fields)
+            for session_id, fields in zip(ids, replies, strict=True)
+            if fields and int(fields[b"expires_at"]) > now_ms
+        ]
+
+    def _sweep_tenant(self, tenant: str, now_ms: int, on_expired: ExpiryCallback) -> _TenantSweep:
+        """Prune up to one batch of the tenant's stale index entries, removing and
+        reporting the expired sessions still stored behind them."""
+        by_expiry, _ = _index_keys(tenant)
+        stale = cast(
+            "list[bytes]", self.client.zrangebyscore(by_expiry, "-inf", now_ms, 0, _SWEEP_BATCH)
+        )
+        ids = [member.decode() for member in stale]
+        if not ids:
+            return _TenantSweep((), 0, 1, more=False)
+        heads = self._pipelined(
+            lambda pipe, session_id: pipe.hmget(
+                _session_keys(tenant, session_id)[0], "expires_at", "incarnation", "message_count"
+            ),
+            ids,
+        )
+        live: list[tuple[int, str]] = []
+        dead: list[str] = []
+        expired: list[tuple[str, EndedSession]] = []
+        for session_id, (expires_at, incarnation, message_count) in zip(ids, heads, strict=True):
+            if expires_at is not None and int(expires_at) > now_ms:
+                live.append((int(expires_at), session_id))
+                continue
+            dead.append(session_id)
+            if expires_at is not None and incarnation is not None:
+                ended = EndedSession(
+                    tenant, session_id, int(message_count or 0), int(expires_at) / 1000
+                )
+                expired.append((incarnation.decode(), ended))
+        if live:
+            # Re-scored above now, so the next batch moves on past them.
+            self._index_add(tenant, live)
+        if expired:
+            on_expired([ended for _, ended in expired])
+        removed = 0
+        for incarnation, ended in expired:
+            removed += max(
+                0,
+                int(
+                    _PURGE(
+                        self.client,
+                        keys=_session_keys(tenant, ended.session_id),
+                        args=[now_ms, incarnation],
+                    )
+                ),
+            )
+        removed += self._index_prune(tenant, now_ms, dead)
+        return _TenantSweep(
+            tuple(ended for _, ended in expired), removed, len(ids), more=len(ids) == _SWEEP_BATCH
+        )
+
+    def _scan_nodes(self) -> list[str]:
+        """The nodes to SCAN, by name: the primaries of a cluster; "" for one server."""
+        if isinstance(self.client, RedisCluster):
+            primaries = self.client.get_primaries()  # type: ignore[no-untyped-call]
+            return sorted(str(node.name) for node in primaries)
+        return [""]
+
+    def _scan_index_keys(self, node: str, scan_cursor: int) -> tuple[int, list[bytes]]:
+        if isinstance(self.client, RedisCluster):
+            target = self.client.get_node(node_name=node)  # type: ignore[no-untyped-call]
+            if target is None:
+                raise StoreUnavailable("a Redis cluster node went away during the sweep")
+            # A cluster client answers per node: ({node name: cursor}, keys).
+            cursors, keys = cast(
+                "tuple[dict[str, int], list[bytes]]",
+                self.client.scan(
+                    scan_cursor, _INDEX_KEY_PATTERN, _SCAN_COUNT, "zset", target_nodes=target
+                ),
+            )
+            return int(cursors[node]), keys
+        next_cursor, found = self.client.scan(scan_cursor, _INDEX_KEY_PATTERN, _SCAN_COUNT, "zset")
+        return int(next_cursor), cast("list[bytes]", found)
+
     def _index_add(self, tenant: str, entries: Sequence[tuple[int, str]]) -> None:
         args: list[int | str] = []
         for score, session_id in entries:
@@ -610,6 +907,72 @@ class RedisSessionStore(SessionStore):
 
 
 # -------------------------------------------------------------------- module helpers
+
+
+@dataclass(frozen=True, slots=True)
+class _TenantSweep:
+    ended: tuple[EndedSession, ...]
+    removed: int
+    examined: int
+    more: bool
+
+
+def _report(
+    ended: list[EndedSession],
+    removed: int,
+    examined: int,
+    position: tuple[str, int, int] | None,
+) -> SweepReport:
+    return SweepReport(
+        removed_sessions=tuple(ended),
+        removed_items=removed,
+        examined_items=examined,
+        next_cursor=None if position is None else _encode_scan_position(*position),
+    )
+
+
+def _encode_scan_position(node: str, scan_cursor: int, done: int) -> str:
+    """Where a sweep stopped: the node, its SCAN cursor, and how many keys of the batch
+    that cursor returns are swept already."""
+    return base64.urlsafe_b64encode(json.dumps([node, scan_cursor, done]).encode()).decode()
+
+
+def _decode_scan_position(cursor: str) -> tuple[str, int, int]:
+    try:
+        node, scan_cursor, done = json.loads(base64.urlsafe_b64decode(cursor.encode("ascii")))
+    except (ValueError, TypeError, UnicodeError, binascii.Error) as exc:
+        raise InvalidCursor("sweep cursor is malformed", details={"field": "cursor"}) from exc
+    if not (isinstance(node, str) and _is_count(scan_cursor) and _is_count(done)):
+        raise InvalidCursor("sweep cursor is malformed", details={"field": "cursor"})
+    return node, scan_cursor, done
+
+
+def _encode_reencrypt_position(node: str, scan_cursor: int, done: int, after: str) -> str:
+    """Where a reencrypt step stopped: as a sweep position, plus the last session id
+    visited in the tenant it stopped in ("" when it stopped between tenants)."""
+    position = [node, scan_cursor, done, after]
+    return base64.urlsafe_b64encode(json.dumps(position).encode()).decode()
+
+
+def _decode_reencrypt_position(cursor: str) -> tuple[str, int, int, str]:
+    try:
+        node, scan_cursor, done, after = json.loads(
+            base64.urlsafe_b64decode(cursor.encode("ascii"))
+        )
+    except (ValueError, TypeError, UnicodeError, binascii.Error) as exc:
+        raise InvalidCursor("reencrypt cursor is malformed", details={"field": "cursor"}) from exc
+    if not (
+        isinstance(node, str)
+        and _is_count(scan_cursor)
+        and _is_count(done)
+        and isinstance(after, str)
+    ):
+        raise InvalidCursor("reencrypt cursor is malformed", details={"field": "cursor"})
+    return node, scan_cursor, done, after
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _session_keys(tenant: str, session_id: str) -> tuple[str, str]:
