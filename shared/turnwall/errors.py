@@ -127,3 +127,31 @@ class RateLimited(TurnwallError):
     def __init__(self, message: str, *, retry_after_secs: int, details: object = None) -> None:
         super().__init__(message, details=details)
         self.retry_after_secs = retry_after_secs
+
+
+class ContentBlocked(TurnwallError):
+    """The scan blocked a chat turn; nothing was sent upstream or stored."""
+
+    status = 400
+    code = "content_blocked"
+
+
+class NoUpstream(TurnwallError):
+    """Chat needs IW_UPSTREAM_URL or IW_UPSTREAM=bedrock:<model-id>."""
+
+    status = 503
+    code = "no_upstream"
+
+
+class UpstreamError(TurnwallError):
+    """The upstream model answered with an error or garbage."""
+
+    status = 502
+    code = "upstream_error"
+
+
+class UpstreamTimeout(TurnwallError):
+    """The upstream model did not answer in time."""
+
+    status = 504
+    code = "upstream_timeout"

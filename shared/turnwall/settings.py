@@ -7,8 +7,9 @@ that cannot work in production refuse to load with a `ConfigurationError`.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from turnwall.errors import ConfigurationError
@@ -41,9 +42,42 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     rate_limit_per_min: int = Field(default=60, ge=1)
     api_keys: str | None = Field(default=None, description="tenant:role:key, comma-separated")
+    scan_profile: Literal["default", "strict", "monitor"] = Field(
+        default="default",
+        description="detection policy: default, strict, or monitor (never blocks)",
+    )
+    upstream_url: str | None = Field(
+        default=None, description="OpenAI-compatible base URL, e.g. https://api.openai.com/v1"
+    )
+    upstream_api_key: str | None = Field(default=None, description="key for IW_UPSTREAM_URL")
+    upstream: str | None = Field(default=None, description="bedrock:<model-id>")
+    upstream_timeout_secs: float = Field(default=60.0, gt=0)
+    chat_max_history_messages: int | None = Field(
+        default=None, ge=0, description="newest stored messages sent upstream (all when unset)"
+    )
+    chat_max_history_bytes: int | None = Field(
+        default=None, ge=0, description="cap on the stored history's bytes sent upstream"
+    )
     key_cache_secs: float = Field(
         default=30.0, ge=0, description="how long a container trusts a key lookup"
     )
+    event_bus_name: str | None = Field(
+        default=None,
+        description="EventBridge bus for Session Expired / Session Deleted events; "
+        "unset or empty: no events",
+    )
+    sweep_max_items: int = Field(
+        default=10_000, ge=1, description="stored items one scheduled cleanup run examines"
+    )
+    sweep_time_budget_secs: float = Field(
+        default=60.0, gt=0, description="longest a scheduled cleanup run keeps sweeping"
+    )
+
+    @field_validator("event_bus_name")
+    @classmethod
+    def _empty_bus_means_none(cls, value: str | None) -> str | None:
+        # The template passes an empty parameter through as an empty variable.
+        return value or None
 
     @model_validator(mode="after")
     def _ttl_bounds_agree(self) -> Settings:

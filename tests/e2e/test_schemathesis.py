@@ -16,22 +16,32 @@ from schemathesis.checks import not_a_server_error
 
 from tests.e2e.conftest import SERVER_RATE_LIMIT, start_server
 from tests.functional.conftest import ADMIN_KEY, ENCRYPTION_KEY
+from tests.support.upstream import start_stub_upstream
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from tests.e2e.conftest import Server
+    from tests.support.upstream import StubUpstream
 
 MIN_CASES = 1000
 
 
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[StubUpstream]:
+    stub = start_stub_upstream()
+    yield stub
+    stub.stop()
+
+
 @pytest.fixture(params=["memory", "redis"])
-def fuzzed_server(request: pytest.FixtureRequest) -> Iterator[Server]:
+def fuzzed_server(request: pytest.FixtureRequest, upstream: StubUpstream) -> Iterator[Server]:
     store_url = (
         "memory://" if request.param == "memory" else request.getfixturevalue("redis_store_url")
     )
     server = start_server(
         {
+            "IW_UPSTREAM_URL": upstream.base_url,
             "IW_STORE_URL": store_url,
             "IW_API_KEYS": f"acme:admin:{ADMIN_KEY}",
             "IW_ENCRYPTION_KEYS": ENCRYPTION_KEY,

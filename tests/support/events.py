@@ -84,5 +84,7 @@ class ApiResponse:
         if raw.get("isBase64Encoded"):
             text = base64.b64decode(text).decode()
         headers = {k.lower(): v for k, v in raw.get("headers", {}).items()}
+        if headers.get("content-type", "").startswith("text/event-stream"):
+            return cls(raw["statusCode"], headers, text)  # server-sent events, kept as text
         parsed = json.loads(text) if text else None
         return cls(raw["statusCode"], headers, parsed)

@@ -15,7 +15,7 @@ import turnwall
 from turnwall.errors import TurnwallError
 from turnwall.http.deps import authenticate, presented_key
 from turnwall.http.errors import error_response, install_error_handlers, turnwall_error_response
-from turnwall.http.routes import health, history, sessions
+from turnwall.http.routes import chat, health, history, scan, sessions
 from turnwall.runtime import Runtime
 
 if TYPE_CHECKING:
@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 
 from turnwall.logs import logger
 
-ROUTERS: Final = (sessions.router, history.router, health.router)
+ROUTERS: Final = (sessions.router, history.router, scan.router, chat.router, health.router)
+SCAN_OPERATIONS: Final = frozenset({"scan_input", "scan_output", "analyze", "chat_completions"})
 _BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
 PUBLIC_PATHS: Final = frozenset({"/v1/health", "/openapi.json", "/docs", "/docs/oauth2-redirect"})
 _SAFE_REQUEST_ID: Final = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -63,6 +64,27 @@ def create_app(
                 app.router.routes.append(route)
     install_error_handlers(app)
     app.state.runtime = runtime
+    if operations is None or SCAN_OPERATIONS & set(operations):
+        # Only functions that scan pay for compiling the signature catalog at init.
+        from turnwall.scan import Scanner
+        from turnwall.services.scan import ScanService
+
+        settings = runtime.settings
+        scans = ScanService(
+            runtime.store, Scanner(profile=settings.scan_profile), settings.max_message_bytes
+        )
+        app.state.scan_service = scans
+        if operations is None or "chat_completions" in operations:
+            from turnwall.services.chat import ChatService
+            from turnwall.services.upstream import build_upstream
+
+            app.state.chat_service = ChatService(
+                runtime.store,
+                scans,
+                build_upstream(settings),
+                max_history_messages=settings.chat_max_history_messages,
+                max_history_bytes=settings.chat_max_history_bytes,
+            )
     app.state.offload_blocking = offload_blocking
     app.add_middleware(
         RequestContextMiddleware,

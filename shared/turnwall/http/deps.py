@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from turnwall.auth import Permission, Principal
     from turnwall.ratelimit import RateLimitStatus
     from turnwall.runtime import Runtime
+    from turnwall.services.chat import ChatService
+    from turnwall.services.scan import ScanService
     from turnwall.stores.base import SessionStore
 
 P = ParamSpec("P")
@@ -100,6 +102,30 @@ def caller_of(request: Request, permission: Permission) -> Caller:
     principal: Principal = request.state.principal
     principal.require(permission)
     return Caller(principal, runtime_of(request), bool(request.app.state.offload_blocking))
+
+
+SESSION_ID_HEADERS = ("sessionid", "session-id", "x-session-id", "session_id")
+
+
+def session_id_from(request: Request, from_body: str | None) -> str | None:
+    """The session id of a scan or chat: the body's, else the first session header."""
+    if from_body is not None:
+        return from_body
+    for name in SESSION_ID_HEADERS:
+        value = request.headers.get(name)
+        if value:
+            return value
+    return None
+
+
+def scan_service_of(request: Request) -> ScanService:
+    service: ScanService = request.app.state.scan_service
+    return service
+
+
+def chat_service_of(request: Request) -> ChatService:
+    service: ChatService = request.app.state.chat_service
+    return service
 
 
 def json_response(model: BaseModel, status_code: int = 200) -> Response:

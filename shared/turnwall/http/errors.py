@@ -43,8 +43,12 @@ def error_response(
     details: Any = None,
     headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
-    """The spec's error body: `{"error": {"code", "message", "details"?}}`."""
-    error: dict[str, Any] = {"code": code, "message": message}
+    """The spec's error body: `{"error": {"code", "message", "type", "details"?}}`.
+
+    `type` is OpenAI's error class, so OpenAI SDK clients of the chat route read our
+    errors like theirs.
+    """
+    error: dict[str, Any] = {"code": code, "message": message, "type": _openai_type(status)}
     if details is not None:
         error["details"] = details
     return JSONResponse({"error": error}, status_code=status, headers=headers)
@@ -64,6 +68,15 @@ def turnwall_error_response(exc: TurnwallError) -> JSONResponse:
     elif exc.status >= 500:
         logger.error("%s: %s", exc.code, exc.message, exc_info=exc)
     return error_response(exc.status, exc.code, exc.message, exc.details, headers or None)
+
+
+def _openai_type(status: int) -> str:
+    return {
+        401: "authentication_error",
+        403: "permission_error",
+        404: "not_found_error",
+        429: "rate_limit_error",
+    }.get(status, "invalid_request_error" if status < 500 else "api_error")
 
 
 def _turnwall_error(_: Request, exc: Exception) -> JSONResponse:

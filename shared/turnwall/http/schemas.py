@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 from turnwall.models import Decision, HistoryPage, Message, Session, SessionPage, iso_utc
+
+if TYPE_CHECKING:
+    from turnwall.services.scan import ScanResult
 
 MessageRole = Literal["system", "user", "assistant", "tool"]
 
@@ -169,3 +172,84 @@ class Health(BaseModel):
     status: Literal["ok", "unavailable"]
     store: str
     version: str
+
+
+class ScanInputRequest(_Request):
+    text: str
+    session_id: str | None = None
+
+
+class ScanOutputRequest(_Request):
+    text: str
+    session_id: str | None = None
+    prompt: str | None = None
+
+
+class AnalyzeRequest(_Request):
+    input: str
+    output: str | None = None
+    session_id: str | None = None
+
+
+class MatchPublic(BaseModel):
+    signature_id: str
+    category: str
+    score: float
+    span: list[int] | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_absent_span(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if data.get("span") is None:
+            data.pop("span", None)
+        return data
+
+
+class SessionVerdictPublic(BaseModel):
+    session_id: str
+    turn: int
+    session_score: float
+    decision: Decision
+    reasons: list[str]
+
+
+class ScanResultPublic(BaseModel):
+    decision: Decision
+    score: float
+    matches: list[MatchPublic]
+    request_id: str
+    session: SessionVerdictPublic | None
+
+    @classmethod
+    def of(cls, result: ScanResult, request_id: str) -> ScanResultPublic:
+        outcome = result.outcome
+        verdict = None
+        if outcome.session is not None and result.session_id is not None:
+            verdict = SessionVerdictPublic(
+                session_id=result.session_id,
+                turn=outcome.session.turn,
+                session_score=round(outcome.session.session_score, 4),
+                decision=outcome.session.decision,
+                reasons=list(outcome.session.reasons),
+            )
+        return cls(
+            decision=outcome.decision,
+            score=round(outcome.score, 4),
+            matches=[
+                MatchPublic(
+                    signature_id=m.signature_id,
+                    category=m.category,
+                    score=round(m.score, 4),
+                    span=list(m.span) if m.span is not None else None,
+                )
+                for m in outcome.matches
+            ],
+            request_id=request_id,
+            session=verdict,
+        )
+
+
+class AnalyzePublic(BaseModel):
+    input: ScanResultPublic
+    output: ScanResultPublic | None
+    session: SessionPublic | None

@@ -16,6 +16,8 @@ from turnwall.http.schemas import (
     SessionPublic,
     SessionUpdate,
 )
+from turnwall.lifecycle_events import EventPublishFailed
+from turnwall.logs import logger
 
 router = APIRouter(
     prefix="/v1/sessions",
@@ -98,7 +100,18 @@ async def update_session(session_id: str, body: SessionUpdate, request: Request)
     "/{session_id}", name="delete_session", response_model=SessionDeleted, responses=_NOT_FOUND
 )
 async def delete_session(session_id: str, request: Request) -> Response:
-    """Delete a session with all of its history."""
+    """Delete a session with all of its history; publishes `Session Deleted` if a bus is set."""
     caller = caller_of(request, "sessions")
-    await caller.call(caller.store.delete_session, caller.tenant, session_id)
+    deleted = await caller.call(caller.store.delete_session, caller.tenant, session_id)
+    events = caller.runtime.lifecycle_events
+    if events is not None:
+        try:
+            await caller.call(events.session_deleted, deleted)
+        except EventPublishFailed:
+            # The session is gone either way; failing the call now would only make the
+            # client retry into a 404. The log line keeps what the event would have said.
+            logger.exception(
+                "could not publish Session Deleted",
+                extra={"tenant": deleted.tenant, "session_id": deleted.session_id},
+            )
     return json_response(SessionDeleted(session_id=session_id))

@@ -1,0 +1,10 @@
+"""Lambda entry point: POST /v1/chat/completions (OpenAI-compatible, with session memory)."""
+
+from __future__ import annotations
+
+from mangum import Mangum
+
+from turnwall.http.app import create_app
+
+app = create_app({"chat_completions"})
+handler = Mangum(app, lifespan="off")

@@ -1,0 +1,1 @@
+"""The service layer: session rules and scan orchestration over a store, no HTTP."""
