@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from turnwall.auth import Authenticator, parse_bootstrap_keys
+from turnwall.lifecycle_events import build_lifecycle_events
 from turnwall.ratelimit import RateLimiter
 from turnwall.settings import Settings, get_settings
 from turnwall.stores import build_store
@@ -13,17 +14,22 @@ from turnwall.stores import build_store
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from turnwall.lifecycle_events import LifecycleEvents
     from turnwall.stores.base import SessionStore
 
 
 @dataclass(frozen=True, slots=True)
 class Runtime:
-    """Settings, store, authenticator and limiter shared by every request."""
+    """Settings, store, authenticator, limiter and lifecycle events shared by every request.
+
+    ``lifecycle_events`` is None unless IW_EVENT_BUS_NAME names a bus.
+    """
 
     settings: Settings
     store: SessionStore
     authenticator: Authenticator
     rate_limiter: RateLimiter
+    lifecycle_events: LifecycleEvents | None = None
 
     @classmethod
     def build(
@@ -32,8 +38,10 @@ class Runtime:
         *,
         store: SessionStore | None = None,
         clock: Callable[[], float] | None = None,
+        lifecycle_events: LifecycleEvents | None = None,
     ) -> Runtime:
-        """Wire the components; an explicit store or settings beats the environment.
+        """Wire the components; an explicit store, publisher or settings beats the
+        environment.
 
         Raises:
             ConfigurationError: the settings cannot work (refuse to start).
@@ -46,4 +54,5 @@ class Runtime:
             store=store,
             authenticator=Authenticator(store, bootstrap, cache_secs=settings.key_cache_secs),
             rate_limiter=RateLimiter(store, settings.rate_limit_per_min),
+            lifecycle_events=lifecycle_events or build_lifecycle_events(settings),
         )
