@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 SAM_VENV := .venv-sam
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck bench validate build clean
+.PHONY: run test lint bench load results eval validate build clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +25,21 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check shared functions tests
 	$(BIN)/mypy
 
-bench: $(STAMP)
+bench: $(STAMP)  ## every benchmark: ratios against baselines measured in the same run
 	$(BIN)/python -m tests.benchmarks.bench_store
+	$(BIN)/python -m tests.benchmarks.bench_lambda
+	$(BIN)/python -m tests.benchmarks.bench_scan
+	$(BIN)/python -m tests.benchmarks.bench_cleanup
+
+load: $(STAMP)  ## concurrent clients against turnwall serve on Redis and DynamoDB (moto)
+	$(BIN)/python -m tests.benchmarks.load --backend redis
+	$(BIN)/python -m tests.benchmarks.load --backend dynamodb
+
+results: $(STAMP)  ## rerun every benchmark, the load runs and the evaluation into docs/RESULTS.md
+	$(BIN)/python -m tests.benchmarks.results
+
+eval: $(STAMP)  ## detector precision/recall on ../shared/eval
+	$(BIN)/turnwall eval ../shared/eval
 
 $(SAM_VENV)/bin/sam:
 	$(PYTHON) -m venv $(SAM_VENV)

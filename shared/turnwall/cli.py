@@ -5,16 +5,22 @@ turnwall keys create --tenant T --role scan|admin
 turnwall keys list [--tenant T]
 turnwall keys revoke KEY_ID
 turnwall keys generate-encryption-key
+turnwall keys rotate-encryption [--batch N] [--state FILE]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import signal
 import sys
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from turnwall.errors import TurnwallError
+from turnwall.errors import ConfigurationError, TurnwallError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -22,6 +28,8 @@ if TYPE_CHECKING:
     from turnwall.runtime import Runtime
 
 DEV_TENANT = "dev"
+ROTATE_STATE_FILE = ".turnwall-rotate-cursor"
+_PROGRESS_WIDTH = 24
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -60,7 +68,54 @@ def _parser() -> argparse.ArgumentParser:
         "generate-encryption-key", help="print a new Fernet key for IW_ENCRYPTION_KEYS"
     )
     generate.set_defaults(run=_generate_encryption_key)
+    rotate = key_commands.add_parser(
+        "rotate-encryption",
+        help="re-encrypt stored sessions under the first key of IW_ENCRYPTION_KEYS",
+    )
+    rotate.add_argument(
+        "--batch", type=_positive_int, default=100, help="sessions per step (default 100)"
+    )
+    rotate.add_argument(
+        "--state",
+        type=Path,
+        default=Path(ROTATE_STATE_FILE),
+        help=f"where an interrupted run resumes from (default ./{ROTATE_STATE_FILE})",
+    )
+    rotate.set_defaults(run=_keys_rotate_encryption)
+
+    evaluate = commands.add_parser(
+        "eval",
+        help="measure the detectors on labelled data (see ../shared/eval/README.md)",
+        add_help=False,
+    )
+    evaluate.add_argument("rest", nargs=argparse.REMAINDER)
+    evaluate.set_defaults(run=_eval)
+
+    table = commands.add_parser(
+        "create-table", help="create the DynamoDB table exactly as template.yaml defines it"
+    )
+    table.add_argument("name")
+    table.add_argument("--endpoint-url", help="e.g. http://localhost:8000 for DynamoDB Local")
+    table.add_argument("--region", default="us-east-1")
+    table.set_defaults(run=_create_table)
     return parser
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from turnwall.scan.evaluate import main as evaluate
+
+    return evaluate(args.rest)
+
+
+def _create_table(args: argparse.Namespace) -> int:
+    import boto3
+
+    from turnwall.stores.dynamodb_table import create_table_from_template
+
+    client = boto3.client("dynamodb", region_name=args.region, endpoint_url=args.endpoint_url)
+    create_table_from_template(client, args.name)
+    _say(f"created table {args.name}; use IW_STORE_URL=dynamodb://{args.name}")
+    return 0
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -80,14 +135,33 @@ def _serve(args: argparse.Namespace) -> int:
             f"http://{args.host}:{args.port}/v1/sessions"
         )
     app = create_app(runtime=runtime, offload_blocking=True)
+    sweeper = _start_sweeper(runtime)
     # uvicorn turns SIGINT and SIGTERM into a graceful shutdown and then re-raises the
     # signal to the handler it found installed: make that one a no-op, so a requested
     # stop ends with exit status 0 instead of death by signal or a KeyboardInterrupt.
     for stop_signal in (signal.SIGINT, signal.SIGTERM):
         signal.signal(stop_signal, lambda *_: None)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    sweeper.set()
     runtime.store.close()
     return 0
+
+
+def _start_sweeper(runtime: Runtime, every_secs: float = 60.0) -> threading.Event:
+    """Sweep expired sessions in the background, as the scheduled cleanup does when
+    deployed, so a long-running local server does not keep them in memory forever."""
+    stop = threading.Event()
+
+    def run() -> None:
+        cursor = None
+        while not stop.wait(every_secs):
+            try:
+                cursor = runtime.store.sweep(cursor=cursor).next_cursor
+            except TurnwallError as exc:  # a backend hiccup: try again next round
+                _say(f"turnwall: sweep failed: {exc.message}", stream=sys.stderr)
+
+    threading.Thread(target=run, name="turnwall-sweeper", daemon=True).start()
+    return stop
 
 
 def _runtime() -> Runtime:
@@ -143,6 +217,102 @@ def _generate_encryption_key(_: argparse.Namespace) -> int:
 
     _say(Fernet.generate_key().decode())
     return 0
+
+
+@dataclass
+class _RotationProgress:
+    """What the state file keeps between runs: where to resume, and the totals so far."""
+
+    cursor: str | None = None
+    sessions: int = 0
+    values_resealed: int = 0
+    values_unreadable: int = 0
+    steps: int = 0
+
+    @classmethod
+    def load(cls, path: Path) -> _RotationProgress:
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            return cls()
+        try:
+            fields = json.loads(text)
+            progress = cls(**fields)
+        except (ValueError, TypeError) as exc:
+            raise ConfigurationError(
+                f"the rotation state file {path} is unreadable; delete it to start over"
+            ) from exc
+        if not isinstance(progress.cursor, str):
+            raise ConfigurationError(
+                f"the rotation state file {path} holds no cursor; delete it to start over"
+            )
+        return progress
+
+    def save(self, path: Path) -> None:
+        # Write then rename, so an interrupt never leaves half a state file behind.
+        partial = path.with_name(path.name + ".tmp")
+        partial.write_text(json.dumps(asdict(self)))
+        os.replace(partial, path)
+
+
+def _keys_rotate_encryption(args: argparse.Namespace) -> int:
+    state_path: Path = args.state
+    progress = _RotationProgress.load(state_path)
+    if progress.cursor is not None:
+        _say(f"resuming the rotation saved in {state_path}", stream=sys.stderr)
+    store = _runtime().store
+    try:
+        while True:
+            report = store.reencrypt(cursor=progress.cursor, max_sessions=args.batch)
+            progress.cursor = report.next_cursor
+            progress.sessions += report.sessions
+            progress.values_resealed += report.values_resealed
+            progress.values_unreadable += report.values_unreadable
+            progress.steps += 1
+            _show_progress(progress)
+            if report.next_cursor is None:
+                break
+            progress.save(state_path)
+    finally:
+        store.close()
+    sys.stderr.write("\n")
+    state_path.unlink(missing_ok=True)
+    _say(
+        f"re-encrypted {progress.values_resealed} values in {progress.sessions} sessions "
+        "under the newest key"
+    )
+    if progress.values_unreadable:
+        _say(
+            f"turnwall: {progress.values_unreadable} stored values could not be decrypted with "
+            "any configured key and were left as they are (see the log)",
+            stream=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def _show_progress(progress: _RotationProgress) -> None:
+    # No backend can count its sessions cheaply, so there is no total to fill towards:
+    # the bar advances one mark per step, wraps around, and is full once the pass ends.
+    finished = progress.cursor is None
+    done = _PROGRESS_WIDTH if finished else progress.steps % _PROGRESS_WIDTH
+    bar = "#" * done + "." * (_PROGRESS_WIDTH - done)
+    status = "done" if finished else "working"
+    sys.stderr.write(
+        f"\r[{bar}] {progress.sessions} sessions, {progress.values_resealed} values resealed"
+        f" ({status})"
+    )
+    sys.stderr.flush()
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}")
+    return value
 
 
 def _say(text: str, *, stream: TextIO | None = None) -> None:
