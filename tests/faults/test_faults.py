@@ -2,29 +2,26 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING
 
-import boto3
 import httpx
-from botocore.stub import Stubber
+import pytest
 from mangum import Mangum
 
 from tests.e2e.conftest import start_server
 from tests.functional.conftest import ADMIN_KEY, ENCRYPTION_KEY, configure
 from tests.support.events import ApiResponse, LambdaContext, api_event
 from tests.support.redis_servers import start_redis_server
-from turnwall.crypto import Cipher
 from turnwall.http.app import create_app
 from turnwall.models import NewMessage
 from turnwall.settings import get_settings
-from turnwall.stores.dynamodb import DynamoDBSessionStore
 
 if TYPE_CHECKING:
     from pathlib import Path
-
-    import pytest
 
     from turnwall.stores.redis import RedisSessionStore
 
@@ -89,33 +86,67 @@ def test_redis_outage_gives_fast_503s_and_recovers(tmp_path: Path) -> None:
     assert all(status == 200 for _, status, _ in after), after
 
 
-def test_dynamodb_throttling_is_retried_then_503(monkeypatch: pytest.MonkeyPatch) -> None:
-    client = boto3.client(
-        "dynamodb", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
-    )
-    store = DynamoDBSessionStore("sessions", Cipher([ENCRYPTION_KEY]), boto3_client=client)
-    configure(monkeypatch, "memory://")
-    get_settings.cache_clear()
-    handler = Mangum(create_app({"get_session"}, store=store), lifespan="off")
-    throttled = {
-        "service_error_code": "ProvisionedThroughputExceededException",
-        "service_message": "slow down",
-        "http_status_code": 400,
-    }
+@pytest.mark.parametrize(
+    ("error_type", "http_status"),
+    [
+        ("ProvisionedThroughputExceededException", 400),
+        ("ThrottlingException", 400),
+        ("InternalServerError", 500),
+    ],
+)
+def test_dynamodb_throttling_and_5xx_are_retried_then_503(
+    error_type: str, http_status: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A local endpoint that always answers like a throttling or failing DynamoDB; the
+    store's real client must retry (with backoff) and the API then answer 503."""
+    requests: list[str] = []
 
-    with Stubber(client) as stub:
-        for _ in range(6):  # more than the client's own retries
-            stub.add_client_error("update_item", **throttled)
-            stub.add_client_error("get_item", **throttled)
+    class Failing(BaseHTTPRequestHandler):
+        def log_message(self, *_: object) -> None:
+            return
+
+        def do_POST(self) -> None:  # http.server's naming
+            self.rfile.read(int(self.headers.get("content-length", "0")))
+            requests.append(self.headers.get("x-amz-target", ""))
+            body = json.dumps(
+                {
+                    "__type": f"com.amazonaws.dynamodb.v20120810#{error_type}",
+                    "message": "try again later",
+                }
+            ).encode()
+            self.send_response(http_status)
+            self.send_header("content-type", "application/x-amz-json-1.0")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    endpoint = ThreadingHTTPServer(("127.0.0.1", 0), Failing)
+    threading.Thread(target=endpoint.serve_forever, daemon=True).start()
+    host, port = endpoint.server_address[:2]
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    configure(
+        monkeypatch, f"dynamodb://sessions?region=us-east-1&endpoint_url=http://{host!s}:{port}"
+    )
+    get_settings.cache_clear()
+    try:
+        handler = Mangum(create_app({"get_session"}), lifespan="off")
         event = api_event(
             "GET", "/v1/sessions/s1", headers={"authorization": AUTH["Authorization"]}
         )
+        started = time.monotonic()
         response = ApiResponse.of(handler(event, LambdaContext()))
+        elapsed = time.monotonic() - started
+    finally:
+        endpoint.shutdown()
+        endpoint.server_close()
+        get_settings.cache_clear()
 
-    get_settings.cache_clear()
+    assert len(requests) >= 2 and set(requests) == {"DynamoDB_20120810.UpdateItem"}  # retried
     assert response.status == 503
     assert response.body["error"]["code"] == "store_unavailable"
     assert int(response.headers["retry-after"]) >= 1
+    assert elapsed < 2
 
 
 def test_undecryptable_item_fails_only_its_session(
