@@ -146,7 +146,7 @@ def test_dynamodb_throttling_and_5xx_are_retried_then_503(
     assert response.status == 503
     assert response.body["error"]["code"] == "store_unavailable"
     assert int(response.headers["retry-after"]) >= 1
-    assert elapsed < 2
+    assert elapsed < 5  # botocore standard mode: full-jitter backoff, at most ~3 s here
 
 
 def test_undecryptable_item_fails_only_its_session(
