@@ -508,20 +508,7 @@ class DynamoDBSessionStore(SessionStore):
     def _replace_message_blob(
         self, record: SessionRecord, seq: int, old: bytes, new: bytes
     ) -> bool:
-        # Start one item early: the message may ride in its predecessor's item.
-        items = self._query_items(
-            {
-                "TableName": self.table_name,
-                "KeyConditionExpression": "#pk = :pk AND #sk BETWEEN :low AND :high",
-                "ExpressionAttributeNames": {"#pk": PARTITION_KEY, "#sk": SORT_KEY},
-                "ExpressionAttributeValues": {
-                    ":pk": {"S": _partition(record.tenant, record.session_id)},
-                    ":low": {"S": _message_sort_key(record.incarnation, max(seq - 1, 1))},
-                    ":high": {"S": _message_sort_key(record.incarnation, seq) + "#~"},
-                },
-                "ConsistentRead": True,
-            }
-        )
+        items = self._items_holding(record, seq, seq)
         for item in items:
             paired = item.get("paired", {}).get("M")
             if paired is not None and int(paired["seq"]["N"]) == seq:
@@ -642,21 +629,7 @@ class DynamoDBSessionStore(SessionStore):
     def _read_messages(
         self, record: SessionRecord, first_seq: int, last_seq: int
     ) -> list[StoredMessage]:
-        # Start one item early: an item may carry its successor (see _message_items).
-        # The upper bound takes in the continuation parts of the last message.
-        items = self._query_items(
-            {
-                "TableName": self.table_name,
-                "KeyConditionExpression": "#pk = :pk AND #sk BETWEEN :low AND :high",
-                "ExpressionAttributeNames": {"#pk": PARTITION_KEY, "#sk": SORT_KEY},
-                "ExpressionAttributeValues": {
-                    ":pk": {"S": _partition(record.tenant, record.session_id)},
-                    ":low": {"S": _message_sort_key(record.incarnation, max(first_seq - 1, 1))},
-                    ":high": {"S": _message_sort_key(record.incarnation, last_seq) + "#~"},
-                },
-                "ConsistentRead": True,
-            }
-        )
+        items = self._items_holding(record, first_seq, last_seq)
         return [
             message for message in _unpack_messages(items) if first_seq <= message.seq <= last_seq
         ]
@@ -961,6 +934,27 @@ class DynamoDBSessionStore(SessionStore):
             except _ItemInTransaction:
                 _pause(attempt)
         raise ConcurrentUpdate("the session is busy with concurrent writes; try again")
+
+    def _items_holding(self, record: SessionRecord, first_seq: int, last_seq: int) -> list[_Item]:
+        """The message items that may hold seqs `first_seq`..`last_seq`, read consistently.
+
+        Starts one item early, since an item may carry its successor (see
+        `_message_items`), and its upper bound takes in the continuation parts of the
+        last message.
+        """
+        return self._query_items(
+            {
+                "TableName": self.table_name,
+                "KeyConditionExpression": "#pk = :pk AND #sk BETWEEN :low AND :high",
+                "ExpressionAttributeNames": {"#pk": PARTITION_KEY, "#sk": SORT_KEY},
+                "ExpressionAttributeValues": {
+                    ":pk": {"S": _partition(record.tenant, record.session_id)},
+                    ":low": {"S": _message_sort_key(record.incarnation, max(first_seq - 1, 1))},
+                    ":high": {"S": _message_sort_key(record.incarnation, last_seq) + "#~"},
+                },
+                "ConsistentRead": True,
+            }
+        )
 
     def _query_items(self, query: QueryInputTypeDef) -> list[_Item]:
         items: list[_Item] = []
