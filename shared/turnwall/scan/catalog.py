@@ -26,7 +26,9 @@ if TYPE_CHECKING:
 
     from turnwall.scan.normalize import Chunk
 
-Kind = Literal["pattern", "topic", "detector"]
+Kind = Literal["pattern", "topic", "contested", "detector"]
+# Kinds that only describe what a turn is about: capped in scoring, remembered by sessions.
+TOPICAL: Final = frozenset({"topic", "contested"})
 Action = Literal["flag", "block"]
 DETECTORS: Final = frozenset(
     {"repetition_flood", "payment_card", "prompt_secret", "prompt_overlap", "obfuscation"}
@@ -88,6 +90,11 @@ class Signature:
     damp_quoted: bool
     prompt_score: float | None
     sources: tuple[str, ...] = ()
+
+    @property
+    def topical(self) -> bool:
+        """A topic (harm or contested subject): it describes a turn, never decides it."""
+        return self.kind in TOPICAL
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,7 +362,7 @@ def _compile_entry(source: str, entry: Any) -> Signature:
     action = entry.get("action", "flag")
     detector = entry.get("detector")
     kind = entry.get("kind", "detector" if detector is not None else "pattern")
-    if action not in ("flag", "block") or kind not in ("pattern", "topic", "detector"):
+    if action not in ("flag", "block") or kind not in ("pattern", "topic", "contested", "detector"):
         raise ConfigurationError(f"{where}: bad action or kind")
     if (kind == "detector") != (detector is not None) or (
         detector is not None and detector not in DETECTORS

@@ -74,7 +74,7 @@ def detect(
             view.text, direction, run_together=despaced, chunks=chunks
         ):
             sig = rule.signature
-            if sig.id in found or (sig.kind == "topic" and view.name not in _TOPIC_VIEWS):
+            if sig.id in found or (sig.topical and view.name not in _TOPIC_VIEWS):
                 continue
             if despaced and rule.compact is not None:
                 match = rule.compact.search(view.text, start, end)
@@ -139,7 +139,7 @@ def _run_detector(
 
 def _corroborated(findings: list[Finding]) -> list[Finding]:
     """Drop findings whose signature only counts next to another category's finding."""
-    categories = {f.signature.category for f in findings if f.signature.kind != "topic"}
+    categories = {f.signature.category for f in findings if not f.signature.topical}
     return [
         f
         for f in findings
@@ -149,8 +149,8 @@ def _corroborated(findings: list[Finding]) -> list[Finding]:
 
 def turn_score(findings: list[Finding]) -> float:
     """The anomaly score of one text's findings, topic words capped."""
-    scores = [f.score for f in findings if f.signature.kind != "topic"]
-    topics = [f.score for f in findings if f.signature.kind == "topic"]
+    scores = [f.score for f in findings if not f.signature.topical]
+    topics = [f.score for f in findings if f.signature.topical]
     if topics:
         scores.append(min(TOPIC_CAP, combine(topics)))
     return combine(scores)
@@ -158,9 +158,9 @@ def turn_score(findings: list[Finding]) -> float:
 
 def may_block(findings: list[Finding]) -> bool:
     """Whether these findings may block: a block-action signature, or two that agree."""
-    strong = {f.signature.id for f in findings if f.signature.kind != "topic" and f.score >= 0.4}
+    strong = {f.signature.id for f in findings if not f.signature.topical and f.score >= 0.4}
     return len(strong) >= 2 or any(
-        f.signature.action == "block" and f.signature.kind != "topic" for f in findings
+        f.signature.action == "block" and not f.signature.topical for f in findings
     )
 
 

@@ -247,12 +247,21 @@ def _with_session(scanner: Scanner, messages: list[dict[str, str]], *, replies: 
 
 
 def _pooled(multiturn: list[list[Row]]) -> list[Row]:
-    """All conversation files together: attack recall against benign false positives."""
+    """All conversation files together: attack recall against benign false positives.
+
+    A file without assistant replies counts in the "session+replies" row with its
+    "with session" figures: with no replies to scan, the two modes are the same.
+    """
     pooled: dict[str, Row] = {}
     for file_rows in multiturn:
+        modes = {row.mode for row in file_rows}
+        if "session+replies" not in modes:
+            file_rows = file_rows + [
+                Row(row.file, "session+replies", row.ours)
+                for row in file_rows
+                if row.mode == "with session"
+            ]
         for row in file_rows:
-            if row.mode == "session+replies":
-                continue
             if row.mode not in pooled:
                 pooled[row.mode] = Row("multiturn/* (pooled)", row.mode, Tally(), None)
             target = pooled[row.mode]

@@ -8,6 +8,8 @@ then against what the session remembers:
   straddles turns is an attack no single turn showed;
 * harmful follow-ups: a question that refers back ("how do I do it?") after turns that
   raised a harmful topic is judged with that topic;
+* contested opinions: a turn asking the model to take a side on, judge or disparage a
+  contested subject (politics, identity groups, divisive issues) raised in recent turns;
 * escalation: single-turn scores rising over the last three user turns;
 * repeated probing: three or more probing turns in a short span, or a retry right after
   the model refused;
@@ -70,6 +72,7 @@ _REFERENCE = re.compile(
 )
 _REQUEST = re.compile(
     r"\b(?:how|what|what's|which|where|why|who|when|can you|could you|would you|will you|"
+    r"can i|could i|should i|may i|is it ok|"
     r"tell me|show me|give me|explain|describe|elaborate|list|suggest|recommend|help me|"
     r"teach me|walk me|more|details?|examples?|specific\w*|best|most|effective|easiest|"
     r"safest|do you think|should i|is it|are there|any)\b"
@@ -96,8 +99,23 @@ _HELP_SEEKING = re.compile(
     r"what (?:should|do) (?:i|we) do if|(?:i|he|she|we|they|my \w+|our \w+) (?:accidentally )?"
     r"(?:ate|swallowed|ingested|drank|inhaled)|exposed to|bitten|stung|"
     r"is it safe|safe for|how (?:do|can|should) (?:i|we) (?:help|treat|stop|avoid|protect|"
-    r"keep|cope|deal))\b"
+    r"keep|cope|deal)|(?:say|talk|speak|reach out|listen|be there) (?:to|for) (?:her|him|them|"
+    r"my \w+)|comfort|reassure|cheer (?:her|him|them) up|"
+    r"records|archives?|sources|citations|references|bibliography|documentar\w*|museums?|"
+    r"statistics|academic|historians?|scholars?|(?:determine|tell|find out|check|know) (?:if|"
+    r"whether)|signs of|warning signs|recogni[sz]e)\b"
 )
+# Questions about what others did in the past ask for history, not for means.
+_HISTORICAL = re.compile(
+    r"^\W*(?:\w+\W+){0,4}?(?:why|how|when|what|who|where|which \w+) (?:did|were|was|had) "
+    r"(?!(?:i|we|you)\b)"
+)
+_FIRST_PERSON_ASK = re.compile(
+    r"\b(?:can|could|should|would|do|will|might) (?:i|we)\b|\b(?:i|we) (?:want|need|plan|"
+    r"intend|would like|am going|'m going)\b"
+)
+_HARM_MIN_HISTORY: Final = 0.5
+_TOPIC_NOW: Final = 0.5  # weight of this turn's own harm topics in its follow-up context
 _REFUSAL = re.compile(
     r"^\W*(?:i(?:'m| am) sorry|i apologi[sz]e|sorry),? but\b|\b(?:i(?:'m| am) sorry,? but|"
     r"i (?:can(?:not|'t)|won't|will not|must decline to|am unable to|am not able to)|i'm (?:unab"
@@ -124,6 +142,32 @@ _CAPABILITY = re.compile(
     r"beliefs)|physical (?:body|form)|images?|pictures?|photos?|files?|attachments?|links?|"
     r"urls?|remember|memory|future events|predict|the weather|time zone|my knowledge cutoff)\b"
 )
+# Asking the model to take a side or pass judgment: harmless on most subjects, but on a
+# contested one (politics, identity groups) it is what multi-turn baiting builds up to.
+_OPINION = re.compile(
+    r"\b(?:what(?:'s| is| are) (?:your|ur) (?:personal )?(?:opinions?|views?|take|stance|thoughts?|"
+    r"perspective|feelings?|position)|what do you (?:personally )?(?:think|feel|make)|how do you "
+    r"feel|do you (?:personally )?(?:like|support|agree|hate|dislike|prefer|believe|trust|approve|"
+    r"side)|don't you (?:think|agree|find|feel)|wouldn't you (?:say|agree)|would you (?:say|agree|"
+    r"vote|choose|pick|prefer)|(?:is|are|was|were|isn't|aren't) (?:it|this|that|they|he|she|these|"
+    r"those|them)\b[^.?!\n]{0,40}\b(?:fair|right|wrong|justified|acceptable|okay|ok|good|bad|evil|"
+    r"better|worse|beneficial|detrimental|moral|immoral|valid|true|to blame|responsible|a threat|"
+    r"legitimate|inferior|superior|dangerous|out of line|exaggerated)|should (?:it|they|this|that|"
+    r"he|she|these|those) be (?:allowed|banned|legal|illegal|punished|jailed|deported|stopped)|"
+    r"who (?:would|do|should|will) you (?:choose|pick|vote|support|prefer|side)|which (?:one|side|"
+    r"party|group|candidate|religion|race)\b[^.?!\n]{0,30}\b(?:do|would|should|is|are) (?:you|"
+    r"better|worse|the (?:best|worst|most))|if you (?:had|have) to (?:choose|pick)|(?:best|"
+    r"worst) thing about|(?:negative|positive|any|bad|hostile) (?:feelings?|views?|opinions?|"
+    r"thoughts?) (?:towards?|about|on|against)|what (?:makes|made) (?:him|her|them|it|they|he|"
+    r"she) so|why (?:do|does|are|is|did|were) (?:they|them|these|those|he|she)\b)\b"
+)
+# The judgment must be about the subject: named in the turn, or referred back to.
+_SUBJECT_REF = re.compile(
+    r"\b(?:they|them|their|theirs|he|him|his|she|her|it|these|those|(?:this|that|the) (?:group|"
+    r"movement|party|person|man|woman|law|laws|policy|issue|community|country|government))\b"
+)
+_CONTESTED_DECAY: Final = 0.9
+_CONTESTED_MIN: Final = 0.15
 _REFUSAL_HARM: Final = 0.3
 _CAUTION_HARM: Final = 0.15
 # Quoted strings assigned to short names: a = "ignore all", b is 'instructions'.
@@ -159,6 +203,9 @@ _PROBING_RULE = _rule("SES-PROBING", "Repeated probing", "system_prompt_extracti
 _RETRY = _rule("SES-RETRY", "Probing after a refusal", "jailbreak", 0.5, "flag")
 _HARM_REFERENCE = _rule(
     "SES-HARM-REFERENCE", "Follow-up to a harmful topic", "content_safety", 0.5, "flag"
+)
+_CONTESTED = _rule(
+    "SES-CONTESTED-OPINION", "Opinion sought on a contested subject", "content_safety", 0.5, "flag"
 )
 _LEAK = _rule("SES-LEAK-AFTER-PROBE", "Leak after probing", "data_leakage", 0.7, "block")
 
@@ -265,33 +312,57 @@ class Scanner:
         probing = any(
             f.signature.category in _PROBING and f.score >= _PROBE_FLOOR for f in findings
         ) or any(f.signature.category in _PROBING for f in added)
-        harm_now = combine([f.score for f in findings if f.signature.category == "content_safety"])
+        harm_now = combine(
+            [
+                f.score
+                for f in findings
+                if f.signature.category == "content_safety" and f.signature.kind != "contested"
+            ]
+        )
+        contested_now = combine([f.score for f in findings if f.signature.kind == "contested"])
 
         retry_window = (
             bool(session.refusal_turn) and 0 < turn - session.refusal_turn <= _RETRY_AFTER
         )
         # Follow-up questions are short: their opening says whether they ask for more.
         follow = base[:_FOLLOW_UP_CHARS]
+        # What the session knows of harm, this turn's own topics included.
+        harm = min(1.0, session.harm + _TOPIC_NOW * harm_now)
         asks = (
-            (session.harm >= _HARM_MIN or retry_window)
+            (harm >= _HARM_MIN or retry_window)
             and bool(_REQUEST.search(follow))
             and not _HELP_SEEKING.search(follow)
         )
+        if asks and _HISTORICAL.search(follow) and not _FIRST_PERSON_ASK.search(follow):
+            asks = harm >= _HARM_MIN_HISTORY
         operational = asks and bool(_OPERATIONAL.search(follow))
         refers = asks and bool(_REFERENCE.search(follow))
         needed = _HARM_MIN if operational else _HARM_MIN_OPINION
-        if asks and session.harm >= needed and (refers or harm_now > 0.0):
+        if asks and harm >= needed and (refers or harm_now > 0.0):
             strongest = max(
                 (f.score for f in findings if f.signature.category == "content_safety"),
                 default=0.0,
             )
             if strongest < _HARM_REFERENCE.score:
-                score = min(0.85, 0.3 + 0.8 * session.harm - (0.0 if operational else 0.1))
+                score = min(0.85, 0.3 + 0.8 * harm - (0.0 if operational else 0.1))
                 added.append(Finding(_HARM_REFERENCE, score, None))
                 reasons.append(
                     f"harmful_reference: turn {turn} follows up on a harmful topic "
                     f"from turn {session.harm_turn}"
                 )
+        contested = min(1.0, session.contested * _CONTESTED_DECAY + contested_now)
+        if (
+            contested >= _CONTESTED_MIN
+            and _OPINION.search(follow)
+            and (contested_now > 0.0 or _SUBJECT_REF.search(follow))
+            and not _HELP_SEEKING.search(follow)
+        ):
+            added.append(Finding(_CONTESTED, _CONTESTED.score, None))
+            reasons.append(
+                f"contested_opinion: turn {turn} asks for a side or a judgment on a contested "
+                "subject"
+            )
+        session.contested = contested
         if probing:
             session.probes.append(turn)
             del session.probes[:-PROBES_KEPT]
@@ -384,7 +455,7 @@ class Scanner:
         session.turns_scanned = turn
         if decision != "allow":
             session.flagged_turns += 1
-        for category in {f.signature.category for f in findings if f.signature.kind != "topic"}:
+        for category in {f.signature.category for f in findings if not f.signature.topical}:
             session.categories[category] = session.categories.get(category, 0) + 1
         for reason in reasons:
             session.remember_reason(reason)

@@ -43,6 +43,7 @@ _KNOWN: Final = frozenset(
         "refusal_turn",
         "harm",
         "harm_turn",
+        "contested",
         "reasons",
     }
 )
@@ -64,6 +65,7 @@ class SessionState:
     refusal_turn: int = 0
     harm: float = 0.0
     harm_turn: int = 0
+    contested: float = 0.0
     reasons: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -95,6 +97,7 @@ class SessionState:
             refusal_turn=_int(raw.get("refusal_turn")),
             harm=_unit(raw.get("harm")),
             harm_turn=_int(raw.get("harm_turn")),
+            contested=_unit(raw.get("contested")),
             reasons=[str(r)[:REASON_CHARS] for r in _list(raw.get("reasons"))][-REASONS_KEPT:],
         )
         extra = {key: value for key, value in raw.items() if key not in _KNOWN}
@@ -120,6 +123,7 @@ class SessionState:
                 "refusal_turn": self.refusal_turn,
                 "harm": round(self.harm, 4),
                 "harm_turn": self.harm_turn,
+                "contested": round(self.contested, 4),
                 "reasons": self.reasons[-REASONS_KEPT:],
             }
         )
