@@ -90,11 +90,8 @@ class Signature:
     damp_quoted: bool
     prompt_score: float | None
     sources: tuple[str, ...] = ()
-
-    @property
-    def topical(self) -> bool:
-        """A topic (harm or contested subject): it describes a turn, never decides it."""
-        return self.kind in TOPICAL
+    # A topic (harm or contested subject): it describes a turn, never decides it.
+    topical: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,8 +175,9 @@ class Catalog:
             for number in prefilter.complete(seen):
                 if rules[number].bounded:
                     searches.append((rules[number], start, end))
+            pooled_get = pooled.get
             for number, bits in seen.items():
-                pooled[number] = pooled.get(number, 0) | bits
+                pooled[number] = pooled_get(number, 0) | bits
         ascii_text = text.isascii()
         for number in [*prefilter.complete(pooled), *prefilter.always]:
             rule = rules[number]
@@ -395,6 +393,7 @@ def _compile_entry(source: str, entry: Any) -> Signature:
         damp_quoted=bool(entry.get("damp_quoted", category in _QUOTED_DAMPED)),
         prompt_score=prompt_score,
         sources=tuple(sources),
+        topical=kind in TOPICAL,
     )
 
 

@@ -80,15 +80,19 @@ def detect(
                 match = rule.compact.search(view.text, start, end)
             else:
                 match = rule.search(view.text, start, end)
-            if match is None or (sig.unless is not None and sig.unless.search(view.text)):
+            if match is None or _excepted(sig, view.text, match):
                 continue
             score = sig.score
             if prompt is not None and sig.prompt_score is not None:
                 score = sig.prompt_score
-            if sig.damp_quoted and view.name == "base":
+            if (
+                sig.damp_quoted
+                and view.name == "base"
+                and _mentioned(view.text, match.start(), match.end())
+            ):
                 if meta is None:
                     meta = bool(_META_CONTEXT.search(view.text))
-                if meta and _mentioned(view.text, match.start(), match.end()):
+                if meta:
                     score *= _QUOTED_DAMPING
             found[sig.id] = Finding(
                 sig, score, view.locate(match.start(), match.end()), view.obfuscated
@@ -96,7 +100,7 @@ def detect(
     for sig in catalog.raw_signatures(direction):
         for pattern in sig.patterns:
             match = pattern.search(text.original)
-            if match and not (sig.unless is not None and sig.unless.search(text.original)):
+            if match and not _excepted(sig, text.original, match):
                 found[sig.id] = Finding(sig, sig.score, match.span())
                 break
     for sig in catalog.detectors(direction):
@@ -107,6 +111,17 @@ def detect(
 
 
 _TOPIC_VIEWS: Final = frozenset({"base", "leet", "despaced"})
+# An `unless` exception counts only in the sentence of the match: a harmless phrase
+# elsewhere in the text ("skip blank lines.") must not switch a signature off for all of it.
+_SENTENCE_END = re.compile(r"[.!?\n]")
+
+
+def _excepted(sig: Signature, text: str, match: re.Match[str]) -> bool:
+    if sig.unless is None:
+        return False
+    begin = max(text.rfind(mark, 0, match.start()) for mark in ".!?\n") + 1
+    after = _SENTENCE_END.search(text, match.end())
+    return sig.unless.search(text, begin, len(text) if after is None else after.end()) is not None
 
 
 def _run_detector(

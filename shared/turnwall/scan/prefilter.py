@@ -280,8 +280,9 @@ class Prefilter:
                 if len(cache) >= self._CACHE_LIMIT:
                     cache.clear()
                 cache[token] = satisfied
+            get = seen.get
             for rule, bits in satisfied:
-                seen[rule] = seen.get(rule, 0) | bits
+                seen[rule] = get(rule, 0) | bits
         return seen
 
     def _satisfied(self, token: str) -> tuple[tuple[int, int], ...]:
