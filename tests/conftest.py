@@ -33,6 +33,15 @@ class StoreFactory(Protocol):
     ) -> SessionStore: ...
 
 
+@pytest.fixture(autouse=True)
+def _close_loaded_functions() -> Iterator[None]:
+    """Lambda functions a test loaded release their store connections when it ends."""
+    yield
+    from tests.functional.conftest import close_loaded_functions
+
+    close_loaded_functions()
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()

@@ -22,6 +22,7 @@ SCAN_KEY = "iwk_scan_" + "Z9y8X7w6" * 5
 OTHER_TENANT_KEY = "iwk_scan_" + "Q5r4S3t2" * 5
 ENCRYPTION_KEY = Fernet.generate_key().decode()
 _module_ids = itertools.count()
+_loaded: list[Function] = []
 
 
 @dataclass
@@ -56,7 +57,20 @@ def load_function(name: str) -> Function:
     module = importlib.util.module_from_spec(spec)
     get_settings.cache_clear()
     spec.loader.exec_module(module)
-    return Function(module)
+    function = Function(module)
+    _loaded.append(function)
+    return function
+
+
+def close_loaded_functions() -> None:
+    """Close the store clients of every function loaded so far, so their sockets are
+    released now rather than found by the garbage collector during some later test."""
+    while _loaded:
+        module = _loaded.pop().module
+        if hasattr(module, "cleanup"):  # the cleanup function is not an HTTP app
+            module.cleanup.store.close()
+        elif (runtime := getattr(module.app.state, "runtime", None)) is not None:
+            runtime.store.close()
 
 
 def configure(monkeypatch: pytest.MonkeyPatch, store_url: str, **extra: str) -> None:

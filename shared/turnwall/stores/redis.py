@@ -410,7 +410,18 @@ class RedisSessionStore(SessionStore):
         self.client.ping()
 
     def close(self) -> None:
-        self.client.close()
+        """Release every connection. On a cluster that includes each node's pool, which
+        redis-py's own close leaves open for clients it built from a URL."""
+        client = self.client
+        nodes = (
+            list(client.nodes_manager.nodes_cache.values())
+            if isinstance(client, RedisCluster)
+            else []
+        )
+        client.close()
+        for node in nodes:
+            if node.redis_connection is not None:
+                node.redis_connection.connection_pool.disconnect()
 
     # ------------------------------------------------------------------ maintenance
 
