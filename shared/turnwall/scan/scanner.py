@@ -56,7 +56,7 @@ _PROBE_SPAN: Final = 12  # turns within which repeated probes count together
 _PROBES_TO_FLAG: Final = 3
 _LEAK_AFTER: Final = 3  # an output this many turns after a probe counts as its answer
 _RETRY_AFTER: Final = 2
-_HARM_DECAY: Final = 0.7
+_HARM_DECAY: Final = 0.85  # a harmful topic is still in play two or three turns on
 _HARM_MIN: Final = 0.2  # for a follow-up asking how, where or for specifics
 _HARM_MIN_OPINION: Final = 0.3  # for any other follow-up question
 _RISK_DECAY: Final = 0.85
@@ -103,7 +103,10 @@ _HELP_SEEKING = re.compile(
     r"my \w+)|comfort|reassure|cheer (?:her|him|them) up|"
     r"records|archives?|sources|citations|references|bibliography|documentar\w*|museums?|"
     r"statistics|academic|historians?|scholars?|(?:determine|tell|find out|check|know) (?:if|"
-    r"whether)|signs of|warning signs|recogni[sz]e)\b"
+    r"whether)|signs of|warning signs|recogni[sz]e|keep (?:\w+ ){0,2}safe|safe from|make sure|"
+    r"(?:doesn't|does not|won't|never) happen again|essays?|homework|lesson plans?|quiz|exam|"
+    r"students|classroom|warn\w*|alert (?:my|the|our) \w+|which (?:states|countries|places) "
+    r"(?:allow|permit|ban|have legali[sz]ed)|is (?:it|this|that) (?:legal|allowed|banned))\b"
 )
 # Questions about what others did in the past ask for history, not for means.
 _HISTORICAL = re.compile(
@@ -115,6 +118,18 @@ _FIRST_PERSON_ASK = re.compile(
     r"intend|would like|am going|'m going)\b"
 )
 _HARM_MIN_HISTORY: Final = 0.5
+# Fiction, media, lessons, investigation, or the user as the one harmed.
+_FRAMING = re.compile(
+    r"\b(?:novels?|thrillers?|mystery|fiction|story|stories|book|books|movie|movies|films?|"
+    r"documentar\w*|series|tv show|episode|podcast|article|news|history (?:class|lesson|essay)|"
+    r"(?:in|for) (?:history|class|school)|lesson|essay|homework|museum|historians?|detectives?|"
+    r"investigators?|forensic\w*|toxicolog\w*|(?:my|our) (?:\w+ ){0,2}(?:was|were|got|has been|"
+    r"had been) (?:\w+ )?(?:stolen|poisoned|attacked|killed|shot|robbed|hurt|injured|bitten|"
+    r"hacked|scammed|assaulted|abused|bullied|harassed|threatened)|(?:someone|somebody) (?:stole|"
+    r"hurt|attacked|poisoned|hacked|scammed|robbed|broke into|threatened)|(?:there was|there's "
+    r"been) an? (?:shooting|stabbing|robbery|attack|bombing|break-in|murder))\b"
+)
+_FRAMED_TOPIC: Final = 0.5
 _TOPIC_NOW: Final = 0.5  # weight of this turn's own harm topics in its follow-up context
 _REFUSAL = re.compile(
     r"^\W*(?:i(?:'m| am) sorry|i apologi[sz]e|sorry),? but\b|\b(?:i(?:'m| am) sorry,? but|"
@@ -152,7 +167,8 @@ _OPINION = re.compile(
     r"vote|choose|pick|prefer)|(?:is|are|was|were|isn't|aren't) (?:it|this|that|they|he|she|these|"
     r"those|them)\b[^.?!\n]{0,40}\b(?:fair|right|wrong|justified|acceptable|okay|ok|good|bad|evil|"
     r"better|worse|beneficial|detrimental|moral|immoral|valid|true|to blame|responsible|a threat|"
-    r"legitimate|inferior|superior|dangerous|out of line|exaggerated)|should (?:it|they|this|that|"
+    r"legitimate|inferior|superior|dangerous|out of line|exaggerated|unnatural|weird|sinful|a sin|"
+    r"disgusting|normal|abnormal|promiscuous)|should (?:it|they|this|that|"
     r"he|she|these|those) be (?:allowed|banned|legal|illegal|punished|jailed|deported|stopped)|"
     r"who (?:would|do|should|will) you (?:choose|pick|vote|support|prefer|side)|which (?:one|side|"
     r"party|group|candidate|religion|race)\b[^.?!\n]{0,30}\b(?:do|would|should|is|are) (?:you|"
@@ -312,9 +328,12 @@ class Scanner:
         probing = any(
             f.signature.category in _PROBING and f.score >= _PROBE_FLOOR for f in findings
         ) or any(f.signature.category in _PROBING for f in added)
+        # A harm topic met in a story, a lesson or as its victim sets up less than one
+        # raised for its own sake.
+        framed = _FRAMING.search(base, 0, _FOLLOW_UP_CHARS) is not None
         harm_now = combine(
             [
-                f.score
+                f.score * (_FRAMED_TOPIC if framed and f.signature.kind == "topic" else 1.0)
                 for f in findings
                 if f.signature.category == "content_safety" and f.signature.kind != "contested"
             ]
