@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 SAM_VENV := .venv-sam
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench load results eval validate build clean
+.PHONY: run test lint bench load results eval index validate build clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,9 @@ bench: $(STAMP)  ## every benchmark: ratios against baselines measured in the sa
 load: $(STAMP)  ## concurrent clients against turnwall serve on Redis and DynamoDB (moto)
 	$(BIN)/python -m tests.benchmarks.load --backend redis
 	$(BIN)/python -m tests.benchmarks.load --backend dynamodb
+
+index: $(STAMP)  ## rewrite the precomputed prefilter index after editing signatures
+	$(BIN)/python -c "from turnwall.scan.catalog import write_prefilter_index as w; print(w())"
 
 results: $(STAMP)  ## rerun every benchmark, the load runs and the evaluation into docs/RESULTS.md
 	$(BIN)/python -m tests.benchmarks.results

@@ -9,6 +9,8 @@ once and runs only the patterns whose required words are all there.
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import re
 from dataclasses import dataclass
 from importlib import resources
@@ -19,10 +21,11 @@ import yaml
 from turnwall.errors import ConfigurationError
 from turnwall.scan.models import CATEGORIES, Category, Direction
 from turnwall.scan.normalize import chunk, compact_pattern, fold
-from turnwall.scan.prefilter import Prefilter, leading_words, max_width, required_groups
+from turnwall.scan.prefilter import Analysis, Prefilter, analyse
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
+    from pathlib import Path
 
     from turnwall.scan.normalize import Chunk
 
@@ -38,6 +41,9 @@ _WORD = re.compile(r"[^\W_]+")
 # Negated classes that exclude "." stop at a sentence end: they keep a match inside one.
 _SENTENCE_GAP = re.compile(r"\[\^(?:[^\]\\]|\\.)*\.(?:[^\]\\]|\\.)*\]")
 _MAX_WIDTH: Final = 400
+# Prefilter analyses of the shipped patterns, precomputed: parsing every pattern again
+# is half of what compiling the catalog costs a cold start.
+INDEX_FILE: Final = "prefilter-index.json"
 # Unbounded repeats get a bound so every pattern has a maximum match length (normalized
 # text has no whitespace run longer than 8, see normalize.MAX_SPACE_RUN).
 _BOUNDS: Final = (
@@ -148,6 +154,10 @@ class Catalog:
             for direction in ("input", "output")
         }
 
+    def rules(self, direction: Direction) -> tuple[Rule, ...]:
+        """Every rule the prefilter indexes for `direction`, in its numbering."""
+        return self._directions[direction].rules
+
     def plan(
         self,
         text: str,
@@ -236,9 +246,8 @@ def _index(signatures: list[Signature]) -> _Direction:
             for piece in pieces:
                 parts.append((re.compile(piece), _compact(sig.id, piece), piece))
         for pattern, compact, source in parts:
-            groups = required_groups(source)
-            starts = leading_words(source)
-            width = max_width(source)
+            analysis = shipped_analyses().get(_index_key(source)) or analyse(source)
+            groups, starts, width = analysis.groups, analysis.starts, analysis.width
             rules.append(
                 Rule(
                     sig,
@@ -259,6 +268,53 @@ def _index(signatures: list[Signature]) -> _Direction:
         raw=tuple(sig for sig in signatures if sig.raw and sig.kind != "detector"),
         detectors=tuple(sig for sig in signatures if sig.kind == "detector"),
     )
+
+
+def rule_sources(signatures: Iterable[Signature]) -> list[str]:
+    """The source of every rule the prefilter indexes (word lists split per entry)."""
+    return [
+        piece
+        for sig in signatures
+        if sig.kind != "detector" and not sig.raw
+        for source in sig.sources
+        for piece in _alternatives(source)
+    ]
+
+
+def _index_key(source: str) -> str:
+    return hashlib.blake2b(source.encode("utf-8"), digest_size=10).hexdigest()
+
+
+@functools.cache
+def shipped_analyses() -> dict[str, Analysis]:
+    """The precomputed analyses in `signatures/prefilter-index.json`, by pattern digest.
+    A pattern missing from it (an edited catalog) is analysed when it is compiled."""
+    item = resources.files("turnwall.scan").joinpath("signatures", INDEX_FILE)
+    try:
+        raw = json.loads(item.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {
+        key: Analysis(
+            [frozenset(group) for group in groups],
+            None if starts is None else frozenset(starts),
+            width,
+        )
+        for key, (groups, starts, width) in raw.get("patterns", {}).items()
+    }
+
+
+def prefilter_index(signatures: Iterable[Signature]) -> dict[str, Any]:
+    """The content of `signatures/prefilter-index.json` for these signatures."""
+    patterns: dict[str, Any] = {}
+    for source in rule_sources(signatures):
+        analysis = analyse(source)
+        patterns[_index_key(source)] = [
+            sorted(sorted(group) for group in analysis.groups),
+            None if analysis.starts is None else sorted(analysis.starts),
+            analysis.width,
+        ]
+    return {"version": 1, "patterns": dict(sorted(patterns.items()))}
 
 
 def _alternatives(source: str) -> list[str]:
@@ -439,3 +495,13 @@ def _as_list(value: Any) -> list[Any]:
     if isinstance(value, list):
         return value
     return [value]
+
+
+def write_prefilter_index() -> Path:
+    """Rewrite `signatures/prefilter-index.json` for the shipped catalog (`make index`,
+    after editing a signature; a unit test fails while it is stale)."""
+    target = resources.files("turnwall.scan").joinpath("signatures", INDEX_FILE)
+    index = prefilter_index(default_catalog().signatures)
+    with resources.as_file(target) as path:
+        path.write_text(json.dumps(index, separators=(",", ":")) + "\n", encoding="utf-8")
+        return path

@@ -10,6 +10,7 @@ runs only the patterns whose every group is present. Benign text typically runs 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from re import _constants as sre  # type: ignore[attr-defined]
 from re import _parser as sre_parse  # type: ignore[attr-defined]
 from typing import TYPE_CHECKING, Any, Final
@@ -23,42 +24,47 @@ _WORD_CHAR = re.compile(r"[a-z0-9]")
 _Items = list[tuple[Any, Any]]
 
 
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    """What the prefilter needs to know of one pattern (see the functions below)."""
+
+    groups: list[frozenset[str]]
+    starts: frozenset[str] | None
+    width: int | None
+
+
+def analyse(pattern: str) -> Analysis:
+    """From one parse of the pattern (parsing dominates the cost of compiling the
+    catalog at a cold start): its `required_groups`; the word prefixes every match starts
+    with, or None when a match may start otherwise (a scan can then jump to them with
+    `str.find`); and the longest text it can match, or None when unbounded."""
+    try:
+        parsed = sre_parse.parse(pattern)
+    except re.error:
+        return Analysis([], None, None)
+    items = list(parsed)
+    _low, high = parsed.getwidth()
+    return Analysis(
+        groups=_groups(items, at_word_start=False),
+        starts=_starts(items),
+        width=None if high >= sre.MAXREPEAT else int(high),
+    )
+
+
 def required_groups(pattern: str) -> list[frozenset[str]]:
     """Groups of word prefixes the pattern needs: one of each group must start a word.
 
     Conservative: a group is only derived where the parse proves a word starts there, so
     a text without it cannot match. An empty list means "no proof, always run".
     """
-    try:
-        parsed = sre_parse.parse(pattern)
-    except re.error:
-        return []
-    return _groups(list(parsed), at_word_start=False)
+    return analyse(pattern).groups
 
 
-def leading_words(pattern: str) -> frozenset[str] | None:
-    """The word prefixes every match starts with, or None when matches may start otherwise.
-
-    Lets a scan jump straight to the places a match could begin (`str.find`) instead of
-    trying the pattern at every position of the text.
-    """
-    try:
-        items = list(sre_parse.parse(pattern))
-    except re.error:
-        return None
+def _starts(items: _Items) -> frozenset[str] | None:
     while len(items) == 1 and items[0][0] is sre.SUBPATTERN and items[0][1][3] is not None:
         items = list(items[0][1][3])
     found = _prefixes(items, "")
     return None if found is None else frozenset(found)
-
-
-def max_width(pattern: str) -> int | None:
-    """The longest text the pattern can match, or None when unbounded."""
-    try:
-        _low, high = sre_parse.parse(pattern).getwidth()
-    except re.error:
-        return None
-    return None if high >= sre.MAXREPEAT else int(high)
 
 
 def _groups(items: _Items, *, at_word_start: bool) -> list[frozenset[str]]:

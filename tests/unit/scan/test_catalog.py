@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import json
+from importlib import resources
 from typing import TYPE_CHECKING
 
 import pytest
 
+import turnwall.scan.catalog as catalog_module
 from turnwall.errors import ConfigurationError
-from turnwall.scan.catalog import Catalog, compile_entries, default_catalog
+from turnwall.scan.catalog import (
+    INDEX_FILE,
+    Catalog,
+    compile_entries,
+    default_catalog,
+    prefilter_index,
+    rule_sources,
+)
 from turnwall.scan.engine import detect
 from turnwall.scan.normalize import normalize
 from turnwall.scan.prefilter import required_groups
@@ -117,3 +127,34 @@ def test_unknown_profile_is_a_configuration_error() -> None:
 
     with pytest.raises(ConfigurationError):
         Scanner(profile="paranoid")
+
+
+def test_shipped_prefilter_index_is_current() -> None:
+    shipped = json.loads(
+        resources.files("turnwall.scan")
+        .joinpath("signatures", INDEX_FILE)
+        .read_text(encoding="utf-8")
+    )
+
+    assert shipped == prefilter_index(default_catalog().signatures), (
+        "signatures changed: run `make index` to rewrite the prefilter index"
+    )
+
+
+def test_a_catalog_compiled_without_the_index_indexes_the_same_rules(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    shipped = default_catalog().signatures
+
+    def rules(catalog: Catalog) -> list[tuple[object, ...]]:
+        return [
+            (rule.signature.id, rule.starts, rule.width, rule.bounded, rule.groups)
+            for direction in ("input", "output")
+            for rule in catalog.rules(direction)
+        ]
+
+    indexed = rules(Catalog(shipped))
+    monkeypatch.setattr(catalog_module, "shipped_analyses", dict)
+
+    assert rules(Catalog(shipped)) == indexed
+    assert len(rule_sources(shipped)) >= len(indexed) // 2
