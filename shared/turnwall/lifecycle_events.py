@@ -70,6 +70,7 @@ class LifecycleEvents:
             raise ConfigurationError("an EventBridge bus name is needed to publish events")
         self.bus_name = bus_name
         self._client = client
+        self._owns_client = client is None
         self._region_name = region_name
         self._endpoint_url = endpoint_url
 
@@ -78,6 +79,12 @@ class LifecycleEvents:
         if self._client is None:
             self._client = _new_client(self._region_name, self._endpoint_url)
         return self._client
+
+    def close(self) -> None:
+        """Release the connections of the client this object made (not of one passed in)."""
+        close = getattr(self._client, "close", None) if self._owns_client else None
+        if close is not None:
+            close()
 
     def session_expired(self, sessions: Sequence[EndedSession]) -> None:
         """Publish one `Session Expired` event per session.

@@ -63,14 +63,22 @@ def load_function(name: str) -> Function:
 
 
 def close_loaded_functions() -> None:
-    """Close the store clients of every function loaded so far, so their sockets are
-    released now rather than found by the garbage collector during some later test."""
+    """Close the clients of every function loaded so far (store, event publisher, chat
+    upstream), so their sockets are released now rather than found by the garbage
+    collector during some later test."""
     while _loaded:
         module = _loaded.pop().module
+        chat = None
         if hasattr(module, "cleanup"):  # the cleanup function is not an HTTP app
-            module.cleanup.store.close()
-        elif (runtime := getattr(module.app.state, "runtime", None)) is not None:
-            runtime.store.close()
+            holder = module.cleanup
+        else:
+            holder = module.app.state.runtime
+            chat = getattr(module.app.state, "chat_service", None)
+        holder.store.close()
+        if holder.lifecycle_events is not None:
+            holder.lifecycle_events.close()
+        if chat is not None:
+            chat.close()
 
 
 def configure(monkeypatch: pytest.MonkeyPatch, store_url: str, **extra: str) -> None:

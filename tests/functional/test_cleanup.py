@@ -117,8 +117,10 @@ def live_writer(dynamodb_client: DynamoDBClient, dynamodb_table: str) -> DynamoD
 @pytest.fixture
 def stream(
     dynamodb_endpoint: str, dynamodb_client: DynamoDBClient, dynamodb_table: str
-) -> TableStream:
-    return TableStream(dynamodb_endpoint, dynamodb_client, dynamodb_table)
+) -> Iterator[TableStream]:
+    table_stream = TableStream(dynamodb_endpoint, dynamodb_client, dynamodb_table)
+    yield table_stream
+    table_stream.close()
 
 
 @pytest.fixture
@@ -466,6 +468,8 @@ class EventInbox:
     def close(self) -> None:
         self.events.remove_targets(Rule=self.name, EventBusName=self.name, Ids=["inbox"])
         self.events.delete_rule(Name=self.name, EventBusName=self.name)
+        self.events.close()
+        self.sqs.close()
         self.events.delete_event_bus(Name=self.name)
         self.sqs.delete_queue(QueueUrl=self.queue)
 

@@ -72,6 +72,10 @@ class TableStream:
         self.arn: str = client.describe_table(TableName=table)["Table"]["LatestStreamArn"]
         self.seen: set[str] = set()
 
+    def close(self) -> None:
+        """Release the streams client's connections (the table client is the caller's)."""
+        self.streams.close()
+
     def new_records(self) -> list[dict[str, Any]]:
         """Records not returned before, in Lambda's event shape (not yet TTL-marked)."""
         records: list[dict[str, Any]] = []

@@ -66,6 +66,12 @@ class ChatService:
         self._max_history_messages = max_history_messages
         self._max_history_bytes = max_history_bytes
 
+    def close(self) -> None:
+        """Release the upstream client's connections, where it holds any."""
+        close = getattr(self._upstream, "close", None)
+        if close is not None:
+            close()
+
     def prepare(self, tenant: str, session_id: str | None, request: dict[str, Any]) -> ChatTurn:
         """Check the request, scan its new turn with the session, add the stored history.
 

@@ -65,6 +65,10 @@ class OpenAICompatibleUpstream:
             transport=httpx.HTTPTransport(retries=2),  # retries connection failures only
         )
 
+    def close(self) -> None:
+        """Release the pooled connections to the upstream."""
+        self._client.close()
+
     def complete(self, request: dict[str, Any]) -> dict[str, Any]:
         httpx = self._httpx
         try:
