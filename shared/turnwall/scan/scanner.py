@@ -72,7 +72,7 @@ _REFERENCE = re.compile(
 )
 _REQUEST = re.compile(
     r"\b(?:how|what|what's|which|where|why|who|when|can you|could you|would you|will you|"
-    r"can i|could i|should i|may i|is it ok|"
+    r"can i|could i|may i|is it ok|"
     r"tell me|show me|give me|explain|describe|elaborate|list|suggest|recommend|help me|"
     r"teach me|walk me|more|details?|examples?|specific\w*|best|most|effective|easiest|"
     r"safest|do you think|should i|is it|are there|any)\b"
@@ -347,11 +347,8 @@ class Scanner:
         follow = base[:_FOLLOW_UP_CHARS]
         # What the session knows of harm, this turn's own topics included.
         harm = min(1.0, session.harm + _TOPIC_NOW * harm_now)
-        asks = (
-            (harm >= _HARM_MIN or retry_window)
-            and bool(_REQUEST.search(follow))
-            and not _HELP_SEEKING.search(follow)
-        )
+        helping = _HELP_SEEKING.search(follow) is not None
+        asks = (harm >= _HARM_MIN or retry_window) and bool(_REQUEST.search(follow)) and not helping
         if asks and _HISTORICAL.search(follow) and not _FIRST_PERSON_ASK.search(follow):
             asks = harm >= _HARM_MIN_HISTORY
         operational = asks and bool(_OPERATIONAL.search(follow))
@@ -374,7 +371,7 @@ class Scanner:
             contested >= _CONTESTED_MIN
             and _OPINION.search(follow)
             and (contested_now > 0.0 or _SUBJECT_REF.search(follow))
-            and not _HELP_SEEKING.search(follow)
+            and not helping
         ):
             added.append(Finding(_CONTESTED, _CONTESTED.score, None))
             reasons.append(
