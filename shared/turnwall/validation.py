@@ -51,16 +51,26 @@ def check_tenant(tenant: str) -> str:
 
 
 def check_ttl(ttl_secs: object, limits: Limits) -> int:
+    return check_count(ttl_secs, "ttl_secs", (MIN_TTL_SECS, limits.max_ttl_secs))
+
+
+def check_count(value: object, field: str, bounds: tuple[int, int] | None = None) -> int:
+    """`value` as an int within `bounds` (inclusive), or any positive int when None; a
+    bool is no int.
+
+    Raises:
+        ValidationFailed: naming `field` and what it must be.
+    """
+    low, high = bounds if bounds is not None else (1, None)
     if (
-        isinstance(ttl_secs, bool)
-        or not isinstance(ttl_secs, int)
-        or not MIN_TTL_SECS <= ttl_secs <= limits.max_ttl_secs
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < low
+        or (high is not None and value > high)
     ):
-        raise ValidationFailed(
-            f"ttl_secs must be an integer from {MIN_TTL_SECS} to {limits.max_ttl_secs}",
-            details={"field": "ttl_secs"},
-        )
-    return ttl_secs
+        wanted = "a positive integer" if high is None else f"an integer from {low} to {high}"
+        raise ValidationFailed(f"{field} must be {wanted}", details={"field": field})
+    return value
 
 
 def encode_metadata(metadata: object, field: str = "metadata") -> bytes:

@@ -55,6 +55,7 @@ from turnwall.models import (
 from turnwall.validation import (
     SESSION_ID_RULE,
     Limits,
+    check_count,
     check_messages,
     check_session_id,
     check_tenant,
@@ -528,10 +529,7 @@ class SessionStore(ABC):
             InvalidCursor: the cursor was not issued by this backend's sweep.
             StoreUnavailable: the backend cannot be reached or keeps throttling.
         """
-        if isinstance(max_items, bool) or not isinstance(max_items, int) or max_items < 1:
-            raise ValidationFailed(
-                "max_items must be a positive integer", details={"field": "max_items"}
-            )
+        check_count(max_items, "max_items")
         return self._sweep(
             self.clock() if now is None else now,
             max_items,
@@ -555,10 +553,7 @@ class SessionStore(ABC):
             InvalidCursor: the cursor was not issued by this backend's reencrypt.
             StoreUnavailable: the backend cannot be reached or keeps throttling.
         """
-        if isinstance(max_sessions, bool) or not isinstance(max_sessions, int) or max_sessions < 1:
-            raise ValidationFailed(
-                "max_sessions must be a positive integer", details={"field": "max_sessions"}
-            )
+        check_count(max_sessions, "max_sessions")
         now = self.clock()
         records, next_cursor = self._iterate_sessions(cursor, max_sessions, now)
         resealed = unreadable = 0
@@ -882,11 +877,7 @@ def _is_id_prefix(prefix: str) -> bool:
 
 
 def _check_limit(limit: object) -> int:
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
-        raise ValidationFailed(
-            f"limit must be an integer from 1 to {MAX_PAGE}", details={"field": "limit"}
-        )
-    return limit
+    return check_count(limit, "limit", (1, MAX_PAGE))
 
 
 def _encode_cursor(kind: str, value: str) -> str:
