@@ -168,6 +168,11 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` documenting these statuses with the spec's error body."""
+    return {status: {"model": ErrorBody} for status in statuses}
+
+
 class Health(BaseModel):
     status: Literal["ok", "unavailable"]
     store: str

@@ -9,20 +9,12 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from turnwall.http.deps import caller_of, chat_service_of, session_id_from
-from turnwall.http.schemas import ErrorBody
+from turnwall.http.schemas import error_responses
 from turnwall.validation import check_session_id
 
 router = APIRouter(
     tags=["chat"],
-    responses={
-        400: {"model": ErrorBody},
-        401: {"model": ErrorBody},
-        422: {"model": ErrorBody},
-        429: {"model": ErrorBody},
-        502: {"model": ErrorBody},
-        503: {"model": ErrorBody},
-        504: {"model": ErrorBody},
-    },
+    responses=error_responses(400, 401, 422, 429, 502, 503, 504),
 )
 
 

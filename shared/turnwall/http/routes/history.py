@@ -8,20 +8,13 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from turnwall.http.deps import caller_of, json_response
-from turnwall.http.schemas import AppendPublic, AppendRequest, ErrorBody, HistoryPublic
+from turnwall.http.schemas import AppendPublic, AppendRequest, HistoryPublic, error_responses
 from turnwall.models import NewMessage
 
 router = APIRouter(
     prefix="/v1/sessions/{session_id}",
     tags=["history"],
-    responses={
-        401: {"model": ErrorBody},
-        403: {"model": ErrorBody},
-        404: {"model": ErrorBody},
-        422: {"model": ErrorBody},
-        429: {"model": ErrorBody},
-        503: {"model": ErrorBody},
-    },
+    responses=error_responses(401, 403, 404, 422, 429, 503),
 )
 
 
@@ -50,7 +43,7 @@ async def get_history(
     "/messages",
     name="append_messages",
     response_model=AppendPublic,
-    responses={409: {"model": ErrorBody}, 413: {"model": ErrorBody}},
+    responses=error_responses(409, 413),
 )
 async def append_messages(session_id: str, body: AppendRequest, request: Request) -> Response:
     """Append 1-100 messages atomically, creating the session if it is missing."""

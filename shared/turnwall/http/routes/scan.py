@@ -9,23 +9,17 @@ from turnwall.http.deps import caller_of, json_response, scan_service_of, sessio
 from turnwall.http.schemas import (
     AnalyzePublic,
     AnalyzeRequest,
-    ErrorBody,
     ScanInputRequest,
     ScanOutputRequest,
     ScanResultPublic,
     SessionPublic,
+    error_responses,
 )
 from turnwall.validation import check_session_id
 
 router = APIRouter(
     tags=["scan"],
-    responses={
-        401: {"model": ErrorBody},
-        403: {"model": ErrorBody},
-        422: {"model": ErrorBody},
-        429: {"model": ErrorBody},
-        503: {"model": ErrorBody},
-    },
+    responses=error_responses(401, 403, 422, 429, 503),
 )
 
 

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import Response
 
 from turnwall.http.deps import caller_of, json_response
 from turnwall.http.schemas import (
-    ErrorBody,
     SessionCreate,
     SessionDeleted,
     SessionListPublic,
     SessionPublic,
     SessionUpdate,
+    error_responses,
 )
 from turnwall.lifecycle_events import EventPublishFailed
 from turnwall.logs import logger
@@ -22,15 +22,9 @@ from turnwall.logs import logger
 router = APIRouter(
     prefix="/v1/sessions",
     tags=["sessions"],
-    responses={
-        401: {"model": ErrorBody},
-        403: {"model": ErrorBody},
-        422: {"model": ErrorBody},
-        429: {"model": ErrorBody},
-        503: {"model": ErrorBody},
-    },
+    responses=error_responses(401, 403, 422, 429, 503),
 )
-_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody}}
+_NOT_FOUND = error_responses(404)
 
 
 @router.post(
@@ -38,7 +32,7 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody}}
     name="create_session",
     status_code=201,
     response_model=SessionPublic,
-    responses={409: {"model": ErrorBody}},
+    responses=error_responses(409),
 )
 async def create_session(
     request: Request, body: Annotated[SessionCreate | None, Body()] = None
