@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
@@ -17,6 +19,9 @@ from turnwall.http.schemas import (
 )
 from turnwall.validation import check_session_id
 
+if TYPE_CHECKING:
+    from turnwall.scan.models import Direction
+
 router = APIRouter(
     tags=["scan"],
     responses=error_responses(401, 403, 422, 429, 503),
@@ -26,32 +31,13 @@ router = APIRouter(
 @router.post("/v1/scan/input", name="scan_input", response_model=ScanResultPublic)
 async def scan_input(body: ScanInputRequest, request: Request) -> Response:
     """Scan a prompt, with the session's earlier turns when a session id is given."""
-    caller = caller_of(request, "scan")
-    session_id = _session_id(request, body.session_id)
-    result = await caller.call(
-        scan_service_of(request).scan, caller.tenant, "input", body.text, session_id
-    )
-    return _with_session_header(
-        json_response(ScanResultPublic.of(result, request.state.request_id)), session_id
-    )
+    return await _scan_one(request, "input", body.text, body.session_id)
 
 
 @router.post("/v1/scan/output", name="scan_output", response_model=ScanResultPublic)
 async def scan_output(body: ScanOutputRequest, request: Request) -> Response:
     """Scan a model response, optionally with the prompt it answers."""
-    caller = caller_of(request, "scan")
-    session_id = _session_id(request, body.session_id)
-    result = await caller.call(
-        scan_service_of(request).scan,
-        caller.tenant,
-        "output",
-        body.text,
-        session_id,
-        prompt=body.prompt,
-    )
-    return _with_session_header(
-        json_response(ScanResultPublic.of(result, request.state.request_id)), session_id
-    )
+    return await _scan_one(request, "output", body.text, body.session_id, prompt=body.prompt)
 
 
 @router.post("/v1/analyze", name="analyze", response_model=AnalyzePublic)
@@ -79,6 +65,23 @@ async def analyze(body: AnalyzeRequest, request: Request) -> Response:
             )
         ),
         session_id,
+    )
+
+
+async def _scan_one(
+    request: Request,
+    direction: Direction,
+    text: str,
+    body_session_id: str | None,
+    prompt: str | None = None,
+) -> Response:
+    caller = caller_of(request, "scan")
+    session_id = _session_id(request, body_session_id)
+    result = await caller.call(
+        scan_service_of(request).scan, caller.tenant, direction, text, session_id, prompt=prompt
+    )
+    return _with_session_header(
+        json_response(ScanResultPublic.of(result, request.state.request_id)), session_id
     )
 
 
