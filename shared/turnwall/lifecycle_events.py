@@ -36,9 +36,11 @@ _ATTEMPTS: Final = 4
 
 
 class EventsClient(Protocol):
-    """The one call of boto3's ``events`` client this module makes."""
+    """The calls of boto3's ``events`` client this module makes."""
 
     def put_events(self, *, Entries: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]: ...
+
+    def close(self) -> None: ...
 
 
 class EventPublishFailed(TurnwallError):
@@ -82,9 +84,8 @@ class LifecycleEvents:
 
     def close(self) -> None:
         """Release the connections of the client this object made (not of one passed in)."""
-        close = getattr(self._client, "close", None) if self._owns_client else None
-        if close is not None:
-            close()
+        if self._owns_client and self._client is not None:
+            self._client.close()
 
     def session_expired(self, sessions: Sequence[EndedSession]) -> None:
         """Publish one `Session Expired` event per session.

@@ -68,9 +68,8 @@ class ChatService:
 
     def close(self) -> None:
         """Release the upstream client's connections, where it holds any."""
-        close = getattr(self._upstream, "close", None)
-        if close is not None:
-            close()
+        if self._upstream is not None:
+            self._upstream.close()
 
     def prepare(self, tenant: str, session_id: str | None, request: dict[str, Any]) -> ChatTurn:
         """Check the request, scan its new turn with the session, add the stored history.

@@ -32,6 +32,10 @@ class Upstream(Protocol):
         """The `chat.completion.chunk` objects for `request`, in order."""
         ...
 
+    def close(self) -> None:
+        """Release the connections of the client this upstream made."""
+        ...
+
 
 def build_upstream(settings: Settings) -> Upstream | None:
     """The configured upstream, or None when chat is not configured.
@@ -122,6 +126,7 @@ class BedrockUpstream:
     """Amazon Bedrock's Converse API through boto3, translated to OpenAI's shapes."""
 
     def __init__(self, model_id: str, client: Any = None) -> None:
+        owns_client = client is None
         if client is None:
             import boto3
             from botocore.config import Config
@@ -132,6 +137,11 @@ class BedrockUpstream:
             )
         self.model_id = model_id
         self._client = client
+        self._owns_client = owns_client
+
+    def close(self) -> None:
+        if self._owns_client:
+            self._client.close()
 
     def complete(self, request: dict[str, Any]) -> dict[str, Any]:
         from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
