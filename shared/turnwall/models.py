@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, get_args
 
 Role = Literal["system", "user", "assistant", "tool"]
-ROLES: Final[frozenset[str]] = frozenset({"system", "user", "assistant", "tool"})
+ROLES: Final[frozenset[str]] = frozenset(get_args(Role))
 Decision = Literal["allow", "flag", "block"]
 Order = Literal["asc", "desc"]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final, Literal
+from typing import TYPE_CHECKING, Final, Literal, get_args
 
 if TYPE_CHECKING:
     from turnwall.models import Decision
@@ -16,16 +16,7 @@ Category = Literal[
     "content_safety",
     "agentic",
 ]
-CATEGORIES: Final[frozenset[str]] = frozenset(
-    {
-        "injection",
-        "jailbreak",
-        "system_prompt_extraction",
-        "data_leakage",
-        "content_safety",
-        "agentic",
-    }
-)
+CATEGORIES: Final[frozenset[str]] = frozenset(get_args(Category))
 Direction = Literal["input", "output"]
 DECISION_RANK: Final[dict[str, int]] = {"allow": 0, "flag": 1, "block": 2}
 
