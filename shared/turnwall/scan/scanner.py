@@ -328,9 +328,11 @@ class Scanner:
         probing = any(
             f.signature.category in _PROBING and f.score >= _PROBE_FLOOR for f in findings
         ) or any(f.signature.category in _PROBING for f in added)
+        # Follow-up questions are short: their opening says whether they ask for more.
+        follow = base[:_FOLLOW_UP_CHARS]
         # A harm topic met in a story, a lesson or as its victim sets up less than one
         # raised for its own sake.
-        framed = _FRAMING.search(base, 0, _FOLLOW_UP_CHARS) is not None
+        framed = _FRAMING.search(follow) is not None
         harm_now = combine(
             [
                 f.score * (_FRAMED_TOPIC if framed and f.signature.kind == "topic" else 1.0)
@@ -343,8 +345,6 @@ class Scanner:
         retry_window = (
             bool(session.refusal_turn) and 0 < turn - session.refusal_turn <= _RETRY_AFTER
         )
-        # Follow-up questions are short: their opening says whether they ask for more.
-        follow = base[:_FOLLOW_UP_CHARS]
         # What the session knows of harm, this turn's own topics included.
         harm = min(1.0, session.harm + _TOPIC_NOW * harm_now)
         helping = _HELP_SEEKING.search(follow) is not None
