@@ -21,16 +21,14 @@ the calls cleanup makes, not DynamoDB's latency; compare them with the raw ratio
 
 from __future__ import annotations
 
-import tempfile
 import time
 import uuid
 from contextlib import ExitStack
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tests.benchmarks.servers import start_bench_servers
 from tests.support.clock import FakeClock
-from tests.support.dynamodb_server import create_table, new_client, running_moto_server
-from tests.support.redis_servers import start_redis_cluster, start_redis_server
+from tests.support.dynamodb_server import create_table, new_client
 from turnwall.crypto import Cipher
 from turnwall.models import NewMessage
 from turnwall.stores.dynamodb import DynamoDBSessionStore
@@ -158,18 +156,12 @@ def column(value: float | None, width: int, fmt: str = ",.0f") -> str:
 
 
 def main() -> None:
-    workdir = Path(tempfile.mkdtemp(prefix="turnwall-bench-cleanup-"))
     cipher = Cipher.ephemeral()
     past = FakeClock(time.time() - 7200)
     with ExitStack() as stack:
-        redis_server = start_redis_server(workdir / "redis")
-        stack.callback(redis_server.stop)
-        cluster = start_redis_cluster(workdir / "cluster")
-        for node in cluster:
-            stack.callback(node.stop)
-        endpoint = stack.enter_context(running_moto_server())
-        client = new_client(endpoint)
-        cluster_url = f"redis+cluster://127.0.0.1:{cluster[0].port}"
+        servers = start_bench_servers(stack, "turnwall-bench-cleanup-")
+        client = new_client(servers.dynamodb_endpoint)
+        redis_url, cluster_url = servers.redis_url, servers.redis_cluster_url
         memory = MemoryState()
 
         def dynamodb_pair() -> StorePair:
@@ -186,8 +178,8 @@ def main() -> None:
                 MemorySessionStore(cipher, state=memory),
             ),
             "redis": lambda: (
-                RedisSessionStore.from_url(redis_server.url, cipher, clock=past),
-                RedisSessionStore.from_url(redis_server.url, cipher),
+                RedisSessionStore.from_url(redis_url, cipher, clock=past),
+                RedisSessionStore.from_url(redis_url, cipher),
             ),
             "redis cluster": lambda: (
                 RedisSessionStore.from_url(cluster_url, cipher, clock=past),

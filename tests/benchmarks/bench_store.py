@@ -13,15 +13,13 @@ For every backend (memory, Redis, Redis Cluster, DynamoDB on moto's server):
 from __future__ import annotations
 
 import statistics
-import tempfile
 import time
 import uuid
 from contextlib import ExitStack
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tests.support.dynamodb_server import create_table, new_client, running_moto_server
-from tests.support.redis_servers import start_redis_cluster, start_redis_server
+from tests.benchmarks.servers import start_bench_servers
+from tests.support.dynamodb_server import create_table, new_client
 from turnwall.crypto import Cipher
 from turnwall.models import NewMessage
 from turnwall.stores.dynamodb import DynamoDBSessionStore
@@ -129,22 +127,15 @@ def get_costs(store: SessionStore, tenant: str) -> tuple[float, float | None]:
 
 
 def main() -> None:
-    workdir = Path(tempfile.mkdtemp(prefix="turnwall-bench-"))
     cipher = Cipher.ephemeral()
     with ExitStack() as stack:
-        redis_server = start_redis_server(workdir / "redis")
-        stack.callback(redis_server.stop)
-        cluster = start_redis_cluster(workdir / "cluster")
-        for node in cluster:
-            stack.callback(node.stop)
-        endpoint = stack.enter_context(running_moto_server())
+        servers = start_bench_servers(stack, "turnwall-bench-")
+        endpoint = servers.dynamodb_endpoint
         table = create_table(new_client(endpoint))
         stores: dict[str, SessionStore] = {
             "memory": MemorySessionStore(cipher),
-            "redis": RedisSessionStore.from_url(redis_server.url, cipher),
-            "redis cluster": RedisSessionStore.from_url(
-                f"redis+cluster://127.0.0.1:{cluster[0].port}", cipher
-            ),
+            "redis": RedisSessionStore.from_url(servers.redis_url, cipher),
+            "redis cluster": RedisSessionStore.from_url(servers.redis_cluster_url, cipher),
             "dynamodb (moto)": DynamoDBSessionStore.from_url(
                 f"dynamodb://{table}?region=us-east-1&endpoint_url={endpoint}", cipher
             ),
