@@ -556,12 +556,10 @@ class RedisSessionStore(SessionStore):
                     if not outcome.more:
                         break
             done = 0
-            if next_cursor != 0:
-                scan_cursor = next_cursor
-            elif index + 1 < len(nodes):
-                index, scan_cursor = index + 1, 0
-            else:
+            following = _next_scan(nodes, index, next_cursor)
+            if following is None:
                 return _report(ended, removed, examined, None)
+            index, scan_cursor = following
             if examined >= max_items or out_of_time(deadline):
                 return _report(ended, removed, examined, (nodes[index], scan_cursor, 0))
 
@@ -601,12 +599,10 @@ class RedisSessionStore(SessionStore):
                         nodes[index], scan_cursor, position + 1, ""
                     )
             done = 0
-            if next_cursor != 0:
-                scan_cursor = next_cursor
-            elif index + 1 < len(nodes):
-                index, scan_cursor = index + 1, 0
-            else:
+            following = _next_scan(nodes, index, next_cursor)
+            if following is None:
                 return records, None
+            index, scan_cursor = following
 
     @_translated
     def _replace_metadata_blob(self, record: SessionRecord, old: bytes, new: bytes) -> bool:
@@ -940,6 +936,16 @@ def _report(
         examined_items=examined,
         next_cursor=None if position is None else _encode_scan_position(*position),
     )
+
+
+def _next_scan(nodes: list[str], index: int, next_cursor: int) -> tuple[int, int] | None:
+    """Where a walk over the tenant indexes goes after a SCAN batch: (node index, SCAN
+    cursor) on the same node, or the next node from its start; None when all are done."""
+    if next_cursor != 0:
+        return index, next_cursor
+    if index + 1 < len(nodes):
+        return index + 1, 0
+    return None
 
 
 def _encode_scan_position(node: str, scan_cursor: int, done: int) -> str:
