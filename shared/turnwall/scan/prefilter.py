@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
+    from collections.abc import Set as AbstractSet
 
 _MIN: Final = 3
 _MAX: Final = 6
@@ -260,10 +261,12 @@ class Prefilter:
             sorted({len(prefix) for prefix in by_prefix if len(prefix) > 2})
         )
         self._heads: frozenset[str] = frozenset(prefix[:3] for prefix in by_prefix)
-        # Words repeat across texts, so what each word satisfies is worked out once.
+        # Words repeat across texts, so what each word satisfies is worked out once; most
+        # satisfy nothing, and a set difference drops those before any per-word work.
         self._cache: dict[str, tuple[tuple[int, int], ...]] = {}
+        self._barren: set[str] = set()
 
-    def ready(self, tokens: Iterable[str]) -> list[int]:
+    def ready(self, tokens: AbstractSet[str]) -> list[int]:
         """Rules with required words whose every group has a word in `tokens`."""
         return self.complete(self.satisfied(tokens))
 
@@ -272,21 +275,23 @@ class Prefilter:
         full = self._full
         return [rule for rule, bits in seen.items() if bits == full[rule]]
 
-    def satisfied(
-        self, tokens: Iterable[str], into: dict[int, int] | None = None
-    ) -> dict[int, int]:
-        """For each rule, the bit set of its groups that some word in `tokens` satisfies
-        (added to `into` when given, so the groups of several texts can be pooled)."""
-        seen: dict[int, int] = {} if into is None else into
-        cache = self._cache
-        for token in tokens:
+    def satisfied(self, tokens: AbstractSet[str]) -> dict[int, int]:
+        """For each rule, the bit set of its groups that some word in `tokens` satisfies."""
+        seen: dict[int, int] = {}
+        get = seen.get
+        cache, barren = self._cache, self._barren
+        for token in tokens - barren:
             satisfied = cache.get(token)
             if satisfied is None:
                 satisfied = self._satisfied(token)
+                if not satisfied:
+                    if len(barren) >= self._CACHE_LIMIT:
+                        barren.clear()
+                    barren.add(token)
+                    continue
                 if len(cache) >= self._CACHE_LIMIT:
                     cache.clear()
                 cache[token] = satisfied
-            get = seen.get
             for rule, bits in satisfied:
                 seen[rule] = get(rule, 0) | bits
         return seen

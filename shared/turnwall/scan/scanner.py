@@ -330,25 +330,37 @@ class Scanner:
         ) or any(f.signature.category in _PROBING for f in added)
         # Follow-up questions are short: their opening says whether they ask for more.
         follow = base[:_FOLLOW_UP_CHARS]
+        harmful = [
+            f
+            for f in findings
+            if f.signature.category == "content_safety" and f.signature.kind != "contested"
+        ]
         # A harm topic met in a story, a lesson or as its victim sets up less than one
         # raised for its own sake.
-        framed = _FRAMING.search(follow) is not None
+        framed = any(f.signature.kind == "topic" for f in harmful) and bool(_FRAMING.search(follow))
         harm_now = combine(
             [
                 f.score * (_FRAMED_TOPIC if framed and f.signature.kind == "topic" else 1.0)
-                for f in findings
-                if f.signature.category == "content_safety" and f.signature.kind != "contested"
+                for f in harmful
             ]
         )
         contested_now = combine([f.score for f in findings if f.signature.kind == "contested"])
+        contested = min(1.0, session.contested * _CONTESTED_DECAY + contested_now)
 
         retry_window = (
             bool(session.refusal_turn) and 0 < turn - session.refusal_turn <= _RETRY_AFTER
         )
         # What the session knows of harm, this turn's own topics included.
         harm = min(1.0, session.harm + _TOPIC_NOW * harm_now)
-        helping = _HELP_SEEKING.search(follow) is not None
-        asks = (harm >= _HARM_MIN or retry_window) and bool(_REQUEST.search(follow)) and not helping
+        # The follow-up patterns are searched only where the session gives them a reason.
+        requests = (harm >= _HARM_MIN or retry_window) and bool(_REQUEST.search(follow))
+        opinion = (
+            contested >= _CONTESTED_MIN
+            and bool(_OPINION.search(follow))
+            and (contested_now > 0.0 or bool(_SUBJECT_REF.search(follow)))
+        )
+        helping = (requests or opinion) and bool(_HELP_SEEKING.search(follow))
+        asks = requests and not helping
         if asks and _HISTORICAL.search(follow) and not _FIRST_PERSON_ASK.search(follow):
             asks = harm >= _HARM_MIN_HISTORY
         operational = asks and bool(_OPERATIONAL.search(follow))
@@ -366,13 +378,7 @@ class Scanner:
                     f"harmful_reference: turn {turn} follows up on a harmful topic "
                     f"from turn {session.harm_turn}"
                 )
-        contested = min(1.0, session.contested * _CONTESTED_DECAY + contested_now)
-        if (
-            contested >= _CONTESTED_MIN
-            and _OPINION.search(follow)
-            and (contested_now > 0.0 or _SUBJECT_REF.search(follow))
-            and not helping
-        ):
+        if opinion and not helping:
             added.append(Finding(_CONTESTED, _CONTESTED.score, None))
             reasons.append(
                 f"contested_opinion: turn {turn} asks for a side or a judgment on a contested "
