@@ -68,14 +68,14 @@ _REFERENCE = re.compile(
     r"\b(?:it|its|it's|that|this|these|those|them|they|their|him|his|her|such|one|ones|"
     r"there|same|former|latter|aforementioned|mentioned|previous(?:ly)?|earlier|above|"
     r"said|described|suggested|listed|discussed|explained|told|again|proposed|recommended|"
-    r"gave|provided|offered|type|kind|method|option)\b"
+    r"gave|provided|offered|type|kind|method|option|what about|how about)\b"
 )
 _REQUEST = re.compile(
     r"\b(?:how|what|what's|which|where|why|who|when|can you|could you|would you|will you|"
     r"can i|could i|may i|is it ok|"
     r"tell me|show me|give me|explain|describe|elaborate|list|suggest|recommend|help me|"
     r"teach me|walk me|more|details?|examples?|specific\w*|best|most|effective|easiest|"
-    r"safest|do you think|should i|is it|are there|any)\b"
+    r"safest|do you think|don't you think|wouldn't you say|should i|is it|are there|any)\b"
 )
 # Follow-ups that ask for the means: methods, places, specifics, materials.
 _OPERATIONAL = re.compile(
@@ -163,7 +163,8 @@ _OPINION = re.compile(
     r"\b(?:what(?:'s| is| are) (?:your|ur) (?:personal )?(?:opinions?|views?|take|stance|thoughts?|"
     r"perspective|feelings?|position)|what do you (?:personally )?(?:think|feel|make)|how do you "
     r"feel|do you (?:personally )?(?:like|support|agree|hate|dislike|prefer|believe|trust|approve|"
-    r"side)|don't you (?:think|agree|find|feel)|wouldn't you (?:say|agree)|would you (?:say|agree|"
+    r"side)|(?:do|don't) you (?:really |honestly |personally )?(?:think|agree|find|feel)(?: that)? "
+    r"(?:he|she|they|it|it's|this|that|these|those|them)\b|don't you (?:think|agree|find|feel)|wouldn't you (?:say|agree)|would you (?:say|agree|"
     r"vote|choose|pick|prefer)|(?:is|are|was|were|isn't|aren't) (?:it|this|that|they|he|she|these|"
     r"those|them)\b[^.?!\n]{0,40}\b(?:fair|right|wrong|justified|acceptable|okay|ok|good|bad|evil|"
     r"better|worse|beneficial|detrimental|moral|immoral|valid|true|to blame|responsible|a threat|"
@@ -179,7 +180,7 @@ _OPINION = re.compile(
 )
 # The judgment must be about the subject: named in the turn, or referred back to.
 _SUBJECT_REF = re.compile(
-    r"\b(?:they|them|their|theirs|he|him|his|she|her|it|these|those|(?:this|that|the) (?:group|"
+    r"\b(?:they|them|their|theirs|he|him|his|she|her|it|these|those|(?:this|that|the) (?:\w+ )?(?:group|"
     r"movement|party|person|man|woman|law|laws|policy|issue|community|country|government))\b"
 )
 _CONTESTED_DECAY: Final = 0.9
