@@ -164,10 +164,11 @@ _OPINION = re.compile(
     r"perspective|feelings?|position)|what do you (?:personally )?(?:think|feel|make)|how do you "
     r"feel|do you (?:personally )?(?:like|support|agree|hate|dislike|prefer|believe|trust|approve|"
     r"side)|(?:do|don't) you (?:really |honestly |personally )?(?:think|agree|find|feel)(?: that)? "
-    r"(?:he|she|they|it|it's|this|that|these|those|them)\b|don't you (?:think|agree|find|feel)|wouldn't you (?:say|agree)|would you (?:say|agree|"
-    r"vote|choose|pick|prefer)|(?:is|are|was|were|isn't|aren't) (?:it|this|that|they|he|she|these|"
-    r"those|them)\b[^.?!\n]{0,40}\b(?:fair|right|wrong|justified|acceptable|okay|ok|good|bad|evil|"
-    r"better|worse|beneficial|detrimental|moral|immoral|valid|true|to blame|responsible|a threat|"
+    r"(?:he|she|they|it|it's|this|that|these|those|them)\b|don't you (?:think|agree|find|feel)|"
+    r"wouldn't you (?:say|agree)|would you (?:say|agree|vote|choose|pick|prefer)|"
+    r"(?:is|are|was|were|isn't|aren't) (?:it|this|that|they|he|she|these|those|them)\b"
+    r"[^.?!\n]{0,40}\b(?:fair|right|wrong|justified|acceptable|okay|ok|good|bad|evil|better|"
+    r"worse|beneficial|detrimental|moral|immoral|valid|true|to blame|responsible|a threat|"
     r"legitimate|inferior|superior|dangerous|out of line|exaggerated|unnatural|weird|sinful|a sin|"
     r"disgusting|normal|abnormal|promiscuous)|should (?:it|they|this|that|"
     r"he|she|these|those) be (?:allowed|banned|legal|illegal|punished|jailed|deported|stopped)|"
@@ -180,8 +181,9 @@ _OPINION = re.compile(
 )
 # The judgment must be about the subject: named in the turn, or referred back to.
 _SUBJECT_REF = re.compile(
-    r"\b(?:they|them|their|theirs|he|him|his|she|her|it|these|those|(?:this|that|the) (?:\w+ )?(?:group|"
-    r"movement|party|person|man|woman|law|laws|policy|issue|community|country|government))\b"
+    r"\b(?:they|them|their|theirs|he|him|his|she|her|it|these|those|(?:this|that|the) (?:\w+ )?"
+    r"(?:group|movement|party|person|man|woman|law|laws|policy|issue|community|country|"
+    r"government))\b"
 )
 _CONTESTED_DECAY: Final = 0.9
 _CONTESTED_MIN: Final = 0.15
