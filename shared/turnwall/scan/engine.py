@@ -213,7 +213,7 @@ def split_matches(
             last = _piece_at(bounds, match.end() - 1)
             if first == last:
                 continue
-            if sig.unless is None or not sig.unless.search(joined, start, end):
+            if not _excepted(sig, joined, match):
                 reported.add(sig.id)
                 yield sig, first, last
             break
