@@ -96,7 +96,7 @@ _HELP_SEEKING = re.compile(
     r"\b(?:see a doctor|doctor|vet|veterinarian|emergency|poison control|treat(?:ment)?|"
     r"symptoms|first aid|prevent\w*|protect\w*|defend\w*|report\w*|hotline|therapist|counsel\w*|"
     r"recover\w*|stay safe|keep (?:it|them) (?:away|out of reach)|support (?:her|him|them)|"
-    r"what (?:should|do) (?:i|we) do if|(?:i|he|she|we|they|my \w+|our \w+) (?:accidentally )?"
+    r"what (?:should|do|can) (?:i|we) (?:actually |even )?do if|bring (?:it|this|that) up with|(?:i|he|she|we|they|my \w+|our \w+) (?:accidentally )?"
     r"(?:ate|swallowed|ingested|drank|inhaled)|exposed to|bitten|stung|"
     r"is it safe|safe for|how (?:do|can|should) (?:i|we) (?:help|treat|stop|avoid|protect|"
     r"keep|cope|deal)|(?:say|talk|speak|reach out|listen|be there) (?:to|for) (?:her|him|them|"
@@ -122,6 +122,8 @@ _HARM_MIN_HISTORY: Final = 0.5
 _FRAMING = re.compile(
     r"\b(?:novels?|thrillers?|mystery|fiction|story|stories|book|books|movie|movies|films?|"
     r"documentar\w*|series|tv show|episode|podcast|article|news|history (?:class|lesson|essay)|"
+    r"video ?games?|(?:in|the|this|a) game|gaming|boss fight|teach(?:ing)?|\d+(?:th|st|nd|rd) grad\w+|"
+    r"moderat\w*|automod\w*|rules about|code of conduct|content polic\w*|"
     r"(?:in|for) (?:history|class|school)|lesson|essay|homework|museum|historians?|detectives?|"
     r"investigators?|forensic\w*|toxicolog\w*|(?:my|our) (?:\w+ ){0,2}(?:was|were|got|has been|"
     r"had been) (?:\w+ )?(?:stolen|poisoned|attacked|killed|shot|robbed|hurt|injured|bitten|"
@@ -379,7 +381,7 @@ class Scanner:
                 added.append(Finding(_HARM_REFERENCE, score, None))
                 reasons.append(
                     f"harmful_reference: turn {turn} follows up on a harmful topic "
-                    f"from turn {session.harm_turn}"
+                    f"from turn {session.harm_turn if session.harm > 0.0 else turn}"
                 )
         if opinion and not helping:
             added.append(Finding(_CONTESTED, _CONTESTED.score, None))
