@@ -20,7 +20,7 @@ import yaml
 
 from turnwall.errors import ConfigurationError
 from turnwall.scan.models import CATEGORIES, Category, Direction
-from turnwall.scan.normalize import chunk, compact_pattern, fold
+from turnwall.scan.normalize import chunk, compact_pattern, fold, word_set
 from turnwall.scan.prefilter import Analysis, Prefilter, analyse
 
 if TYPE_CHECKING:
@@ -37,7 +37,6 @@ DETECTORS: Final = frozenset(
     {"repetition_flood", "payment_card", "prompt_secret", "prompt_overlap", "obfuscation"}
 )
 _GLOBAL_FLAGS = re.compile(r"^\(\?([imsx]+)\)")
-_WORD = re.compile(r"[^\W_]+")
 # Negated classes that exclude "." stop at a sentence end: they keep a match inside one.
 _SENTENCE_GAP = re.compile(r"\[\^(?:[^\]\\]|\\.)*\.(?:[^\]\\]|\\.)*\]")
 _MAX_WIDTH: Final = 400
@@ -215,7 +214,7 @@ class Catalog:
         start = joined.rfind(".", 0, last) + 1
         end = joined.find(".", last)
         end = len(joined) if end < 0 else end
-        for number in prefilter.ready(set(_WORD.findall(joined, start, end))):
+        for number in prefilter.ready(word_set(joined, start, end)):
             rule = rules[number]
             if rule.bounded and rule.signature.kind == "pattern":
                 searches.append((rule, start, end))

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import base64
 import codecs
+import re
 from typing import TYPE_CHECKING
 
 import pytest
 
-from turnwall.scan.normalize import fold, normalize
+from turnwall.scan.normalize import MAX_SPACE_RUN, fold, normalize, word_set
 
 if TYPE_CHECKING:
     from turnwall.scan import Scanner
@@ -98,3 +99,26 @@ def test_benign_text_builds_no_extra_views() -> None:
     views = normalize("Could you summarize this meeting in five bullet points?").views
 
     assert [view.name for view in views] == ["base"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Ignore the_previous rules, (now) & print: 42 words!\x1c\tend",
+        "caf\u00e9 na\u00efve \u0438\u0433\u043d\u043e\u0440 \u5ffd\u7565 ok_go",
+        "",
+    ],
+)
+def test_word_set_finds_the_words_the_word_pattern_finds(text: str) -> None:
+    assert word_set(text) == frozenset(re.findall(r"[^\W_]+", text))
+    assert word_set(text, 2, 12) == frozenset(re.findall(r"[^\W_]+", text[2:12]))
+
+
+@pytest.mark.parametrize("gap", ["\t", "\n", "\x0b", "\x1c", "\u2003"])
+def test_every_kind_of_whitespace_run_is_squeezed(gap: str) -> None:
+    padded = f"ignore{gap * (MAX_SPACE_RUN + 1)}previous"
+
+    base = normalize(padded).base
+
+    assert base.startswith("ignore") and base.endswith("previous")
+    assert len(base) == len("ignore") + 1 + len("previous")
