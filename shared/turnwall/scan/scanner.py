@@ -103,7 +103,8 @@ _HELP_SEEKING = re.compile(
     r"keep|cope|deal)|(?:say|talk|speak|reach out|listen|be there) (?:to|for) (?:her|him|them|"
     r"my \w+)|comfort|reassure|cheer (?:her|him|them) up|"
     r"records|archives?|sources|citations|references|bibliography|documentar\w*|museums?|"
-    r"statistics|academic|historians?|scholars?|(?:determine|tell|find out|check|know) (?:if|"
+    r"statistics|academic|historians?|scholars?|stor(?:e|ing|age)|maintenance|spot (?:it|them|one|"
+    r"the signs|a scam)|(?:determine|tell|find out|check|know) (?:if|"
     r"whether)|signs of|warning signs|recogni[sz]e|keep (?:\w+ ){0,2}safe|safe from|make sure|"
     r"(?:doesn't|does not|won't|never) happen again|essays?|homework|lesson plans?|quiz|exam|"
     r"students|classroom|warn\w*|alert (?:my|the|our) \w+|which (?:states|countries|places) "
@@ -131,7 +132,10 @@ _FRAMING = re.compile(
     r"had been) (?:\w+ )?(?:stolen|poisoned|attacked|killed|shot|robbed|hurt|injured|bitten|"
     r"hacked|scammed|assaulted|abused|bullied|harassed|threatened)|(?:someone|somebody) (?:stole|"
     r"hurt|attacked|poisoned|hacked|scammed|robbed|broke into|threatened)|(?:there was|there's "
-    r"been) an? (?:shooting|stabbing|robbery|attack|bombing|break-in|murder))\b"
+    r"been) an? (?:shooting|stabbing|robbery|attack|bombing|break-in|murder)|"
+    # someone else's self-harm: the user is worried about them
+    r"(?:cutting|hurting|harming|starving|burning|hurts|harms|cuts|starves) (?:herself|himself|"
+    r"themselves))\b"
 )
 _FRAMED_TOPIC: Final = 0.5
 _TOPIC_NOW: Final = 0.5  # weight of this turn's own harm topics in its follow-up context
