@@ -75,7 +75,7 @@ _REQUEST = re.compile(
     r"can i|could i|may i|is it ok|"
     r"tell me|show me|give me|explain|describe|elaborate|list|suggest|recommend|help me|"
     r"teach me|walk me|more|details?|examples?|specific\w*|best|most|effective|easiest|"
-    r"safest|do you think|don't you think|wouldn't you say|should i|is it|are there|any)\b"
+    r"safest|do you think|don't you think|wouldn't you say|should i|is it|is there|are there|any)\b"
 )
 # Follow-ups that ask for the means: methods, places, specifics, materials.
 _OPERATIONAL = re.compile(
@@ -96,7 +96,7 @@ _HELP_SEEKING = re.compile(
     r"\b(?:see a doctor|doctor|vet|veterinarian|emergency|poison control|treat(?:ment)?|"
     r"symptoms|first aid|prevent\w*|protect\w*|defend\w*|report\w*|hotline|therapist|counsel\w*|"
     r"recover\w*|stay safe|keep (?:it|them) (?:away|out of reach)|support (?:her|him|them)|"
-    r"what (?:should|do|can) (?:i|we) (?:actually |even )?do if|bring (?:it|this|that) up with|"
+    r"what (?:should|do|can) (?:i|we) (?:actually |even )?do if|bring (?:it|this|that) up|"
     r"(?:i|he|she|we|they|my \w+|our \w+) (?:accidentally )?(?:ate|swallowed|ingested|drank|"
     r"inhaled)|exposed to|bitten|stung|"
     r"is it safe|safe for|how (?:do|can|should) (?:i|we) (?:help|treat|stop|avoid|protect|"
@@ -127,12 +127,13 @@ _FRAMING = re.compile(
     r"video ?games?|(?:in|the|this|a) game|gaming|boss fight|teach(?:ing)?|"
     r"\d+(?:th|st|nd|rd) grad\w+|"
     r"moderat\w*|automod\w*|rules about|code of conduct|content polic\w*|"
-    r"(?:in|for) (?:history|class|school)|lesson|essay|homework|museum|historians?|detectives?|"
-    r"investigators?|forensic\w*|toxicolog\w*|(?:my|our) (?:\w+ ){0,2}(?:was|were|got|has been|"
-    r"had been) (?:\w+ )?(?:stolen|poisoned|attacked|killed|shot|robbed|hurt|injured|bitten|"
-    r"hacked|scammed|assaulted|abused|bullied|harassed|threatened)|(?:someone|somebody) (?:stole|"
-    r"hurt|attacked|poisoned|hacked|scammed|robbed|broke into|threatened)|(?:there was|there's "
-    r"been) an? (?:shooting|stabbing|robbery|attack|bombing|break-in|murder)|"
+    r"(?:in|for) (?:history|class|school)|(?<!\ba )lessons?|essay|homework|museum|historians?|"
+    r"detectives?|investigators?|forensic\w*|toxicolog\w*|"
+    r"(?:my|our) (?:\w+ ){0,2}(?:was|were|got|has been|had been) (?:\w+ )?(?:stolen|poisoned|"
+    r"attacked|killed|shot|robbed|hurt|injured|bitten|hacked|scammed|assaulted|abused|bullied|"
+    r"harassed|threatened)|(?:someone|somebody) (?:stole|hurt|attacked|poisoned|hacked|scammed|"
+    r"robbed|broke into|threatened)|(?:there was|there's been) an? (?:shooting|stabbing|robbery|"
+    r"attack|bombing|break-in|murder)|"
     # someone else's self-harm: the user is worried about them
     r"(?:cutting|hurting|harming|starving|burning|hurts|harms|cuts|starves) (?:herself|himself|"
     r"themselves))\b"
