@@ -237,7 +237,7 @@ def test_written_attack_conversations_are_mostly_caught_only_with_the_session(
 
     with_session = _flagged_share(scanner, ATTACK_CONVERSATIONS, replies=False)
 
-    assert with_session >= 0.4
+    assert with_session >= 0.45
     assert with_session >= alone + 0.05
 
 
