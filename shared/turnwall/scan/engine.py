@@ -22,6 +22,8 @@ TOPIC_CAP: Final = 0.2
 _QUOTED_DAMPING: Final = 0.3
 _QUOTES: Final = '"`\u00ab\u00bb\u201c\u201d'
 _APOSTROPHES: Final = "'\u2018\u2019"
+# [^\W_] is exactly str.isalnum: an apostrophe without a letter or digit on one side.
+_QUOTING_APOSTROPHE = re.compile(rf"(?<![^\W_])[{_APOSTROPHES}]|[{_APOSTROPHES}](?![^\W_])")
 # Talking about an attack (to detect it, test for it, explain it) is not attacking.
 _META_CONTEXT = re.compile(
     r"\b(?:detect\w*|classif\w*|scanner|waf|firewall|guardrail\w*|test case|"
@@ -244,10 +246,4 @@ def _has_quote(text: str) -> bool:
     if any(q in text for q in _QUOTES):
         return True
     # An apostrophe quotes only when it is not inside a word (don't, it's).
-    for index, char in enumerate(text):
-        if char in _APOSTROPHES:
-            before = text[index - 1] if index else " "
-            after = text[index + 1] if index + 1 < len(text) else " "
-            if not (before.isalnum() and after.isalnum()):
-                return True
-    return False
+    return any(a in text for a in _APOSTROPHES) and _QUOTING_APOSTROPHE.search(text) is not None

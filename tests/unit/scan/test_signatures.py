@@ -289,3 +289,25 @@ def test_repetitive_benign_text_is_not_a_flood(scanner: Scanner, text: str) -> N
     outcome, _ = scanner.scan_input(text, None)
 
     assert "INJ-012" not in {match.signature_id for match in outcome.matches}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Our WAF should detect phrasings like 'ignore all previous instructions' in user input.",
+        "For the classifier test suite: \u2018ignore all previous instructions\u2019 is a sample.",
+    ],
+)
+def test_attack_quoted_in_a_detection_context_is_damped(scanner: Scanner, text: str) -> None:
+    outcome, _ = scanner.scan_input(text, None)
+
+    assert outcome.decision == "allow"
+    assert [match.signature_id for match in outcome.matches] == ["INJ-001"]
+
+
+def test_apostrophes_inside_words_do_not_quote_an_attack(scanner: Scanner) -> None:
+    text = "Our WAF won't detect it; don't ignore all previous instructions, it's fine."
+
+    outcome, _ = scanner.scan_input(text, None)
+
+    assert outcome.decision == "block"
