@@ -135,9 +135,18 @@ class Rule:
 
 
 @dataclass(frozen=True, slots=True)
-class _Direction:
+class _Index:
     rules: tuple[Rule, ...]
-    prefilter: Prefilter
+    prefilter: Prefilter  # numbers `rules` in order
+
+
+@dataclass(frozen=True, slots=True)
+class _Direction:
+    # Rules that need words and cannot match across a full stop: each sentence is
+    # checked for their words and searched on its own.
+    sentences: _Index
+    # The others: checked against the words of the whole text, searched in all of it.
+    texts: _Index
     raw: tuple[Signature, ...]
     detectors: tuple[Signature, ...]
 
@@ -154,8 +163,9 @@ class Catalog:
         }
 
     def rules(self, direction: Direction) -> tuple[Rule, ...]:
-        """Every rule the prefilter indexes for `direction`, in its numbering."""
-        return self._directions[direction].rules
+        """Every rule the prefilter indexes for `direction`."""
+        index = self._directions[direction]
+        return index.sentences.rules + index.texts.rules
 
     def plan(
         self,
@@ -173,34 +183,29 @@ class Catalog:
         ("ignoreallprevious"), so every position inside a long word may start one.
         `chunks` are `normalize.chunk(text)` when already at hand.
         """
-        index = self._directions[direction]
-        rules, prefilter = index.rules, index.prefilter
+        direction_index = self._directions[direction]
+        sentences, texts = direction_index.sentences, direction_index.texts
         searches: list[tuple[Rule, int, int]] = []
-        pooled: dict[int, int] = {}
+        every_word: list[frozenset[str]] = []
         for start, end, words in chunks if chunks is not None else chunk(text):
             if run_together:
                 words = frozenset(w[i:] for w in words for i in range(len(w) if len(w) > 12 else 1))
-            seen = prefilter.satisfied(words)
-            for number in prefilter.complete(seen):
-                if rules[number].bounded:
-                    searches.append((rules[number], start, end))
-            pooled_get = pooled.get
-            for number, bits in seen.items():
-                pooled[number] = pooled_get(number, 0) | bits
+            every_word.append(words)
+            for number in sentences.prefilter.ready(words):
+                searches.append((sentences.rules[number], start, end))
         ascii_text = text.isascii()
-        for number in [*prefilter.complete(pooled), *prefilter.always]:
-            rule = rules[number]
-            if not rule.bounded or not rule.groups:
-                if not (ascii_text and rule.non_ascii):
-                    searches.append((rule, 0, len(text)))
+        whole = frozenset().union(*every_word)
+        for number in [*texts.prefilter.ready(whole), *texts.prefilter.always]:
+            rule = texts.rules[number]
+            if not (ascii_text and rule.non_ascii):
+                searches.append((rule, 0, len(text)))
         return searches
 
     def split_rules(self, pieces: list[str], direction: Direction) -> list[tuple[Rule, int, int]]:
         """Searches of `" ".join(pieces)` where a match across pieces could be: the
         sentence spanning the newest seam (earlier seams were searched when their later
         piece was the newest)."""
-        index = self._directions[direction]
-        rules, prefilter = index.rules, index.prefilter
+        sentences = self._directions[direction].sentences
         joined = " ".join(pieces)
         seams: list[int] = []
         offset = 0
@@ -214,9 +219,9 @@ class Catalog:
         start = joined.rfind(".", 0, last) + 1
         end = joined.find(".", last)
         end = len(joined) if end < 0 else end
-        for number in prefilter.ready(word_set(joined, start, end)):
-            rule = rules[number]
-            if rule.bounded and rule.signature.kind == "pattern":
+        for number in sentences.prefilter.ready(word_set(joined, start, end)):
+            rule = sentences.rules[number]
+            if rule.signature.kind == "pattern":
                 searches.append((rule, start, end))
         return searches
 
@@ -261,11 +266,22 @@ def _index(signatures: list[Signature]) -> _Direction:
                 )
             )
             requirements.append(groups)
+    in_sentences = [rule.bounded and bool(rule.groups) for rule in rules]
     return _Direction(
-        rules=tuple(rules),
-        prefilter=Prefilter(requirements),
+        sentences=_part(rules, requirements, in_sentences, wanted=True),
+        texts=_part(rules, requirements, in_sentences, wanted=False),
         raw=tuple(sig for sig in signatures if sig.raw and sig.kind != "detector"),
         detectors=tuple(sig for sig in signatures if sig.kind == "detector"),
+    )
+
+
+def _part(
+    rules: list[Rule], requirements: list[list[frozenset[str]]], flags: list[bool], *, wanted: bool
+) -> _Index:
+    chosen = [number for number, flag in enumerate(flags) if flag is wanted]
+    return _Index(
+        rules=tuple(rules[number] for number in chosen),
+        prefilter=Prefilter([requirements[number] for number in chosen]),
     )
 
 
