@@ -48,11 +48,25 @@ def chat_server(request: pytest.FixtureRequest, upstream: StubUpstream) -> Itera
     server.stop()
 
 
+# Every SDK client a test made, closed when it ends: an open client's pooled connection,
+# collected later, would raise its unclosed-socket warning inside some other test.
+_CLIENTS: list[openai.OpenAI] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    yield
+    while _CLIENTS:
+        _CLIENTS.pop().close()
+
+
 def client_for(server: Server, session_id: str | None, header: str = "sessionId") -> openai.OpenAI:
     headers = {header: session_id} if session_id else {}
-    return openai.OpenAI(
+    client = openai.OpenAI(
         api_key=ADMIN_KEY, base_url=f"{server.base_url}/v1", default_headers=headers, max_retries=0
     )
+    _CLIENTS.append(client)
+    return client
 
 
 @pytest.mark.parametrize("header", ["sessionId", "session-id", "x-session-id", "session_id"])
