@@ -179,40 +179,37 @@ def test_retry_after_a_capability_refusal_is_not_probing(scanner: Scanner) -> No
     assert outcomes[2].decision == "allow"
 
 
-def test_benign_conversations_stay_allowed(scanner: Scanner) -> None:
+def _conversations(path: Path) -> list[list[dict[str, str]]]:
+    return [json.loads(line)["messages"] for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def _flagged(scanner: Scanner, path: Path, *, replies: bool) -> list[str]:
+    """The opening turn of each conversation in `path` with a user turn not allowed;
+    without `replies`, the assistant's turns are left out of the session."""
     flagged = []
-    for line in BENIGN_SESSIONS.read_text(encoding="utf-8").splitlines():
-        messages = json.loads(line)["messages"]
-        outcomes, _ = converse(scanner, [("user", m["content"]) for m in messages])
-        if any(outcome.decision != "allow" for outcome in outcomes):
+    for messages in _conversations(path):
+        turns = [(m["role"], m["content"]) for m in messages]
+        if not replies:
+            turns = [(role, text) for role, text in turns if role == "user"]
+        outcomes, _ = converse(scanner, turns)
+        user_outcomes = [o for o, (role, _) in zip(outcomes, turns, strict=True) if role == "user"]
+        if any(outcome.decision != "allow" for outcome in user_outcomes):
             flagged.append(messages[0]["content"])
+    return flagged
+
+
+def _flagged_share(scanner: Scanner, path: Path, *, replies: bool) -> float:
+    return len(_flagged(scanner, path, replies=replies)) / len(_conversations(path))
+
+
+def test_benign_conversations_stay_allowed(scanner: Scanner) -> None:
+    flagged = _flagged(scanner, BENIGN_SESSIONS, replies=False)
 
     assert len(flagged) <= 1, flagged
 
 
 def test_benign_conversations_with_replies_stay_allowed(scanner: Scanner) -> None:
-    flagged = []
-    for line in BENIGN_CONVERSATIONS.read_text(encoding="utf-8").splitlines():
-        messages = json.loads(line)["messages"]
-        outcomes, _ = converse(scanner, [(m["role"], m["content"]) for m in messages])
-        user_outcomes = [o for o, m in zip(outcomes, messages, strict=True) if m["role"] == "user"]
-        if any(outcome.decision != "allow" for outcome in user_outcomes):
-            flagged.append(messages[0]["content"])
-
-    assert flagged == []
-
-
-def _flagged_share(scanner: Scanner, path: Path, *, replies: bool) -> float:
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-    flagged = 0
-    for row in rows:
-        turns = [(m["role"], m["content"]) for m in row["messages"]]
-        if not replies:
-            turns = [(role, text) for role, text in turns if role == "user"]
-        outcomes, _ = converse(scanner, turns)
-        user_outcomes = [o for o, (role, _) in zip(outcomes, turns, strict=True) if role == "user"]
-        flagged += any(outcome.decision != "allow" for outcome in user_outcomes)
-    return flagged / len(rows)
+    assert _flagged(scanner, BENIGN_CONVERSATIONS, replies=True) == []
 
 
 @pytest.mark.parametrize("replies", [False, True])
@@ -225,15 +222,15 @@ def test_benign_look_alike_conversations_are_rarely_flagged(
 def test_written_attack_conversations_are_mostly_caught_only_with_the_session(
     scanner: Scanner,
 ) -> None:
-    rows = [json.loads(line) for line in ATTACK_CONVERSATIONS.read_text().splitlines()]
+    conversations = _conversations(ATTACK_CONVERSATIONS)
     alone = sum(
         any(
             scanner.scan_input(m["content"], None)[0].decision != "allow"
-            for m in row["messages"]
+            for m in messages
             if m["role"] == "user"
         )
-        for row in rows
-    ) / len(rows)
+        for messages in conversations
+    ) / len(conversations)
 
     with_session = _flagged_share(scanner, ATTACK_CONVERSATIONS, replies=False)
 
