@@ -15,6 +15,7 @@ at most 100), so with the default 60/min a container reserves 6 at a time.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 
 WINDOW_SECS = 60
 MAX_BATCH = 100
+_LOCK_STRIPES = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +57,13 @@ class _Reservation:
 class RateLimiter:
     """Counts each request once against its key's and its address's budget.
 
-    Both budgets are `per_minute`; the stricter one is reported.
+    Both budgets are `per_minute`; the stricter one is reported. Failed authentications
+    count against a budget of their own per address, so a stream of bad keys from one
+    address (or a shared NAT) cannot lock out the valid keys used from there.
+
+    Checking a bucket's reservation, topping it up from the store and spending from it
+    happen under that bucket's lock, so concurrent requests of one key never see a
+    reservation that another request is about to spend (which answered 429 early).
     """
 
     def __init__(self, store: SessionStore, per_minute: int) -> None:
@@ -63,10 +71,12 @@ class RateLimiter:
         self.per_minute = per_minute
         self.batch = max(1, min(MAX_BATCH, per_minute // 10))
         self._reservations: dict[str, _Reservation] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the reservations dict itself
+        # Striped: a lock per bucket would grow with every client address ever seen.
+        self._bucket_locks = tuple(threading.Lock() for _ in range(_LOCK_STRIPES))
 
     def hit(self, client_ip: str | None, key_id: str | None) -> RateLimitStatus:
-        """Count the request.
+        """Count an authenticated request.
 
         Raises:
             RateLimited: a budget is spent; carries the seconds until the window resets.
@@ -74,24 +84,43 @@ class RateLimiter:
         buckets = [f"key:{key_id}"] if key_id is not None else []
         if client_ip:
             buckets.append(f"ip:{client_ip}")
+        return self._spend(buckets)
+
+    def hit_failed_authentication(self, client_ip: str | None) -> None:
+        """Count a request whose credentials were missing or refused.
+
+        Raises:
+            RateLimited: the address has failed authentication too often this window.
+        """
+        if client_ip:
+            self._spend([f"auth-failure:ip:{client_ip}"])
+
+    def _spend(self, buckets: list[str]) -> RateLimitStatus:
         now = self._store.clock()
         window = int(now // WINDOW_SECS)
         reset = max(1, math.ceil((window + 1) * WINDOW_SECS - now))
-        with self._lock:
+        stripes = sorted({hash(bucket) % _LOCK_STRIPES for bucket in buckets})
+        with contextlib.ExitStack() as held:
+            for stripe in stripes:  # in one global order, so two requests never deadlock
+                held.enter_context(self._bucket_locks[stripe])
             short = [b for b in buckets if not self._has_unspent(b, window)]
-        if short:
-            window = max(window, self._reserve(short))  # the window may have just turned
-        remaining = self.per_minute
-        exhausted = False
-        with self._lock:
-            for bucket in buckets:
-                reservation = self._reservations.get(bucket)
-                if reservation is None or reservation.window != window or not reservation.unspent:
-                    exhausted = True
-                    continue
-                reservation.unspent -= 1
-                left = self.per_minute - reservation.counted + reservation.unspent
-                remaining = min(remaining, max(0, left))
+            if short:
+                window = max(window, self._reserve(short))  # the window may have just turned
+            remaining = self.per_minute
+            exhausted = False
+            with self._lock:
+                for bucket in buckets:
+                    reservation = self._reservations.get(bucket)
+                    if (
+                        reservation is None
+                        or reservation.window != window
+                        or not reservation.unspent
+                    ):
+                        exhausted = True
+                        continue
+                    reservation.unspent -= 1
+                    left = self.per_minute - reservation.counted + reservation.unspent
+                    remaining = min(remaining, max(0, left))
         if exhausted:
             status = RateLimitStatus(self.per_minute, 0, reset)
             raise RateLimited(
@@ -102,7 +131,8 @@ class RateLimiter:
         return RateLimitStatus(self.per_minute, remaining, reset)
 
     def _has_unspent(self, bucket: str, window: int) -> bool:
-        reservation = self._reservations.get(bucket)
+        with self._lock:
+            reservation = self._reservations.get(bucket)
         return reservation is not None and reservation.window == window and reservation.unspent > 0
 
     def _reserve(self, buckets: list[str]) -> int:

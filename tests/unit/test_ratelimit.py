@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
 import pytest
 
 from tests.support.clock import FakeClock
@@ -9,6 +14,11 @@ from turnwall.crypto import Cipher
 from turnwall.errors import RateLimited
 from turnwall.ratelimit import RateLimiter
 from turnwall.stores.memory import MemorySessionStore, MemoryState
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from turnwall.stores.base import RequestCounts
 
 
 def limiter(per_minute: int, clock: FakeClock, state: MemoryState | None = None) -> RateLimiter:
@@ -66,3 +76,53 @@ def test_containers_sharing_a_store_never_exceed_the_limit(clock: FakeClock) -> 
             pass
 
     assert 60 - 3 * containers[0].batch <= admitted <= 60
+
+
+def test_failed_authentications_do_not_spend_the_budget_of_valid_keys(
+    clock: FakeClock,
+) -> None:
+    # GIVEN an address that sent a full budget of bad keys
+    limits = limiter(60, clock)
+    for _ in range(60):
+        limits.hit_failed_authentication("203.0.113.9")
+
+    # WHEN it fails once more, THEN that failure is refused
+    with pytest.raises(RateLimited):
+        limits.hit_failed_authentication("203.0.113.9")
+    # AND a valid key used from the same address still has its whole budget
+    assert limits.hit("203.0.113.9", "unused-key").remaining == 59
+
+
+class SlowStore(MemorySessionStore):
+    """A store whose counter round trip takes as long as a DynamoDB update."""
+
+    def count_requests(
+        self, buckets: Sequence[str], window_secs: int = 60, amount: int = 1
+    ) -> RequestCounts:
+        time.sleep(0.02)
+        return super().count_requests(buckets, window_secs, amount)
+
+
+def test_concurrent_requests_on_a_slow_store_get_no_early_429(clock: FakeClock) -> None:
+    # GIVEN a limit well above the requests about to be made
+    limits = RateLimiter(SlowStore(Cipher.ephemeral(), clock=clock, state=MemoryState()), 600)
+    start = threading.Barrier(64)
+
+    def four_requests(_: int) -> int:
+        start.wait()
+        refused = 0
+        for _ in range(4):
+            try:
+                limits.hit("203.0.113.9", "key1")
+            except RateLimited:
+                refused += 1
+        return refused
+
+    # WHEN 64 clients of one key send 4 requests each at once (256 of 600)
+    with ThreadPoolExecutor(max_workers=64) as pool:
+        refused = sum(pool.map(four_requests, range(64)))
+
+    # THEN none is refused, and the store counted no more than was reserved for them
+    assert refused == 0
+    counted = limits._store.count_requests(["key:key1"], amount=0).counts[0]
+    assert counted <= 256 + limits.batch

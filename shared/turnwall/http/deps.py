@@ -88,7 +88,7 @@ def authenticate(
     try:
         principal = runtime.authenticator.authenticate(key)
     except (Unauthorized, InvalidApiKey):
-        runtime.rate_limiter.hit(client_ip, None)  # failures spend the address's budget
+        runtime.rate_limiter.hit_failed_authentication(client_ip)
         raise
     return principal, runtime.rate_limiter.hit(client_ip, principal.key_id)
 
