@@ -119,10 +119,9 @@ def _create_table(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from turnwall.auth import create_key
     from turnwall.http.app import create_app
+    from turnwall.http.server import run_server
     from turnwall.runtime import Runtime
 
     runtime = Runtime.build()
@@ -134,14 +133,18 @@ def _serve(args: argparse.Namespace) -> int:
             f'  curl -H "Authorization: Bearer $TURNWALL_KEY" '
             f"http://{args.host}:{args.port}/v1/sessions"
         )
-    app = create_app(runtime=runtime, offload_blocking=True)
+    app = create_app(
+        runtime=runtime,
+        offload_blocking=True,
+        body_timeout_secs=runtime.settings.body_timeout_secs,
+    )
     sweeper = _start_sweeper(runtime)
     # uvicorn turns SIGINT and SIGTERM into a graceful shutdown and then re-raises the
     # signal to the handler it found installed: make that one a no-op, so a requested
     # stop ends with exit status 0 instead of death by signal or a KeyboardInterrupt.
     for stop_signal in (signal.SIGINT, signal.SIGTERM):
         signal.signal(stop_signal, lambda *_: None)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    run_server(app, runtime.settings, args.host, args.port)
     sweeper.set()
     runtime.store.close()
     return 0

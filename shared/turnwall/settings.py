@@ -66,6 +66,17 @@ class Settings(BaseSettings):
         description="EventBridge bus for Session Expired / Session Deleted events; "
         "unset or empty: no events",
     )
+    forwarded_allow_ips: str | None = Field(
+        default=None,
+        description="turnwall serve: proxy addresses (comma-separated, or *) whose "
+        "X-Forwarded-For / X-Forwarded-Proto are trusted; unset: trust none",
+    )
+    header_timeout_secs: float = Field(
+        default=10.0, gt=0, description="turnwall serve: time a client has to send headers"
+    )
+    body_timeout_secs: float = Field(
+        default=10.0, gt=0, description="turnwall serve: time a client has to send the body"
+    )
     sweep_max_items: int = Field(
         default=10_000, ge=1, description="stored items one scheduled cleanup run examines"
     )

@@ -21,6 +21,12 @@ _TENANT = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 MIN_TTL_SECS: Final = 60
 MAX_METADATA_BYTES: Final = 4096
 MAX_MESSAGES_PER_APPEND: Final = 100
+# Long enough for any OpenAI model name or Bedrock inference profile ARN.
+MAX_MODEL_CHARS: Final = 256
+MAX_NAME_CHARS: Final = 64  # OpenAI's limit for a message's `name`
+NOT_UNICODE: Final = "must be valid Unicode text (it holds an unpaired surrogate escape)"
+# A JSON escape of a UTF-16 surrogate: a body without one cannot decode to a lone one.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +79,28 @@ def check_count(value: object, field: str, bounds: tuple[int, int] | None = None
     return value
 
 
+def check_model(model: object) -> str | None:
+    """A model name: a string of at most MAX_MODEL_CHARS characters, or None.
+
+    Raises:
+        ValidationFailed: naming the field.
+    """
+    return _check_short_text(model, "model", MAX_MODEL_CHARS)
+
+
+def _check_short_text(value: object, field: str, max_chars: int) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > max_chars:
+        raise ValidationFailed(
+            f"{field} must be a string of at most {max_chars} characters, or null",
+            details={"field": field},
+        )
+    if not is_unicode_text(value):
+        raise ValidationFailed(f"{field} {NOT_UNICODE}", details={"field": field})
+    return value
+
+
 def encode_metadata(metadata: object, field: str = "metadata") -> bytes:
     """Serialize session metadata, refusing non-objects and anything over 4 KiB."""
     if not isinstance(metadata, dict):
@@ -115,8 +143,54 @@ def check_messages(messages: Sequence[NewMessage], limits: Limits) -> None:
                 f"{where}.content exceeds {limits.max_message_bytes} bytes of UTF-8",
                 details={"field": f"{where}.content"},
             )
+        _check_short_text(message.name, f"{where}.name", MAX_NAME_CHARS)
         if message.metadata is not None:
             encode_metadata(message.metadata, f"{where}.metadata")
+
+
+def lone_surrogate_field(body: bytes) -> str | None:
+    """The field (dotted, as validation errors name fields) of the first string in the
+    JSON `body` that holds a lone UTF-16 surrogate, or None.
+
+    Python decodes `"\\ud800"` to a str that no store, cipher or hash can encode, so
+    such a body is refused as a whole before it reaches any of them. A body that is
+    not JSON gives None: parsing it later reports that.
+    """
+    if not _SURROGATE_ESCAPE.search(body):
+        return None
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    pending: list[tuple[str, Any]] = [("body", document)]
+    while pending:  # iterative: a deeply nested body must not exhaust the stack
+        field, value = pending.pop()
+        if isinstance(value, str):
+            if not is_unicode_text(value):
+                return field
+        elif isinstance(value, dict):
+            for key in value:
+                if not is_unicode_text(key):
+                    return field
+            children = [(_child(field, key), item) for key, item in value.items()]
+            pending.extend(reversed(children))
+        elif isinstance(value, list):
+            children = [(_child(field, index), item) for index, item in enumerate(value)]
+            pending.extend(reversed(children))
+    return None
+
+
+def _child(field: str, key: object) -> str:
+    return str(key) if field == "body" else f"{field}.{key}"
+
+
+def is_unicode_text(text: str) -> bool:
+    """Whether `text` encodes to UTF-8 (holds no lone surrogate)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _dump_json(value: Any, field: str) -> bytes:

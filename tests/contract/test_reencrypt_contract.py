@@ -15,6 +15,7 @@ from cryptography.fernet import Fernet
 from turnwall.crypto import Cipher
 from turnwall.errors import DecryptionError, InvalidCursor, ValidationFailed
 from turnwall.models import NewMessage
+from turnwall.stores.base import SEALED_MODEL_PREFIX
 
 if TYPE_CHECKING:
     from tests.conftest import StoreFactory
@@ -180,3 +181,54 @@ def test_reencrypt_refuses_bad_arguments(store: SessionStore) -> None:
         store.reencrypt(max_sessions=0)
     with pytest.raises(InvalidCursor):
         store.reencrypt(cursor="not a cursor")
+
+
+# ------------------------------------------------------------------ the model name
+
+
+def test_the_model_name_is_stored_sealed(store: SessionStore, tenant: str) -> None:
+    store.create_session(tenant, "sealed-model", model="gpt-4o-mini")
+    store.append_messages(tenant, "appended-model", [user("hi")], model="claude-sonnet")
+
+    for session_id, model in (("sealed-model", "gpt-4o-mini"), ("appended-model", "claude-sonnet")):
+        record = store._read(tenant, session_id)
+        assert record is not None and record.model is not None
+        assert model not in record.model and record.model.startswith(SEALED_MODEL_PREFIX)
+        assert store.get_session(tenant, session_id).model == model
+        assert store.get_history(tenant, session_id).session.model == model
+
+
+def test_a_sealed_model_does_not_open_in_another_session(store: SessionStore, tenant: str) -> None:
+    store.create_session(tenant, "owner", model="gpt-4o")
+    store.create_session(tenant, "thief", model="other")
+    owner, thief = store._read(tenant, "owner"), store._read(tenant, "thief")
+    assert owner is not None and owner.model and thief is not None and thief.model
+
+    assert store._replace_model(thief, thief.model, owner.model)
+    with pytest.raises(DecryptionError):
+        store.get_session(tenant, "thief")
+
+
+def test_rotation_reseals_the_model_and_seals_a_plaintext_one(
+    make_store: StoreFactory, tenant: str, old_key: str, new_key: str
+) -> None:
+    # GIVEN one session with a model sealed under the old key, and one whose model was
+    # stored in plaintext (as before models were sealed)
+    old = make_store(cipher=Cipher([old_key]))
+    old.create_session(tenant, "old-key", model="gpt-4o")
+    old.create_session(tenant, "plain", model="placeholder")
+    plain = old._read(tenant, "plain")
+    assert plain is not None and plain.model is not None
+    assert old._replace_model(plain, plain.model, "legacy-model")
+    assert old.get_session(tenant, "plain").model == "legacy-model"
+
+    # WHEN the rotation runs
+    run_to_completion(make_store(cipher=Cipher([new_key, old_key])), max_sessions=10)
+
+    # THEN both models are sealed under the new key
+    new_only = make_store(cipher=Cipher([new_key]))
+    assert new_only.get_session(tenant, "old-key").model == "gpt-4o"
+    assert new_only.get_session(tenant, "plain").model == "legacy-model"
+    resealed = new_only._read(tenant, "plain")
+    assert resealed is not None and resealed.model is not None
+    assert resealed.model.startswith(SEALED_MODEL_PREFIX)

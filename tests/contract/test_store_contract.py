@@ -549,3 +549,16 @@ def test_key_rotation(make_store: StoreFactory, tenant: str) -> None:
     assert only_new.get_history(tenant, "fresh").messages[0].content == "new session, new key"
     with pytest.raises(DecryptionError):
         only_new.get_session(tenant, "s")  # its metadata is still under the old key
+
+
+def test_model_and_message_name_are_bounded(store: SessionStore, tenant: str) -> None:
+    store.create_session(tenant, "longest", model="m" * 256)
+    store.append_messages(tenant, "longest", [NewMessage("user", "x", name="n" * 64)])
+
+    with pytest.raises(ValidationFailed, match="model"):
+        store.create_session(tenant, "too-long", model="m" * 257)
+    with pytest.raises(ValidationFailed, match="model"):
+        store.append_messages(tenant, "longest", [user("x")], model="m" * 257)
+    with pytest.raises(ValidationFailed, match=r"messages\[0\]\.name"):
+        store.append_messages(tenant, "longest", [NewMessage("user", "x", name="n" * 65)])
+    assert store.get_session(tenant, "longest").message_count == 1

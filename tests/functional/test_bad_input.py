@@ -171,6 +171,51 @@ CASES: list[tuple[str, str, str, dict[str, Any], int, str]] = [
     ("missing session", "GET", f"{S}/never-made", {}, 404, "session_not_found"),
     ("append after delete", "DELETE", f"{S}/never-made", {}, 404, "session_not_found"),
     ("existing id", "POST", S, {"body": {"session_id": LIVE}}, 409, "session_exists"),
+    # what an outside review sent (issue 13)
+    (
+        "lone surrogate model",
+        "POST",
+        S,
+        {"raw_body": '{"model":"\\udfff"}'},
+        422,
+        "validation_error",
+    ),
+    (
+        "lone surrogate name",
+        "POST",
+        M,
+        {"raw_body": '{"messages":[{"role":"user","content":"x","name":"\\ud800"}]}'},
+        422,
+        "validation_error",
+    ),
+    (
+        "lone surrogate scanned in a session",
+        "POST",
+        "/v1/scan/input",
+        {"raw_body": f'{{"text":"\\ud800","session_id":"{LIVE}"}}'},
+        422,
+        "validation_error",
+    ),
+    ("invalid utf-8", "POST", S, {"raw_body": b'{"model":"\xff"}'}, 400, "invalid_json"),
+    (
+        "deep nesting",
+        "POST",
+        S,
+        {"raw_body": '{"metadata":{"a":' + "[" * 50_000 + "]" * 50_000 + "}}"},
+        400,
+        "invalid_json",
+    ),
+    ("model too long", "POST", S, {"body": {"model": "m" * 257}}, 422, "validation_error"),
+    (
+        "name too long",
+        "POST",
+        M,
+        {"body": {"messages": [{**msg, "name": "n" * 65}]}},
+        422,
+        "validation_error",
+    ),
+    ("encoded slash in id", "GET", f"{S}/{LIVE}%2Fhistory", {}, 422, "invalid_session_id"),
+    ("trailing slash", "GET", f"{S}/", {}, 404, "not_found"),
 ]
 
 

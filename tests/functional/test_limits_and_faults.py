@@ -42,6 +42,36 @@ def test_rate_limit_is_shared_by_all_functions(
     assert refused.headers["ratelimit-remaining"] == "0"
 
 
+def test_a_forwarded_for_header_does_not_escape_the_address_limit_on_lambda(
+    redis_store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN six keys of their own, so only the address budget (5 a minute) can refuse
+    keys = [f"iwk_scan_{n}{uuid.uuid4().hex}" for n in range(6)]
+    configure(
+        monkeypatch,
+        redis_store_url,
+        IW_RATE_LIMIT_PER_MIN="5",
+        IW_API_KEYS=",".join(f"acme:scan:{key}" for key in keys),
+    )
+    listing = load_function("list")
+    source_ip = f"2001:db8::{uuid.uuid4().hex[:4]}"
+
+    # WHEN one client sends six requests, each claiming another address
+    statuses = [
+        listing.invoke(
+            "GET",
+            "/v1/sessions",
+            key=key,
+            source_ip=source_ip,
+            headers={"x-forwarded-for": f"198.51.100.{n}"},
+        ).status
+        for n, key in enumerate(keys)
+    ]
+
+    # THEN API Gateway's source address is the one counted
+    assert statuses == [200] * 5 + [429]
+
+
 def test_dead_store_answers_503_fast(monkeypatch: pytest.MonkeyPatch) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -17,6 +18,7 @@ from turnwall.http.deps import authenticate, presented_key
 from turnwall.http.errors import error_response, install_error_handlers, turnwall_error_response
 from turnwall.http.routes import chat, health, history, scan, sessions
 from turnwall.runtime import Runtime
+from turnwall.validation import NOT_UNICODE, SESSION_ID_RULE, lone_surrogate_field
 
 if TYPE_CHECKING:
     from collections.abc import Collection
@@ -34,6 +36,9 @@ SCAN_OPERATIONS: Final = frozenset({"scan_input", "scan_output", "analyze", "cha
 _BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
 PUBLIC_PATHS: Final = frozenset({"/v1/health", "/openapi.json", "/docs", "/docs/oauth2-redirect"})
 _SAFE_REQUEST_ID: Final = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+# A UTF-16 surrogate encoded as if it were a character: never valid UTF-8.
+_UTF8_SURROGATE: Final = re.compile(rb"\xed[\xa0-\xbf]")
+_ENCODED_SEPARATOR: Final = re.compile(rb"%(2f|5c)", re.IGNORECASE)
 _JSON_TYPE: Final = re.compile(r"application/([\w.+-]+\+)?json\s*(;.*)?", re.IGNORECASE)
 
 
@@ -44,8 +49,12 @@ def create_app(
     store: SessionStore | None = None,
     runtime: Runtime | None = None,
     offload_blocking: bool = False,
+    body_timeout_secs: float | None = None,
 ) -> FastAPI:
     """Build the API with only `operations` (route names), or every route when None.
+
+    `body_timeout_secs` bounds the time a client takes to send a request body (on
+    Lambda the body has arrived before the app runs, so it is left None there).
 
     Raises:
         ConfigurationError: the settings cannot work; the function refuses to start.
@@ -57,6 +66,8 @@ def create_app(
         summary="Multi-turn session memory and session-aware prompt scanning for LLM apps",
         docs_url="/docs" if operations is None else None,
         redoc_url=None,
+        # A slash redirect would build its Location from the Host header: no redirects.
+        redirect_slashes=False,
     )
     for router in ROUTERS:
         for route in router.routes:
@@ -91,6 +102,7 @@ def create_app(
         runtime=runtime,
         max_body_bytes=runtime.settings.max_body_bytes,
         offload_blocking=offload_blocking,
+        body_timeout_secs=body_timeout_secs,
     )
     return app
 
@@ -105,12 +117,18 @@ class RequestContextMiddleware:
     """
 
     def __init__(
-        self, app: ASGIApp, runtime: Runtime, max_body_bytes: int, offload_blocking: bool
+        self,
+        app: ASGIApp,
+        runtime: Runtime,
+        max_body_bytes: int,
+        offload_blocking: bool,
+        body_timeout_secs: float | None = None,
     ) -> None:
         self.app = app
         self.runtime = runtime
         self.max_body_bytes = max_body_bytes
         self.offload_blocking = offload_blocking
+        self.body_timeout_secs = body_timeout_secs
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -141,8 +159,8 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            rejection = None
-            if scope["path"] not in PUBLIC_PATHS:
+            rejection = _encoded_separator(scope)
+            if rejection is None and scope["path"] not in PUBLIC_PATHS:
                 rejection = await self._authenticate(scope, state)
             if rejection is None and scope["method"] in _BODY_METHODS:
                 receive, rejection = await self._buffer_body(scope, receive)
@@ -203,8 +221,19 @@ class RequestContextMiddleware:
         chunks: list[bytes] = []
         size = 0
         more = True
+        loop = asyncio.get_running_loop()
+        deadline = None if self.body_timeout_secs is None else loop.time() + self.body_timeout_secs
         while more:
-            message = await receive()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                return receive, error_response(
+                    408,
+                    "request_timeout",
+                    f"the request body did not arrive within {self.body_timeout_secs} s",
+                    headers={"connection": "close"},
+                )
             if message["type"] == "http.disconnect":
                 break
             chunk = message.get("body", b"")
@@ -218,6 +247,18 @@ class RequestContextMiddleware:
         if body.strip() and content_type and not _JSON_TYPE.fullmatch(content_type.strip()):
             return receive, error_response(
                 415, "unsupported_media_type", "send the body as application/json"
+            )
+        if _UTF8_SURROGATE.search(body):  # Python's JSON parser would let it through
+            return receive, error_response(
+                400, "invalid_json", "the request body is not valid UTF-8"
+            )
+        field = lone_surrogate_field(body)
+        if field is not None:
+            return receive, error_response(
+                422,
+                "validation_error",
+                f"{field}: {NOT_UNICODE}",
+                details=[{"field": field, "message": NOT_UNICODE}],
             )
         replayed = False
 
@@ -237,6 +278,26 @@ class RequestContextMiddleware:
             f"the request body exceeds {self.max_body_bytes} bytes",
             details={"max_bytes": self.max_body_bytes},
         )
+
+
+def _encoded_separator(scope: Scope) -> Any:
+    """A 422 for a path holding an encoded `/` or `\\`, else None.
+
+    The router sees the decoded path, so `victim%2Fhistory` would otherwise reach the
+    history route; every variable path segment is a session id, which has neither.
+    """
+    raw: object = scope.get("raw_path")
+    event = scope.get("aws.event")
+    if raw is None and isinstance(event, dict):
+        raw = str(event.get("rawPath") or event.get("path") or "").encode("latin-1", "replace")
+    if isinstance(raw, bytes) and _ENCODED_SEPARATOR.search(raw):
+        return error_response(
+            422,
+            "invalid_session_id",
+            f"session_id must be {SESSION_ID_RULE}; a path may not hold an encoded separator",
+            details={"field": "session_id", "rule": SESSION_ID_RULE},
+        )
+    return None
 
 
 def _request_id(scope: Scope) -> str:

@@ -23,12 +23,15 @@ if TYPE_CHECKING:
 from turnwall.logs import logger
 
 _HTTP_CODES = {
-    400: "bad_request",
+    # FastAPI raises a bare 400 only when it cannot parse a JSON body (invalid UTF-8,
+    # nesting past the recursion limit); every other 400 is one of ours.
+    400: "invalid_json",
     401: "unauthorized",
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
     406: "not_acceptable",
+    408: "request_timeout",
     413: "payload_too_large",
     415: "unsupported_media_type",
     422: "validation_error",
@@ -46,8 +49,11 @@ def error_response(
     """The spec's error body: `{"error": {"code", "message", "type", "details"?}}`.
 
     `type` is OpenAI's error class, so OpenAI SDK clients of the chat route read our
-    errors like theirs.
+    errors like theirs. An expected failure (any status but 500) is logged here as one
+    WARNING line; a 500 is logged, with its traceback, where it was caught.
     """
+    if status != 500:
+        logger.warning("%s %s: %s", status, code, message)
     error: dict[str, Any] = {"code": code, "message": message, "type": _openai_type(status)}
     if details is not None:
         error["details"] = details
@@ -59,13 +65,12 @@ def turnwall_error_response(exc: TurnwallError) -> JSONResponse:
     headers: dict[str, str] = {}
     if isinstance(exc, StoreUnavailable):
         headers["Retry-After"] = str(exc.retry_after_secs)
-        logger.warning("store unavailable: %s", exc.message, exc_info=exc.__cause__)
     elif isinstance(exc, RateLimited):
         headers["Retry-After"] = str(exc.retry_after_secs)
         if isinstance(exc.details, dict):
             headers.update(exc.details)
         return error_response(exc.status, exc.code, exc.message, headers=headers)
-    elif exc.status >= 500:
+    elif exc.status == 500:
         logger.error("%s: %s", exc.code, exc.message, exc_info=exc)
     return error_response(exc.status, exc.code, exc.message, exc.details, headers or None)
 
@@ -103,6 +108,7 @@ def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     message = {
+        400: "the request body is not valid JSON",
         404: "no such route",
         405: "method not allowed on this route",
     }.get(exc.status_code, str(exc.detail))

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from turnwall.errors import ConcurrentUpdate, ValidationFailed
+from turnwall.stores.base import MAX_COMMIT_ATTEMPTS, back_off
 
 if TYPE_CHECKING:
     from turnwall.models import Session
@@ -13,7 +14,6 @@ if TYPE_CHECKING:
     from turnwall.stores.base import SessionStore
 
 Direction = Literal["input", "output"]
-_SAVE_ATTEMPTS = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,12 +58,13 @@ class ScanService:
         if session_id is None:
             outcome, _ = self._run(direction, text, None, prompt)
             return ScanResult(outcome, None)
-        for _ in range(_SAVE_ATTEMPTS):
+        for attempt in range(MAX_COMMIT_ATTEMPTS):
             risk = self._store.open_risk_state(tenant, session_id)
             outcome, state = self._run(direction, text, risk.state, prompt)
             try:
                 session = self._store.save_risk_state(tenant, risk, state or {})
             except ConcurrentUpdate:
+                back_off(attempt)  # with jitter, so a crowd of scans does not retry in step
                 continue
             return ScanResult(outcome, session_id, session)
         raise ConcurrentUpdate(f"session {session_id!r} is scanned too often at once; try again")

@@ -57,6 +57,7 @@ from turnwall.validation import (
     Limits,
     check_count,
     check_messages,
+    check_model,
     check_session_id,
     check_tenant,
     check_ttl,
@@ -69,8 +70,10 @@ if TYPE_CHECKING:
     from turnwall.models import NewMessage, Order, Role
 
 MAX_PAGE: Final = 1000
-_MAX_COMMIT_ATTEMPTS: Final = 200
+MAX_COMMIT_ATTEMPTS: Final = 200
 _GENERATED_ID_ATTEMPTS: Final = 8
+# Marks a stored model as sealed; one stored before models were sealed is plaintext.
+SEALED_MODEL_PREFIX: Final = "sealed:"
 # What `new_incarnation` makes, loosely: stores put it into keys and sort keys.
 _INCARNATION: Final = re.compile(r"[0-9a-f]{8,32}")
 
@@ -232,8 +235,7 @@ class SessionStore(ABC):
         check_tenant(tenant)
         ttl = self.limits.default_ttl_secs if ttl_secs is None else check_ttl(ttl_secs, self.limits)
         metadata_json = encode_metadata(metadata) if metadata else None
-        if model is not None and not isinstance(model, str):
-            raise ValidationFailed("model must be a string or null", details={"field": "model"})
+        check_model(model)
         candidates = (
             [check_session_id(session_id)]
             if session_id is not None
@@ -241,7 +243,9 @@ class SessionStore(ABC):
         )
         for candidate in candidates:
             now = self.clock()
-            record = self._new_record(tenant, candidate, ttl, now, model)
+            record = self._new_record(tenant, candidate, ttl, now, None)
+            if model is not None:
+                record = replace(record, model=self._seal_model(record, model))
             if metadata_json is not None:
                 record = replace(record, metadata_blob=self._seal_metadata(record, metadata_json))
             if self._insert(record, now):
@@ -280,7 +284,7 @@ class SessionStore(ABC):
             return self._to_session(touched, now)
         # The metadata ciphertext is bound to the incarnation, so seal against the one
         # read and let the backend refuse the write if a recreate raced in between.
-        for _ in range(_MAX_COMMIT_ATTEMPTS):
+        for _ in range(MAX_COMMIT_ATTEMPTS):
             current = self._read_live(tenant, session_id, now)
             blob = self._seal_metadata(current, metadata_json)
             record = self._touch(
@@ -350,8 +354,9 @@ class SessionStore(ABC):
         check_tenant(tenant)
         check_session_id(session_id)
         check_messages(messages, self.limits)
+        check_model(model)
         bodies = [_message_body(message) for message in messages]
-        for attempt in range(_MAX_COMMIT_ATTEMPTS):
+        for attempt in range(MAX_COMMIT_ATTEMPTS):
             now = self.clock()
             stored_head = self._read(tenant, session_id)
             creating = stored_head is None or not stored_head.is_live(now)
@@ -369,7 +374,8 @@ class SessionStore(ABC):
                 self._seal_message(head, head.message_count + offset + 1, message.role, body, now)
                 for offset, (message, body) in enumerate(zip(messages, bodies, strict=True))
             ]
-            committed = self._commit_append(head, stored, model, now, creating=creating)
+            sealed_model = None if model is None else self._seal_model(head, model)
+            committed = self._commit_append(head, stored, sealed_model, now, creating=creating)
             if committed is not None:
                 return AppendResult(
                     session_id=session_id,
@@ -378,7 +384,7 @@ class SessionStore(ABC):
                     last_seq=stored[-1].seq,
                     created=creating,
                 )
-            _back_off(attempt)
+            back_off(attempt)
         raise ConcurrentUpdate(f"session {session_id!r} is too busy; try again")
 
     def get_history(
@@ -711,6 +717,10 @@ class SessionStore(ABC):
         since the state it holds is unchanged."""
 
     @abstractmethod
+    def _replace_model(self, record: SessionRecord, old: str, new: str) -> bool:
+        """As `_replace_metadata_blob`, for the stored (sealed) model string."""
+
+    @abstractmethod
     def _replace_message_blob(
         self, record: SessionRecord, seq: int, old: bytes, new: bytes
     ) -> bool:
@@ -777,11 +787,21 @@ class SessionStore(ABC):
             expires_at=record.expires_at,
             ttl_secs=record.ttl_secs,
             message_count=record.message_count,
-            model=record.model,
+            model=self._open_model(record),
             metadata=metadata,
             risk=risk,
             as_of=now,
         )
+
+    def _seal_model(self, record: SessionRecord, model: str) -> str:
+        sealed = self.cipher.seal(model.encode(), _model_context(record))
+        return _model_token(sealed)
+
+    def _open_model(self, record: SessionRecord) -> str | None:
+        stored = record.model
+        if stored is None or not stored.startswith(SEALED_MODEL_PREFIX):
+            return stored  # written in plaintext before models were sealed
+        return self.cipher.open(_sealed_model_bytes(stored), _model_context(record)).decode()
 
     def _seal_metadata(self, record: SessionRecord, metadata_json: bytes) -> bytes:
         return self.cipher.seal(metadata_json, _metadata_context(record))
@@ -805,6 +825,10 @@ class SessionStore(ABC):
                 continue
             new = self._resealed(blob, context)
             yield None if new is None else replace_blob(record, blob, new)
+        model = record.model
+        if model is not None and not self._model_is_current(model):
+            new_model = self._resealed_model(record, model)
+            yield None if new_model is None else self._replace_model(record, model, new_model)
         for first in range(1, record.message_count + 1, MAX_PAGE):
             last = min(record.message_count, first + MAX_PAGE - 1)
             for stored in self._read_messages(record, first, last):
@@ -816,6 +840,17 @@ class SessionStore(ABC):
                     if new is None
                     else self._replace_message_blob(record, stored.seq, stored.blob, new)
                 )
+
+    def _model_is_current(self, stored: str) -> bool:
+        return stored.startswith(SEALED_MODEL_PREFIX) and self.cipher.is_current(
+            _sealed_model_bytes(stored)
+        )
+
+    def _resealed_model(self, record: SessionRecord, stored: str) -> str | None:
+        if not stored.startswith(SEALED_MODEL_PREFIX):
+            return self._seal_model(record, stored)  # plaintext from before: seal it now
+        new = self._resealed(_sealed_model_bytes(stored), _model_context(record))
+        return None if new is None else _model_token(new)
 
     def _resealed(self, blob: bytes, context: bytes) -> bytes | None:
         try:
@@ -853,6 +888,21 @@ def _metadata_context(record: SessionRecord) -> bytes:
 
 def _risk_context(record: SessionRecord) -> bytes:
     return binding_context(record.tenant, record.session_id, record.incarnation, "risk")
+
+
+def _model_context(record: SessionRecord) -> bytes:
+    return binding_context(record.tenant, record.session_id, record.incarnation, "model")
+
+
+def _model_token(sealed: bytes) -> str:
+    return SEALED_MODEL_PREFIX + base64.urlsafe_b64encode(sealed).decode("ascii")
+
+
+def _sealed_model_bytes(stored: str) -> bytes:
+    try:
+        return base64.urlsafe_b64decode(stored.removeprefix(SEALED_MODEL_PREFIX))
+    except (ValueError, binascii.Error):
+        return b""  # not a token: opening it fails as for any tampered value
 
 
 def _dump(value: Any) -> bytes:
@@ -913,6 +963,7 @@ def _ignore_expired(sessions: Sequence[EndedSession]) -> None:
     return None
 
 
-def _back_off(attempt: int) -> None:
+def back_off(attempt: int) -> None:
+    """Sleep before retry `attempt` (0-based) of an optimistic write that lost a race."""
     # Full jitter keeps a crowd of appenders to one session from retrying in lockstep.
     time.sleep(random.random() * min(0.02, 0.0005 * (2 ** min(attempt, 6))))

@@ -505,6 +505,9 @@ class DynamoDBSessionStore(SessionStore):
     def _replace_risk_blob(self, record: SessionRecord, old: bytes, new: bytes) -> bool:
         return self._replace_session_blob(record, "risk", old, new)
 
+    def _replace_model(self, record: SessionRecord, old: str, new: str) -> bool:
+        return self._replace_session_blob(record, "model", {"S": old}, {"S": new})
+
     def _replace_message_blob(
         self, record: SessionRecord, seq: int, old: bytes, new: bytes
     ) -> bool:
@@ -797,7 +800,11 @@ class DynamoDBSessionStore(SessionStore):
         return _record(response["Attributes"])
 
     def _replace_session_blob(
-        self, record: SessionRecord, name: str, old: bytes, new: bytes
+        self,
+        record: SessionRecord,
+        name: str,
+        old: bytes | AttributeValueTypeDef,
+        new: bytes | AttributeValueTypeDef,
     ) -> bool:
         condition = f"#incarnation = :incarnation AND #{name} = :old"
         try:
@@ -810,8 +817,8 @@ class DynamoDBSessionStore(SessionStore):
                     ExpressionAttributeNames=_names(condition),
                     ExpressionAttributeValues={
                         ":incarnation": {"S": record.incarnation},
-                        ":old": {"B": old},
-                        ":new": {"B": new},
+                        ":old": {"B": old} if isinstance(old, bytes) else old,
+                        ":new": {"B": new} if isinstance(new, bytes) else new,
                     },
                 )
             )

@@ -279,6 +279,9 @@ class MemorySessionStore(SessionStore):
     def _replace_risk_blob(self, record: SessionRecord, old: bytes, new: bytes) -> bool:
         return self._replace_record_blob(record, "risk_blob", old, new)
 
+    def _replace_model(self, record: SessionRecord, old: str, new: str) -> bool:
+        return self._replace_record_blob(record, "model", old, new)
+
     def _replace_message_blob(
         self, record: SessionRecord, seq: int, old: bytes, new: bytes
     ) -> bool:
@@ -304,9 +307,9 @@ class MemorySessionStore(SessionStore):
     def _replace_record_blob(
         self,
         record: SessionRecord,
-        blob_field: Literal["metadata_blob", "risk_blob"],
-        old: bytes,
-        new: bytes,
+        blob_field: Literal["metadata_blob", "risk_blob", "model"],
+        old: bytes | str,
+        new: bytes | str,
     ) -> bool:
         key = (record.tenant, record.session_id)
         with self._lock:
@@ -317,11 +320,16 @@ class MemorySessionStore(SessionStore):
                 or getattr(current, blob_field) != old
             ):
                 return False
-            self._sessions[key] = (
-                replace(current, metadata_blob=new)
-                if blob_field == "metadata_blob"
-                else replace(current, risk_blob=new)
-            )
+            if blob_field == "model":
+                assert isinstance(new, str)
+                self._sessions[key] = replace(current, model=new)
+            else:
+                assert isinstance(new, bytes)
+                self._sessions[key] = (
+                    replace(current, metadata_blob=new)
+                    if blob_field == "metadata_blob"
+                    else replace(current, risk_blob=new)
+                )
             return True
 
     def _remove(self, key: _Key) -> SessionRecord | None:

@@ -613,6 +613,10 @@ class RedisSessionStore(SessionStore):
         return self._replace_field(record, "risk", old, new)
 
     @_translated
+    def _replace_model(self, record: SessionRecord, old: str, new: str) -> bool:
+        return self._replace_field(record, "model", old.encode(), new.encode())
+
+    @_translated
     def _replace_message_blob(
         self, record: SessionRecord, seq: int, old: bytes, new: bytes
     ) -> bool:
