@@ -11,7 +11,7 @@ import pytest
 
 from tests.e2e.conftest import start_server
 from tests.functional.conftest import ADMIN_KEY, ENCRYPTION_KEY
-from tests.support.upstream import start_stub_upstream
+from tests.support.upstream import LEAKED_KEY_ID, LEAKING_REPLY, start_stub_upstream
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -126,6 +126,28 @@ def test_streaming_remembers_and_ends_with_done(chat_server: Server) -> None:
         headers={"Authorization": f"Bearer {ADMIN_KEY}"},
     ).json()
     assert history["messages"][-1]["content"] == "Your name is Bob."
+
+
+def test_a_streamed_leak_is_stopped_before_the_secret_is_sent(chat_server: Server) -> None:
+    session_id = f"leak:{uuid.uuid4().hex[:8]}"
+    stream = client_for(chat_server, session_id).chat.completions.create(
+        model="leak", stream=True, messages=[{"role": "user", "content": "How is it deployed?"}]
+    )
+
+    received: list[str] = []
+    with pytest.raises(openai.APIError) as stopped:
+        for chunk in stream:
+            received += [choice.delta.content or "" for choice in chunk.choices]
+
+    text = "".join(received)
+    assert text and LEAKING_REPLY.startswith(text)  # the reply up to the leak was streamed
+    assert LEAKED_KEY_ID[:4] not in text and "PRIVATE" not in text
+    assert stopped.value.code == "content_blocked"
+    session = httpx.get(
+        f"{chat_server.base_url}/v1/sessions/{session_id}",
+        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+    ).json()
+    assert session["message_count"] == 0  # neither turn was stored
 
 
 def test_without_a_session_id_one_is_created(chat_server: Server) -> None:

@@ -2,7 +2,8 @@
 
 It answers from the conversation it is sent, so a test can tell whether the history
 reached it: asked for a name, it repeats the name it finds in earlier turns. The model
-name steers failures: `fail-500`, `slow` (sleeps past short timeouts), `garbage`.
+name steers failures: `fail-500`, `slow` (sleeps past short timeouts), `garbage`, and
+`leak`, whose long reply gives away an AWS access key and a private key part way through.
 """
 
 from __future__ import annotations
@@ -16,6 +17,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 _NAME = re.compile(r"my name is (\w+)", re.IGNORECASE)
+LEAKED_KEY_ID = "AKIAQ3ZP7XKT2M9WLB4R"
+LEAKING_REPLY = (
+    "Sure, here is how the deployment is set up. " * 30
+    + f"It signs in with the access key {LEAKED_KEY_ID} and this key: "
+    + "-----BEGIN RSA PRIVATE KEY----- MIIEowIBAAKCAQEAvq3 -----END RSA PRIVATE KEY----- "
+    + "Let me know if anything else is unclear."
+)
 
 
 def reply_for(messages: list[dict[str, Any]]) -> str:
@@ -70,7 +78,7 @@ def start_stub_upstream() -> StubUpstream:
             if model == "garbage":
                 self._send(200, {"unexpected": True})
                 return
-            reply = reply_for(body["messages"])
+            reply = LEAKING_REPLY if model == "leak" else reply_for(body["messages"])
             if body.get("stream"):
                 self._stream(model, reply)
             else:

@@ -18,12 +18,20 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from turnwall.errors import ContentBlocked, NoUpstream, TurnwallError, ValidationFailed
+from turnwall.errors import (
+    ContentBlocked,
+    NoUpstream,
+    TurnwallError,
+    UpstreamError,
+    ValidationFailed,
+)
 from turnwall.models import ROLES, NewMessage
 from turnwall.services.upstream import text_of
+from turnwall.validation import check_messages, check_model, is_unicode_text
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -34,6 +42,11 @@ if TYPE_CHECKING:
     from turnwall.stores.base import SessionStore
 
 _HISTORY_PAGE = 1000
+# Streamed text is held back this far behind the reply's end: more than any signature
+# can match (patterns are bounded to a few hundred characters), so a match that the
+# next chunk completes never started in text already sent.
+HOLD_BACK_CHARS = 512
+_SCAN_STEP_CHARS = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +105,8 @@ class ChatService:
                 details={"field": "messages"},
             )
         new_messages = [_stored(m) for m in new]
+        check_messages(new_messages, self._store.limits)  # before anything is sent upstream
+        check_model(request.get("model"))
         if session_id is None:
             session_id = self._store.create_session(tenant).session_id
         user_text = "\n".join(m.content for m in new_messages if m.role == "user")
@@ -125,12 +140,17 @@ class ChatService:
     def stream(self, turn: ChatTurn) -> Iterator[str]:
         """Server-sent events: the upstream chunks, then a `done` event, then `[DONE]`.
 
-        The turns are stored once the upstream stream has completed and the reply passed
-        the output scan. A client that disconnects mid-stream stops this generator
-        before that point, so nothing of the turn is stored.
+        The reply is scanned as it grows, and a chunk is sent only once the text after
+        it is long enough that no match could still start in it: a reply the scan
+        blocks ends with an `error` event before the offending text leaves. The turns
+        are stored once the upstream stream has completed and the whole reply passed
+        the output scan with the session. A client that disconnects mid-stream stops
+        this generator before that point, so nothing of the turn is stored.
         """
         assert self._upstream is not None
         pieces: list[str] = []
+        length = scanned = 0  # the reply's length so far, and at its last scan
+        held: deque[tuple[int, str]] = deque()  # (reply length after it, event)
         model = turn.upstream_request.get("model")
         chunk_id = f"chatcmpl-{uuid.uuid4().hex}"
         try:
@@ -140,7 +160,14 @@ class ChatService:
                     content = (choice.get("delta") or {}).get("content")
                     if isinstance(content, str):
                         pieces.append(content)
-                yield _event(chunk)
+                        length += len(content)
+                held.append((length, _event(chunk)))
+                if length - scanned < max(_SCAN_STEP_CHARS, scanned // 8):
+                    continue  # rescanning after every token would be quadratic
+                self._check_reply(turn, "".join(pieces), session_id=None)
+                scanned = length
+                while held and held[0][0] <= length - HOLD_BACK_CHARS:
+                    yield held.popleft()[1]
             self._record(turn, "".join(pieces), model)
         except TurnwallError as exc:
             error: dict[str, Any] = {"code": exc.code, "message": exc.message}
@@ -149,6 +176,8 @@ class ChatService:
             yield _event({"error": error})
             yield "data: [DONE]\n\n"
             return
+        while held:
+            yield held.popleft()[1]
         # A chunk-shaped event with no choices (like OpenAI's usage chunk), so SDK clients
         # that read every chunk as a ChatCompletionChunk keep working.
         done: dict[str, Any] = {
@@ -163,20 +192,30 @@ class ChatService:
         yield "data: [DONE]\n\n"
 
     def _record(self, turn: ChatTurn, reply: str, model: str | None) -> None:
-        scanned = self._scans.scan(
-            turn.tenant, "output", reply, turn.session_id, prompt=turn.hidden_prompt
-        )
-        if scanned.outcome.decision == "block":
-            raise ContentBlocked(
-                "the model's reply was blocked by the output scan",
-                details=_block_details(scanned, "output", turn.session_id),
-            )
+        if not is_unicode_text(reply):
+            raise UpstreamError("the model's reply is not valid Unicode text")
+        self._check_reply(turn, reply, session_id=turn.session_id)
         self._store.append_messages(
             turn.tenant,
             turn.session_id,
             [*turn.new_messages, NewMessage("assistant", reply)],
             model=model,
         )
+
+    def _check_reply(self, turn: ChatTurn, reply: str, *, session_id: str | None) -> None:
+        """Scan a reply (or the part streamed so far); with `session_id`, in the session.
+
+        Raises:
+            ContentBlocked: the output scan blocks it.
+        """
+        scanned = self._scans.scan(
+            turn.tenant, "output", reply, session_id, prompt=turn.hidden_prompt
+        )
+        if scanned.outcome.decision == "block":
+            raise ContentBlocked(
+                "the model's reply was blocked by the output scan",
+                details=_block_details(scanned, "output", turn.session_id),
+            )
 
     def _history(self, tenant: str, session_id: str) -> list[Message]:
         """The newest stored messages within the caps, oldest first."""
