@@ -109,10 +109,11 @@ class ChatService:
         check_model(request.get("model"))
         if session_id is None:
             session_id = self._store.create_session(tenant).session_id
-        user_text = "\n".join(m.content for m in new_messages if m.role == "user")
-        scanned = self._scans.scan(
-            tenant, "input", user_text or new_messages[-1].content, session_id
-        )
+        # Every new message reaches the model, whatever role it claims (an assistant or
+        # tool message can carry an injection too), and an attack split over several
+        # messages must meet as one text: they are scanned joined, as one turn.
+        turn_text = " ".join(m.content for m in new_messages)
+        scanned = self._scans.scan(tenant, "input", turn_text, session_id)
         if scanned.outcome.decision == "block":
             raise ContentBlocked(
                 "the message was blocked by the prompt scan",
