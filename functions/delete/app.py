@@ -1,4 +1,4 @@
-"""Lambda entry point: DELETE /v1/sessions/{session_id}."""
+"""Lambda entry point: DELETE /v1/sessions/{session_id} and DELETE /v1/sessions?prefix=."""
 
 from __future__ import annotations
 
@@ -6,5 +6,5 @@ from mangum import Mangum
 
 from turnwall.http.app import create_app
 
-app = create_app({"delete_session"})
+app = create_app({"delete_session", "delete_sessions"})
 handler = Mangum(app, lifespan="off")

@@ -1,4 +1,4 @@
-"""Lambda entry point: PATCH /v1/sessions/{session_id}."""
+"""Lambda entry point: PATCH /v1/sessions/{session_id} and POST .../{session_id}/end."""
 
 from __future__ import annotations
 
@@ -6,5 +6,5 @@ from mangum import Mangum
 
 from turnwall.http.app import create_app
 
-app = create_app({"update_session"})
+app = create_app({"update_session", "end_session"})
 handler = Mangum(app, lifespan="off")

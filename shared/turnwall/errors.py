@@ -68,6 +68,13 @@ class SessionFull(TurnwallError):
     code = "session_full"
 
 
+class SessionEnded(TurnwallError):
+    """The session was ended: it is read-only until it expires."""
+
+    status = 409
+    code = "session_ended"
+
+
 class ConcurrentUpdate(TurnwallError):
     """An optimistic write lost its race too many times in a row."""
 

@@ -95,13 +95,13 @@ class LifecycleEvents:
         """
         self.publish(SESSION_EXPIRED, sessions)
 
-    def session_deleted(self, session: EndedSession) -> None:
-        """Publish a `Session Deleted` event.
+    def session_deleted(self, sessions: Sequence[EndedSession]) -> None:
+        """Publish one `Session Deleted` event per session.
 
         Raises:
-            EventPublishFailed: it was not accepted after retries.
+            EventPublishFailed: some were not accepted after retries.
         """
-        self.publish(SESSION_DELETED, [session])
+        self.publish(SESSION_DELETED, sessions)
 
     def publish(self, detail_type: DetailType, sessions: Sequence[EndedSession]) -> None:
         """Publish one event of `detail_type` per session, ten to a PutEvents call,

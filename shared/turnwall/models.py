@@ -14,6 +14,7 @@ Role = Literal["system", "user", "assistant", "tool"]
 ROLES: Final[frozenset[str]] = frozenset(get_args(Role))
 Decision = Literal["allow", "flag", "block"]
 Order = Literal["asc", "desc"]
+Status = Literal["active", "ended"]
 
 
 def iso_utc(epoch_secs: float) -> str:
@@ -56,10 +57,16 @@ class Session:
     metadata: dict[str, Any]
     risk: RiskSummary
     as_of: float
+    ended_at: float | None = None
 
     @property
     def age_seconds(self) -> float:
         return round(max(0.0, self.as_of - self.created_at), 1)
+
+    @property
+    def status(self) -> Status:
+        """`ended` once `end_session` made it read-only, else `active`."""
+        return "active" if self.ended_at is None else "ended"
 
 
 @dataclass(frozen=True, slots=True)

@@ -164,7 +164,7 @@ CASES: list[tuple[str, str, str, dict[str, Any], int, str]] = [
         "unsupported_media_type",
     ),
     ("put on sessions", "PUT", S, {"body": {}}, 405, "method_not_allowed"),
-    ("delete collection", "DELETE", S, {}, 405, "method_not_allowed"),
+    ("delete collection without prefix", "DELETE", S, {}, 422, "validation_error"),
     ("post on history", "POST", H, {"body": {}}, 405, "method_not_allowed"),
     ("unknown route", "GET", "/v1/nothing-here", {}, 404, "not_found"),
     ("unversioned route", "GET", "/sessions", {}, 404, "not_found"),

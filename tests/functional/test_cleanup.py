@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, cast
 import boto3
 import pytest
 
-from tests.functional.conftest import ENCRYPTION_KEY, configure, load_function
+from tests.functional.conftest import ENCRYPTION_KEY, SCAN_KEY, configure, load_function
 from tests.support.cleanup_events import (
     TableStream,
     TimedContext,
@@ -512,6 +512,35 @@ def test_expiry_and_deletion_are_published(
     assert received[("Session Expired", by_sweep)]["detail"]["message_count"] == 3
     assert received[("Session Expired", by_sweep)]["detail"]["at"] == expected_at[by_sweep]
     assert received[("Session Deleted", "to-delete")]["detail"]["message_count"] == 4
+
+
+@pytest.mark.dynamodb
+def test_deleting_by_prefix_publishes_one_event_per_session(
+    bus: EventInbox, table_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    configure(monkeypatch, table_url, IW_EVENT_BUS_NAME=bus.name)
+    delete = load_function("delete")
+    prefix = f"user:{uuid.uuid4().hex[:8]}:"
+    for n in range(3):
+        delete.store.append_messages(TENANT, f"{prefix}{n}", [user("a")] * (n + 1))
+
+    by_scan_key = delete.invoke("DELETE", "/v1/sessions", key=SCAN_KEY, query={"prefix": prefix})
+    first = delete.invoke("DELETE", "/v1/sessions", query={"prefix": prefix, "limit": "2"})
+    second = delete.invoke("DELETE", "/v1/sessions", query={"prefix": prefix, "limit": "2"})
+    get_settings.cache_clear()
+
+    assert by_scan_key.status == 403  # a bulk operation: admin keys only
+    assert first.status == 200 and first.body == {
+        "prefix": prefix,
+        "deleted_count": 2,
+        "session_ids": [f"{prefix}0", f"{prefix}1"],
+        "remaining": 1,
+    }
+    assert second.body["session_ids"] == [f"{prefix}2"] and second.body["remaining"] == 0
+    received = {e["detail"]["session_id"]: e for e in bus.received()}
+    assert set(received) == {f"{prefix}{n}" for n in range(3)}
+    assert all(e["detail-type"] == "Session Deleted" for e in received.values())
+    assert [received[f"{prefix}{n}"]["detail"]["message_count"] for n in range(3)] == [1, 2, 3]
 
 
 def iso(store: DynamoDBSessionStore, session_id: str) -> str:

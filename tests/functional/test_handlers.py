@@ -117,6 +117,38 @@ def test_update_function(functions: FunctionLoader) -> None:
     assert bad.status == 422 and bad.body["error"]["code"] == "validation_error"
 
 
+@pytest.mark.parametrize("backend", ["redis", "dynamodb"])  # shared by two functions
+def test_end_through_the_update_function(
+    backend: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    configure(monkeypatch, request.getfixturevalue(f"{backend}_store_url"))
+    update, append = load_function("update"), load_function("append")
+    session_id = new_id()
+    append.store.append_messages("acme", session_id, [NewMessage("user", "hello")])
+
+    ended = [update.invoke("POST", f"/v1/sessions/{session_id}/end") for _ in range(2)]
+    refused_append = append.invoke(
+        "POST",
+        f"/v1/sessions/{session_id}/messages",
+        body={"messages": [{"role": "user", "content": "more"}]},
+    )
+    refused_patch = update.invoke(
+        "PATCH", f"/v1/sessions/{session_id}", body={"metadata": {"a": 1}}
+    )
+    missing = update.invoke("POST", f"/v1/sessions/{new_id()}/end")
+
+    assert [e.status for e in ended] == [200, 200]
+    assert ended[0].body["status"] == ended[1].body["status"] == "ended"
+    assert ended[0].body["message_count"] == 1
+    assert refused_append.status == 409
+    assert refused_append.body["error"]["code"] == "session_ended"
+    assert refused_patch.status == 409 and refused_patch.body["error"]["code"] == "session_ended"
+    assert missing.status == 404
+    assert load_function("get").invoke("GET", f"/v1/sessions/{session_id}").body["status"] == (
+        "ended"
+    )
+
+
 def test_delete_function(functions: FunctionLoader) -> None:
     delete = functions("delete")
     session_id = new_id()

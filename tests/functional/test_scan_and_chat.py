@@ -219,6 +219,29 @@ def test_chat_scans_every_new_message_as_one_turn(
     assert len(upstream.requests) == sent_before  # nothing reached the model
 
 
+def test_chat_on_an_ended_session_is_409(
+    upstream: StubUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    configure(monkeypatch, "memory://", IW_UPSTREAM_URL=upstream.base_url)
+    chat = load_function("chat")
+    session_id = f"ended:{uuid.uuid4().hex[:8]}"
+    chat.store.create_session("acme", session_id)
+    chat.store.end_session("acme", session_id)
+    sent_before = len(upstream.requests)
+
+    response = chat.invoke(
+        "POST",
+        "/v1/chat/completions",
+        key=SCAN_KEY,
+        headers={"x-session-id": session_id},
+        body={"model": "stub-model", "messages": [{"role": "user", "content": "hi"}]},
+    )
+
+    assert response.status == 409 and response.body["error"]["code"] == "session_ended"
+    assert len(upstream.requests) == sent_before
+    assert chat.store.get_session("acme", session_id).message_count == 0
+
+
 def test_chat_without_upstream_is_503(functions: FunctionLoader) -> None:
     response = functions("chat").invoke(
         "POST",

@@ -68,7 +68,7 @@ def test_deleted_event_carries_tenant_session_count_and_time(
     expected = entry("Session Deleted", session, "2026-11-18T11:06:41.250Z")
     stubber.add_response("put_events", accepted(1), {"Entries": [expected]})
 
-    events.session_deleted(session)
+    events.session_deleted([session])
 
 
 def test_expired_events_go_ten_to_a_call(stubbed: tuple[LifecycleEvents, Stubber]) -> None:
@@ -110,7 +110,7 @@ def test_entries_refused_every_time_raise(stubbed: tuple[LifecycleEvents, Stubbe
         stubber.add_response("put_events", refused)
 
     with pytest.raises(EventPublishFailed, match="kept refusing 1"):
-        events.session_deleted(ended(1))
+        events.session_deleted([ended(1)])
 
 
 def test_a_refused_call_raises(stubbed: tuple[LifecycleEvents, Stubber]) -> None:
@@ -118,7 +118,7 @@ def test_a_refused_call_raises(stubbed: tuple[LifecycleEvents, Stubber]) -> None
     stubber.add_client_error("put_events", "AccessDeniedException", http_status_code=400)
 
     with pytest.raises(EventPublishFailed, match="refused lifecycle events"):
-        events.session_deleted(ended(1))
+        events.session_deleted([ended(1)])
 
 
 def test_no_bus_no_publisher() -> None:

@@ -6,7 +6,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
-from turnwall.models import Decision, HistoryPage, Message, Session, SessionPage, iso_utc
+from turnwall.models import (
+    Decision,
+    HistoryPage,
+    Message,
+    Session,
+    SessionPage,
+    Status,
+    iso_utc,
+)
 
 if TYPE_CHECKING:
     from turnwall.services.scan import ScanResult
@@ -60,6 +68,7 @@ class SessionPublic(BaseModel):
     model: str | None
     metadata: dict[str, Any]
     risk: RiskPublic
+    status: Status
 
     @classmethod
     def of(cls, session: Session) -> SessionPublic:
@@ -81,6 +90,7 @@ class SessionPublic(BaseModel):
                 session_score=round(session.risk.session_score, 4),
                 decision=session.risk.decision,
             ),
+            status=session.status,
         )
 
 
@@ -101,6 +111,13 @@ class SessionListPublic(BaseModel):
 class SessionDeleted(BaseModel):
     deleted: Literal[True] = True
     session_id: str
+
+
+class SessionsDeleted(BaseModel):
+    prefix: str
+    deleted_count: int
+    session_ids: list[str]
+    remaining: int
 
 
 class MessagePublic(BaseModel):

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from turnwall.errors import (
     ContentBlocked,
     NoUpstream,
+    SessionEnded,
     TurnwallError,
     UpstreamError,
     ValidationFailed,
@@ -91,6 +92,7 @@ class ChatService:
 
         Raises:
             NoUpstream: chat is not configured.
+            SessionEnded: the session was ended.
             ValidationFailed: the request holds no new message.
             ContentBlocked: the new turn was blocked by the scan.
         """
@@ -114,6 +116,8 @@ class ChatService:
         # messages must meet as one text: they are scanned joined, as one turn.
         turn_text = " ".join(m.content for m in new_messages)
         scanned = self._scans.scan(tenant, "input", turn_text, session_id)
+        if scanned.session is not None and scanned.session.status == "ended":
+            raise SessionEnded(f"session {session_id!r} was ended and is read-only")
         if scanned.outcome.decision == "block":
             raise ContentBlocked(
                 "the message was blocked by the prompt scan",

@@ -38,6 +38,7 @@ from turnwall.errors import (
     ConcurrentUpdate,
     DecryptionError,
     InvalidCursor,
+    SessionEnded,
     SessionExists,
     SessionFull,
     SessionNotFound,
@@ -94,6 +95,7 @@ class SessionRecord:
     metadata_blob: bytes | None = None
     risk_blob: bytes | None = None
     risk_version: int = 0
+    ended_at: float | None = None  # set once by end_session: read-only from then on
 
     def is_live(self, now: float) -> bool:
         return self.expires_at > now
@@ -130,6 +132,15 @@ class EndedSession:
     session_id: str
     message_count: int
     ended_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class BulkDeletion:
+    """What one `SessionStore.delete_sessions` call deleted, and how many live
+    sessions matched its prefix beyond what it examined."""
+
+    deleted: list[EndedSession]
+    remaining: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,13 +198,17 @@ class Touch:
 
     ttl_secs: int | None = None
     metadata_blob: bytes | None = None
+    # Set ``ended_at = now`` unless already set. Any other change is refused (None)
+    # for an ended session: it is read-only.
+    end: bool = False
 
     @property
     def modifies(self) -> bool:
-        return self.ttl_secs is not None or self.metadata_blob is not None
+        return self.ttl_secs is not None or self.metadata_blob is not None or self.end
 
 
 READ_ONLY: Final = Touch()
+ENDING: Final = Touch(end=True)
 
 
 def new_incarnation(now: float) -> str:
@@ -296,8 +311,20 @@ class SessionStore(ABC):
             )
             if record is not None:
                 return self._to_session(record, now)
+            self._refuse_if_ended(self._read(tenant, session_id), now)
             now = self.clock()
         raise ConcurrentUpdate(f"session {session_id!r} kept changing; try again")
+
+    def end_session(self, tenant: str, session_id: str) -> Session:
+        """Make a session read-only until it expires: appends then raise SessionEnded.
+
+        Ending an ended session changes nothing (its first end time stays).
+
+        Raises:
+            SessionNotFound: no live session with this id in the tenant.
+        """
+        now = self.clock()
+        return self._to_session(self._touch_or_raise(tenant, session_id, now, ENDING), now)
 
     def delete_session(self, tenant: str, session_id: str) -> EndedSession:
         """Delete a session with all its history; returns what was deleted, and when.
@@ -312,6 +339,32 @@ class SessionStore(ABC):
         if message_count is None:
             raise SessionNotFound(f"session {session_id!r} not found")
         return EndedSession(tenant, session_id, message_count, now)
+
+    def delete_sessions(self, tenant: str, prefix: str, limit: int = 100) -> BulkDeletion:
+        """Delete up to `limit` live sessions whose ids start with `prefix` (a user's
+        sessions, for a right-to-erasure request), lowest ids first.
+
+        Bounded, so one call fits a Lambda invocation, and resumable: call again while
+        ``remaining`` is above zero (sessions created meanwhile are caught too).
+
+        Raises:
+            ValidationFailed: the prefix is empty or no start of a valid id.
+        """
+        check_tenant(tenant)
+        if not prefix or not _is_id_prefix(prefix):
+            raise ValidationFailed(
+                f"prefix is required and must be a start of an id: {SESSION_ID_RULE}",
+                details={"field": "prefix"},
+            )
+        limit = _check_limit(limit)
+        now = self.clock()
+        records, matching = self._scan_tenant(tenant, prefix, None, limit, now)
+        deleted = []
+        for record in records:
+            message_count = self._delete(tenant, record.session_id, now)
+            if message_count is not None:  # else it expired or went meanwhile
+                deleted.append(EndedSession(tenant, record.session_id, message_count, now))
+        return BulkDeletion(deleted, max(0, matching - len(records)))
 
     def list_sessions(
         self, tenant: str, *, prefix: str = "", limit: int = 100, cursor: str | None = None
@@ -360,6 +413,7 @@ class SessionStore(ABC):
             now = self.clock()
             stored_head = self._read(tenant, session_id)
             creating = stored_head is None or not stored_head.is_live(now)
+            self._refuse_if_ended(stored_head, now)
             head = (
                 self._new_record(tenant, session_id, self.limits.default_ttl_secs, now, None)
                 if stored_head is None or creating
@@ -617,7 +671,8 @@ class SessionStore(ABC):
     ) -> SessionRecord | None:
         """Atomically, if the session is live at `now` (and of `incarnation` when
         given): apply `touch`, slide ``expires_at`` and return the new record; else
-        return None."""
+        return None. None too when the touch changes TTL or metadata of an ended
+        session."""
 
     @abstractmethod
     def _delete(self, tenant: str, session_id: str, now: float) -> int | None:
@@ -638,7 +693,7 @@ class SessionStore(ABC):
 
         With `creating`, `head` is a new record to insert, valid only while no live
         session has the id (an expired one is replaced). Otherwise the stored session
-        must still be live with head's incarnation and message_count. The commit sets
+        must still be live, not ended, with head's incarnation and message_count. The commit sets
         ``message_count``, ``updated_at = now``, ``expires_at = now + ttl`` and, when
         `model` is given, ``model``.
         """
@@ -767,8 +822,14 @@ class SessionStore(ABC):
         check_session_id(session_id)
         record = self._touch(tenant, session_id, now, touch)
         if record is None:
+            self._refuse_if_ended(self._read(tenant, session_id), now)
             raise SessionNotFound(f"session {session_id!r} not found")
         return record
+
+    def _refuse_if_ended(self, record: SessionRecord | None, now: float) -> None:
+        """Raise SessionEnded for a live, ended session; a write to it was refused."""
+        if record is not None and record.is_live(now) and record.ended_at is not None:
+            raise SessionEnded(f"session {record.session_id!r} was ended and is read-only")
 
     def _to_session(self, record: SessionRecord, now: float) -> Session:
         metadata: dict[str, Any] = {}
@@ -791,6 +852,7 @@ class SessionStore(ABC):
             metadata=metadata,
             risk=risk,
             as_of=now,
+            ended_at=record.ended_at,
         )
 
     def _seal_model(self, record: SessionRecord, model: str) -> str:

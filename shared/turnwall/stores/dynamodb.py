@@ -310,9 +310,13 @@ class DynamoDBSessionStore(SessionStore):
         if touch.metadata_blob is not None:
             updates.append("#metadata = :metadata")
             values[":metadata"] = {"B": touch.metadata_blob}
+        if touch.end:
+            updates.append("#ended_at = if_not_exists(#ended_at, :now)")
         if touch.modifies:
             updates.append("#updated_at = :now")
         condition = "attribute_exists(#pk) AND #expires_at_exact > :now"
+        if touch.modifies and not touch.end:
+            condition += " AND attribute_not_exists(#ended_at)"  # ended: read-only
         if incarnation is not None:
             condition += " AND #incarnation = :incarnation"
             values[":incarnation"] = {"S": incarnation}
@@ -605,7 +609,7 @@ class DynamoDBSessionStore(SessionStore):
             condition = (
                 "attribute_exists(#pk) AND #incarnation = :incarnation AND "
                 "#message_count = :expected AND #ttl_secs = :ttl AND "
-                "#expires_at_exact > :now"
+                "#expires_at_exact > :now AND attribute_not_exists(#ended_at)"
             )
             session_action = {
                 "Update": {
@@ -1206,6 +1210,8 @@ def _session_item(record: SessionRecord) -> _Item:
         item["metadata"] = {"B": record.metadata_blob}
     if record.risk_blob is not None:
         item["risk"] = {"B": record.risk_blob}
+    if record.ended_at is not None:
+        item["ended_at"] = _number(record.ended_at)
     return item
 
 
@@ -1223,6 +1229,7 @@ def _record(item: Mapping[str, AttributeValueTypeDef]) -> SessionRecord:
         metadata_blob=item["metadata"]["B"] if "metadata" in item else None,
         risk_blob=item["risk"]["B"] if "risk" in item else None,
         risk_version=int(item["risk_version"]["N"]),
+        ended_at=float(item["ended_at"]["N"]) if "ended_at" in item else None,
     )
 
 

@@ -88,6 +88,8 @@ class MemorySessionStore(SessionStore):
                 return None
             if incarnation is not None and current.incarnation != incarnation:
                 return None
+            if current.ended_at is not None and touch.modifies and not touch.end:
+                return None
             ttl = touch.ttl_secs or current.ttl_secs
             updated = replace(
                 current,
@@ -99,6 +101,7 @@ class MemorySessionStore(SessionStore):
                     if touch.metadata_blob is not None
                     else current.metadata_blob
                 ),
+                ended_at=now if touch.end and current.ended_at is None else current.ended_at,
             )
             self._sessions[key] = updated
             return updated
@@ -129,6 +132,7 @@ class MemorySessionStore(SessionStore):
                 or not current.is_live(now)
                 or current.incarnation != head.incarnation
                 or current.message_count != head.message_count
+                or current.ended_at is not None
             ):
                 return None
             self._messages[key].extend(messages)

@@ -4,7 +4,8 @@ Every key of one session carries the hash tag ``{tenant:session_id}``, so each L
 script below touches a single slot and runs unchanged on cluster-mode ElastiCache::
 
     tw:{acme:chat-1}:s   hash   incarnation, created_at, updated_at, expires_at (epoch ms),
-                                ttl_secs, message_count, model, metadata, risk, risk_version
+                                ttl_secs, message_count, model (sealed), metadata, risk,
+                                risk_version, ended_at (epoch ms, once ended)
     tw:{acme:chat-1}:m   list   one packed element per message; seq N sits at index N-1
     tw:idx:{acme}        zset   the tenant's session ids scored by expiry (epoch ms)
     tw:idx:{acme}:ids    zset   the same ids, all scored 0, for ZRANGEBYLEX prefix listing
@@ -188,21 +189,25 @@ return 1
 """
 )
 
-# ARGV: now, grace, ttl_secs or '', incarnation or '', '1' if updated_at moves,
-# [metadata blob] -> the hash after the touch, or nil if not live (or another incarnation).
+# ARGV: now, grace, ttl_secs or '', incarnation or '', '1' if updated_at moves, '1' to
+# end the session, [metadata blob] -> the hash after the touch, or nil if not live (or
+# another incarnation, or a change to an ended session other than ending it).
 _TOUCH: Final = _LuaScript(
     _LUA_HELPERS
     + """
 local now = tonumber(ARGV[1])
-local current = redis.call('HMGET', KEYS[1], 'expires_at', 'incarnation', 'ttl_secs')
+local current = redis.call('HMGET', KEYS[1], 'expires_at', 'incarnation', 'ttl_secs',
+                           'ended_at')
 if not is_live(current[1], now) or (ARGV[4] ~= '' and current[2] ~= ARGV[4]) then
   return false
 end
+if current[4] and ARGV[5] == '1' and ARGV[6] ~= '1' then return false end
 local ttl = ARGV[3]
 if ttl == '' then ttl = current[3] end
 redis.call('HSET', KEYS[1], 'ttl_secs', ttl)
 if ARGV[5] == '1' then redis.call('HSET', KEYS[1], 'updated_at', ARGV[1]) end
-if #ARGV >= 6 then redis.call('HSET', KEYS[1], 'metadata', ARGV[6]) end
+if ARGV[6] == '1' and not current[4] then redis.call('HSET', KEYS[1], 'ended_at', ARGV[1]) end
+if #ARGV >= 7 then redis.call('HSET', KEYS[1], 'metadata', ARGV[7]) end
 slide(now, tonumber(ttl), tonumber(ARGV[2]))
 return redis.call('HGETALL', KEYS[1])
 """
@@ -216,13 +221,14 @@ _APPEND: Final = _LuaScript(
     + """
 local now = tonumber(ARGV[1])
 local creating = tonumber(ARGV[7])
-local current = redis.call('HMGET', KEYS[1], 'expires_at', 'incarnation', 'message_count')
+local current = redis.call('HMGET', KEYS[1], 'expires_at', 'incarnation', 'message_count',
+                           'ended_at')
 if creating > 0 then
   if is_live(current[1], now) then return false end
   redis.call('DEL', KEYS[1], KEYS[2])
   redis.call('HSET', KEYS[1], unpack(ARGV, 8, 7 + creating))
 elseif not is_live(current[1], now) or current[2] ~= ARGV[3]
-    or tonumber(current[3]) ~= tonumber(ARGV[4]) then
+    or tonumber(current[3]) ~= tonumber(ARGV[4]) or current[4] then
   return false
 end
 local first = 8 + creating
@@ -488,6 +494,7 @@ class RedisSessionStore(SessionStore):
             "" if touch.ttl_secs is None else touch.ttl_secs,
             incarnation or "",
             int(touch.modifies),
+            int(touch.end),
         ]
         if touch.metadata_blob is not None:
             args.append(touch.metadata_blob)
@@ -1025,6 +1032,8 @@ def _record_fields(record: SessionRecord) -> list[str | int | bytes]:
         fields += ["metadata", record.metadata_blob]
     if record.risk_blob is not None:
         fields += ["risk", record.risk_blob]
+    if record.ended_at is not None:
+        fields += ["ended_at", _ms(record.ended_at)]
     return fields
 
 
@@ -1033,7 +1042,7 @@ def _pairs(flat: Sequence[bytes]) -> dict[bytes, bytes]:
 
 
 def _record(tenant: str, session_id: str, fields: Mapping[bytes, bytes]) -> SessionRecord:
-    model = fields.get(b"model")
+    model, ended_at = fields.get(b"model"), fields.get(b"ended_at")
     return SessionRecord(
         tenant=tenant,
         session_id=session_id,
@@ -1047,6 +1056,7 @@ def _record(tenant: str, session_id: str, fields: Mapping[bytes, bytes]) -> Sess
         metadata_blob=fields.get(b"metadata"),
         risk_blob=fields.get(b"risk"),
         risk_version=int(fields.get(b"risk_version", 0)),
+        ended_at=None if ended_at is None else int(ended_at) / 1000,
     )
 
 

@@ -7,17 +7,19 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import Response
 
-from turnwall.http.deps import caller_of, json_response
+from turnwall.http.deps import Caller, caller_of, json_response
 from turnwall.http.schemas import (
     SessionCreate,
     SessionDeleted,
     SessionListPublic,
     SessionPublic,
+    SessionsDeleted,
     SessionUpdate,
     error_responses,
 )
 from turnwall.lifecycle_events import EventPublishFailed
 from turnwall.logs import logger
+from turnwall.stores.base import EndedSession
 
 router = APIRouter(
     prefix="/v1/sessions",
@@ -75,7 +77,10 @@ async def get_session(session_id: str, request: Request) -> Response:
 
 
 @router.patch(
-    "/{session_id}", name="update_session", response_model=SessionPublic, responses=_NOT_FOUND
+    "/{session_id}",
+    name="update_session",
+    response_model=SessionPublic,
+    responses=error_responses(404, 409),
 )
 async def update_session(session_id: str, body: SessionUpdate, request: Request) -> Response:
     """Change a session's TTL and/or replace its metadata."""
@@ -90,6 +95,19 @@ async def update_session(session_id: str, body: SessionUpdate, request: Request)
     return json_response(SessionPublic.of(session))
 
 
+@router.post(
+    "/{session_id}/end",
+    name="end_session",
+    response_model=SessionPublic,
+    responses=error_responses(404, 409),
+)
+async def end_session(session_id: str, request: Request) -> Response:
+    """End a session: read-only (appends and chat answer 409) until it expires."""
+    caller = caller_of(request, "sessions")
+    session = await caller.call(caller.store.end_session, caller.tenant, session_id)
+    return json_response(SessionPublic.of(session))
+
+
 @router.delete(
     "/{session_id}", name="delete_session", response_model=SessionDeleted, responses=_NOT_FOUND
 )
@@ -97,15 +115,39 @@ async def delete_session(session_id: str, request: Request) -> Response:
     """Delete a session with all of its history; publishes `Session Deleted` if a bus is set."""
     caller = caller_of(request, "sessions")
     deleted = await caller.call(caller.store.delete_session, caller.tenant, session_id)
-    events = caller.runtime.lifecycle_events
-    if events is not None:
-        try:
-            await caller.call(events.session_deleted, deleted)
-        except EventPublishFailed:
-            # The session is gone either way; failing the call now would only make the
-            # client retry into a 404. The log line keeps what the event would have said.
-            logger.exception(
-                "could not publish Session Deleted",
-                extra={"tenant": deleted.tenant, "session_id": deleted.session_id},
-            )
+    await _announce_deleted(caller, [deleted])
     return json_response(SessionDeleted(session_id=session_id))
+
+
+@router.delete("", name="delete_sessions", response_model=SessionsDeleted)
+async def delete_sessions(
+    request: Request,
+    prefix: Annotated[str, Query(max_length=128)] = "",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> Response:
+    """Delete up to `limit` sessions whose ids start with `prefix` (admin keys; repeat
+    while `remaining` > 0); publishes `Session Deleted` for each."""
+    caller = caller_of(request, "bulk")
+    result = await caller.call(caller.store.delete_sessions, caller.tenant, prefix, limit)
+    await _announce_deleted(caller, result.deleted)
+    ids = [ended.session_id for ended in result.deleted]
+    return json_response(
+        SessionsDeleted(
+            prefix=prefix, deleted_count=len(ids), session_ids=ids, remaining=result.remaining
+        )
+    )
+
+
+async def _announce_deleted(caller: Caller, deleted: list[EndedSession]) -> None:
+    events = caller.runtime.lifecycle_events
+    if events is None or not deleted:
+        return
+    try:
+        await caller.call(events.session_deleted, deleted)
+    except EventPublishFailed:
+        # The sessions are gone either way; failing the call now would only make the
+        # client retry into a 404. The log line keeps what the events would have said.
+        logger.exception(
+            "could not publish Session Deleted",
+            extra={"tenant": caller.tenant, "session_ids": [d.session_id for d in deleted]},
+        )

@@ -1,0 +1,158 @@
+"""Session features beyond the spec's CRUD, on every backend: ending a session and
+deleting a user's sessions by prefix.
+
+Each test runs once per backend (memory, redis, redis_cluster, dynamodb) against real
+servers started by the fixtures; time moves only through the injected clock.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+import pytest
+
+from turnwall.errors import SessionEnded, SessionExists, SessionNotFound, ValidationFailed
+from turnwall.models import NewMessage
+
+if TYPE_CHECKING:
+    from tests.conftest import StoreFactory
+    from tests.support.clock import FakeClock
+    from turnwall.stores.base import SessionStore
+
+
+def user(text: str) -> NewMessage:
+    return NewMessage(role="user", content=text)
+
+
+def test_an_ended_session_is_read_only_until_it_expires(
+    store: SessionStore, tenant: str, clock: FakeClock
+) -> None:
+    # GIVEN a session with one message
+    store.create_session(tenant, "s", ttl_secs=600, metadata={"a": 1})
+    store.append_messages(tenant, "s", [user("before")])
+
+    # WHEN it is ended
+    clock.advance(5)
+    ended = store.end_session(tenant, "s")
+
+    # THEN it reads as ended, and every write to it is refused
+    assert ended.status == "ended" and ended.ended_at == pytest.approx(clock())
+    with pytest.raises(SessionEnded):
+        store.append_messages(tenant, "s", [user("after")])
+    with pytest.raises(SessionEnded):
+        store.update_session(tenant, "s", metadata={"a": 2})
+    with pytest.raises(SessionEnded):
+        store.update_session(tenant, "s", ttl_secs=900)
+    with pytest.raises(SessionExists):
+        store.create_session(tenant, "s")
+    # AND reading still works and slides its expiry; ending again changes nothing
+    clock.advance(100)
+    read = store.get_session(tenant, "s")
+    assert read.status == "ended" and read.message_count == 1 and read.metadata == {"a": 1}
+    assert read.expires_at == pytest.approx(clock() + 600)
+    assert store.end_session(tenant, "s").ended_at == ended.ended_at
+    assert [m.content for m in store.get_history(tenant, "s").messages] == ["before"]
+    # AND scans keep their risk state
+    risk = store.open_risk_state(tenant, "s")
+    assert store.save_risk_state(tenant, risk, {"turns_scanned": 1}).risk.turns_scanned == 1
+
+
+def test_an_ended_session_expires_and_its_id_is_free_again(
+    store: SessionStore, tenant: str, clock: FakeClock
+) -> None:
+    store.create_session(tenant, "s", ttl_secs=60)
+    store.end_session(tenant, "s")
+    clock.advance(61)
+
+    with pytest.raises(SessionNotFound):
+        store.end_session(tenant, "s")
+    fresh = store.append_messages(tenant, "s", [user("new life")])
+    assert fresh.created and store.get_session(tenant, "s").status == "active"
+
+
+def test_a_new_session_is_active(store: SessionStore, tenant: str) -> None:
+    assert store.create_session(tenant, "s").status == "active"
+    with pytest.raises(SessionNotFound):
+        store.end_session(tenant, "missing")
+
+
+def test_no_append_commits_after_end_returns(store: SessionStore, tenant: str) -> None:
+    # GIVEN appenders writing to one session without pause
+    store.create_session(tenant, "busy")
+    stop = threading.Event()
+    refused: list[int] = []
+
+    def append_until_refused() -> None:
+        while not stop.is_set():
+            try:
+                store.append_messages(tenant, "busy", [user("x")])
+            except SessionEnded:
+                refused.append(1)
+                return
+
+    workers = [threading.Thread(target=append_until_refused) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    while store.get_session(tenant, "busy").message_count < 8:
+        pass
+
+    # WHEN the session is ended mid-stream
+    ended = store.end_session(tenant, "busy")
+    for worker in workers:
+        worker.join(timeout=30)
+    stop.set()
+
+    # THEN every appender was refused, and nothing was appended after the end
+    assert len(refused) == 4
+    final = store.get_session(tenant, "busy")
+    assert final.message_count == ended.message_count
+    newest = store.get_history(tenant, "busy", limit=1, order="desc").messages
+    assert newest[0].seq == final.message_count
+
+
+# ------------------------------------------------------------------ forget a user
+
+
+def test_a_users_sessions_are_deleted_in_bounded_resumable_steps(
+    make_store: StoreFactory, tenant: str
+) -> None:
+    # GIVEN five sessions of alice, one of bob, and alice's namesake in another tenant
+    store = make_store()
+    alice = [f"user:alice:{n}" for n in range(5)]
+    for session_id in alice:
+        store.append_messages(tenant, session_id, [user("hi"), user("there")])
+    store.create_session(tenant, "user:bob:1")
+    other_tenant = f"{tenant}x"
+    store.create_session(other_tenant, "user:alice:0")
+
+    # WHEN alice's sessions are deleted two at a time until none remains
+    steps = [store.delete_sessions(tenant, "user:alice:", limit=2)]
+    while steps[-1].remaining:
+        assert len(steps) < 10
+        steps.append(store.delete_sessions(tenant, "user:alice:", limit=2))
+
+    # THEN each step deleted at most two, in id order, reporting each message count
+    assert [len(step.deleted) for step in steps] == [2, 2, 1]
+    assert [step.remaining for step in steps] == [3, 1, 0]
+    deleted = [ended for step in steps for ended in step.deleted]
+    assert [ended.session_id for ended in deleted] == alice
+    assert {ended.message_count for ended in deleted} == {2}
+    for session_id in alice:
+        with pytest.raises(SessionNotFound):
+            store.get_session(tenant, session_id)
+    # AND nothing else was touched
+    assert store.get_session(tenant, "user:bob:1").session_id == "user:bob:1"
+    assert store.get_session(other_tenant, "user:alice:0").session_id == "user:alice:0"
+    assert store.delete_sessions(tenant, "user:alice:").deleted == []
+
+
+@pytest.mark.parametrize("prefix", ["", "has space", "x" * 129])
+def test_deleting_by_prefix_needs_a_valid_prefix(
+    store: SessionStore, tenant: str, prefix: str
+) -> None:
+    store.create_session(tenant, "keep-me")
+
+    with pytest.raises(ValidationFailed):
+        store.delete_sessions(tenant, prefix)
+    assert store.get_session(tenant, "keep-me").session_id == "keep-me"
