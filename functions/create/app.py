@@ -1,4 +1,4 @@
-"""Lambda entry point: POST /v1/sessions."""
+"""Lambda entry point: POST /v1/sessions and POST /v1/sessions/{session_id}/fork."""
 
 from __future__ import annotations
 
@@ -6,5 +6,5 @@ from mangum import Mangum
 
 from turnwall.http.app import create_app
 
-app = create_app({"create_session"})
+app = create_app({"create_session", "fork_session"})
 handler = Mangum(app, lifespan="off")

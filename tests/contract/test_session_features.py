@@ -1,5 +1,5 @@
-"""Session features beyond the spec's CRUD, on every backend: ending a session and
-deleting a user's sessions by prefix.
+"""Session features beyond the spec's CRUD, on every backend: ending a session,
+deleting a user's sessions by prefix, and forking a session.
 
 Each test runs once per backend (memory, redis, redis_cluster, dynamodb) against real
 servers started by the fixtures; time moves only through the injected clock.
@@ -7,6 +7,7 @@ servers started by the fixtures; time moves only through the injected clock.
 
 from __future__ import annotations
 
+import re
 import threading
 from typing import TYPE_CHECKING
 
@@ -156,3 +157,79 @@ def test_deleting_by_prefix_needs_a_valid_prefix(
     with pytest.raises(ValidationFailed):
         store.delete_sessions(tenant, prefix)
     assert store.get_session(tenant, "keep-me").session_id == "keep-me"
+
+
+# ------------------------------------------------------------------ fork
+
+
+def test_a_fork_copies_history_metadata_model_and_risk(
+    store: SessionStore, tenant: str, clock: FakeClock
+) -> None:
+    # GIVEN a scanned session of five messages, then ended
+    store.create_session(tenant, "trunk", ttl_secs=900, metadata={"app": "demo"}, model="m-1")
+    for n in range(5):
+        store.append_messages(tenant, "trunk", [NewMessage("user", f"turn {n}", name="ann")])
+    risk = store.open_risk_state(tenant, "trunk")
+    store.save_risk_state(tenant, risk, {"turns_scanned": 3, "flagged_turns": 1})
+    store.end_session(tenant, "trunk")
+    originals = store.get_history(tenant, "trunk").messages
+    clock.advance(30)
+
+    # WHEN it is forked after its third message
+    fork = store.fork_session(tenant, "trunk", new_session_id="branch", up_to_seq=3)
+
+    # THEN the branch is a new, active session holding the first three messages
+    assert fork.session_id == "branch" and fork.status == "active"
+    assert fork.message_count == 3 and fork.ttl_secs == 900 and fork.model == "m-1"
+    assert fork.metadata == {"app": "demo"} and fork.risk.flagged_turns == 1
+    assert fork.created_at == pytest.approx(clock())
+    copied = store.get_history(tenant, "branch").messages
+    assert copied == originals[:3]  # contents, names, seqs and times
+    # AND it goes its own way, while the source is unchanged
+    store.append_messages(tenant, "branch", [user("only in the branch")])
+    assert store.get_session(tenant, "trunk").message_count == 5
+    assert store.open_risk_state(tenant, "branch").state["turns_scanned"] == 3
+
+
+def test_every_forked_value_is_sealed_for_its_new_place(store: SessionStore, tenant: str) -> None:
+    store.create_session(tenant, "trunk", metadata={"k": "v"}, model="m")
+    store.append_messages(tenant, "trunk", [user("secret words")])
+    store.fork_session(tenant, "trunk", new_session_id="branch")
+    trunk, branch = store._read(tenant, "trunk"), store._read(tenant, "branch")
+    assert trunk is not None and branch is not None
+
+    assert branch.metadata_blob != trunk.metadata_blob and branch.model != trunk.model
+    trunk_message = store._read_messages(trunk, 1, 1)[0]
+    branch_message = store._read_messages(branch, 1, 1)[0]
+    assert branch_message.blob != trunk_message.blob
+
+
+def test_a_long_session_forks_whole_with_a_generated_id(store: SessionStore, tenant: str) -> None:
+    for start in range(0, 250, 100):
+        batch = [user(f"m{n}") for n in range(start, min(start + 100, 250))]
+        store.append_messages(tenant, "long", batch)
+
+    fork = store.fork_session(tenant, "long")
+
+    assert re.fullmatch(r"api:[0-9a-f]{12}", fork.session_id) and fork.message_count == 250
+    copied = store.get_history(tenant, fork.session_id, limit=1000).messages
+    assert [m.content for m in copied] == [f"m{n}" for n in range(250)]
+
+
+def test_fork_refusals(store: SessionStore, tenant: str) -> None:
+    store.append_messages(tenant, "trunk", [user("a"), user("b")])
+    store.create_session(tenant, "taken")
+
+    with pytest.raises(SessionExists):
+        store.fork_session(tenant, "trunk", new_session_id="taken")
+    with pytest.raises(ValidationFailed):
+        store.fork_session(tenant, "trunk", new_session_id="x", up_to_seq=3)
+    with pytest.raises(ValidationFailed):
+        store.fork_session(tenant, "trunk", new_session_id="x", up_to_seq=-1)
+    with pytest.raises(SessionNotFound):
+        store.fork_session(tenant, "missing", new_session_id="x")
+    with pytest.raises(SessionNotFound):
+        store.get_session(tenant, "x")  # nothing was made by the refusals
+    empty = store.fork_session(tenant, "trunk", new_session_id="empty", up_to_seq=0)
+    assert empty.message_count == 0
+    assert store.get_session(tenant, "taken").message_count == 0

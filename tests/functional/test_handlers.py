@@ -57,6 +57,32 @@ def test_create_function(functions: FunctionLoader) -> None:
     assert duplicate.status == 409 and duplicate.body["error"]["code"] == "session_exists"
 
 
+def test_fork_through_the_create_function(functions: FunctionLoader) -> None:
+    create = functions("create")
+    trunk = new_id()
+    create.store.append_messages("acme", trunk, [NewMessage("user", f"m{n}") for n in range(4)])
+
+    branches = [  # warm invocations on one handler
+        create.invoke("POST", f"/v1/sessions/{trunk}/fork", body={"up_to_seq": n}) for n in (2, 4)
+    ]
+    named = create.invoke(
+        "POST", f"/v1/sessions/{trunk}/fork", body={"new_session_id": f"{trunk}-b"}
+    )
+    again = create.invoke(
+        "POST", f"/v1/sessions/{trunk}/fork", body={"new_session_id": f"{trunk}-b"}
+    )
+    missing = create.invoke("POST", f"/v1/sessions/{new_id()}/fork")
+    too_far = create.invoke("POST", f"/v1/sessions/{trunk}/fork", body={"up_to_seq": 5})
+
+    assert [b.status for b in branches] == [201, 201]
+    assert [b.body["message_count"] for b in branches] == [2, 4]
+    assert named.status == 201 and named.body["session_id"] == f"{trunk}-b"
+    assert again.status == 409 and again.body["error"]["code"] == "session_exists"
+    assert missing.status == 404 and too_far.status == 422
+    history = create.store.get_history("acme", branches[0].body["session_id"]).messages
+    assert [m.content for m in history] == ["m0", "m1"]
+
+
 def test_get_function(functions: FunctionLoader) -> None:
     get = functions("get")
     session_id = new_id()

@@ -34,6 +34,11 @@ class SessionCreate(_Request):
     model: str | None = None
 
 
+class SessionFork(_Request):
+    new_session_id: str | None = None
+    up_to_seq: int | None = None
+
+
 class SessionUpdate(_Request):
     ttl_secs: int | None = None
     metadata: dict[str, Any] | None = None

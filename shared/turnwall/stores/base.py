@@ -73,6 +73,7 @@ if TYPE_CHECKING:
 MAX_PAGE: Final = 1000
 MAX_COMMIT_ATTEMPTS: Final = 200
 _GENERATED_ID_ATTEMPTS: Final = 8
+_FORK_CHUNK: Final = 100  # messages per commit, as many as one append may hold
 # Marks a stored model as sealed; one stored before models were sealed is plaintext.
 SEALED_MODEL_PREFIX: Final = "sealed:"
 # What `new_incarnation` makes, loosely: stores put it into keys and sort keys.
@@ -440,6 +441,101 @@ class SessionStore(ABC):
                 )
             back_off(attempt)
         raise ConcurrentUpdate(f"session {session_id!r} is too busy; try again")
+
+    def fork_session(
+        self,
+        tenant: str,
+        session_id: str,
+        *,
+        new_session_id: str | None = None,
+        up_to_seq: int | None = None,
+    ) -> Session:
+        """Copy a session into a new one: messages 1..`up_to_seq` (all by default) with
+        their times, metadata, model, TTL and risk state, each value sealed for its new
+        place. The risk state comes along, so a fork never starts a flagged conversation
+        afresh; the fork is active even when the source was ended. Slides the source's
+        expiry. A generated `api:<12 hex>` id when none is given.
+
+        Raises:
+            SessionNotFound: no live source session (or it went during the copy).
+            SessionExists: a live session already has `new_session_id`.
+            ValidationFailed: `up_to_seq` outside 0..message_count, or a bad id.
+            ConcurrentUpdate: the new session was written to while it was being copied.
+        """
+        now = self.clock()
+        source = self._touch_or_raise(tenant, session_id, now, READ_ONLY)
+        last = (
+            source.message_count
+            if up_to_seq is None
+            else check_count(up_to_seq, "up_to_seq", (0, source.message_count))
+        )
+        candidates = (
+            [check_session_id(new_session_id)]
+            if new_session_id is not None
+            else [f"api:{secrets.token_hex(6)}" for _ in range(_GENERATED_ID_ATTEMPTS)]
+        )
+        for candidate in candidates:
+            head = self._forked_record(source, candidate, now)
+            committed = self._copy_messages(source, head, 1, min(last, _FORK_CHUNK), now)
+            if committed is None:
+                continue  # the id is taken by a live session
+            for first in range(_FORK_CHUNK + 1, last + 1, _FORK_CHUNK):
+                committed = self._copy_messages(
+                    source, committed, first, min(last, first + _FORK_CHUNK - 1), now
+                )
+                if committed is None:
+                    self._delete(tenant, candidate, now)  # no half-made fork stays behind
+                    raise ConcurrentUpdate(f"session {candidate!r} changed while being forked")
+            return self._to_session(committed, now)
+        if new_session_id is None:
+            raise ConcurrentUpdate("could not find a free generated session id; try again")
+        raise SessionExists(f"session {new_session_id!r} already exists")
+
+    def _forked_record(self, source: SessionRecord, session_id: str, now: float) -> SessionRecord:
+        head = self._new_record(source.tenant, session_id, source.ttl_secs, now, None)
+        model = self._open_model(source)
+        return replace(
+            head,
+            model=None if model is None else self._seal_model(head, model),
+            metadata_blob=self._moved(
+                source.metadata_blob, _metadata_context(source), _metadata_context(head)
+            ),
+            risk_blob=self._moved(source.risk_blob, _risk_context(source), _risk_context(head)),
+        )
+
+    def _copy_messages(
+        self, source: SessionRecord, head: SessionRecord, first: int, last: int, now: float
+    ) -> SessionRecord | None:
+        """Commit source messages first..last onto `head` (creating it when it has none
+        yet); the new record, or None if the commit lost its race."""
+        creating = head.message_count == 0 and first == 1
+        stored = self._read_messages(source, first, last) if first <= last else []
+        if len(stored) != max(0, last - first + 1):
+            if creating:
+                raise SessionNotFound(f"session {source.session_id!r} not found")
+            self._delete(head.tenant, head.session_id, now)
+            raise SessionNotFound(f"session {source.session_id!r} went while being forked")
+        if not stored:  # nothing to copy: the fork is the record alone
+            return head if self._insert(head, now) else None
+        moved = [
+            replace(
+                message,
+                blob=self.cipher.seal(
+                    self.cipher.open(
+                        message.blob, message_context(source, message.seq, message.role)
+                    ),
+                    message_context(head, message.seq, message.role),
+                ),
+            )
+            for message in stored
+        ]
+        return self._commit_append(head, moved, None, now, creating=creating)
+
+    def _moved(self, blob: bytes | None, old_context: bytes, new_context: bytes) -> bytes | None:
+        """A sealed value opened at its old place and sealed for a new one."""
+        if blob is None:
+            return None
+        return self.cipher.seal(self.cipher.open(blob, old_context), new_context)
 
     def get_history(
         self,

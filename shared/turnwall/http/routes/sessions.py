@@ -11,6 +11,7 @@ from turnwall.http.deps import Caller, caller_of, json_response
 from turnwall.http.schemas import (
     SessionCreate,
     SessionDeleted,
+    SessionFork,
     SessionListPublic,
     SessionPublic,
     SessionsDeleted,
@@ -93,6 +94,29 @@ async def update_session(session_id: str, body: SessionUpdate, request: Request)
         metadata=body.metadata,
     )
     return json_response(SessionPublic.of(session))
+
+
+@router.post(
+    "/{session_id}/fork",
+    name="fork_session",
+    status_code=201,
+    response_model=SessionPublic,
+    responses=error_responses(404, 409),
+)
+async def fork_session(
+    session_id: str, request: Request, body: Annotated[SessionFork | None, Body()] = None
+) -> Response:
+    """Copy a session (history up to `up_to_seq`, metadata, risk state) into a new one."""
+    caller = caller_of(request, "sessions")
+    body = body or SessionFork()
+    session = await caller.call(
+        caller.store.fork_session,
+        caller.tenant,
+        session_id,
+        new_session_id=body.new_session_id,
+        up_to_seq=body.up_to_seq,
+    )
+    return json_response(SessionPublic.of(session), 201)
 
 
 @router.post(
