@@ -75,6 +75,27 @@ class SessionEnded(TurnwallError):
     code = "session_ended"
 
 
+class PreconditionFailed(TurnwallError):
+    """The session changed since the caller read the ETag it sent in If-Match."""
+
+    status = 412
+    code = "precondition_failed"
+
+
+class IdempotencyKeyReused(TurnwallError):
+    """An Idempotency-Key came back with a different request than its first use."""
+
+    status = 422
+    code = "idempotency_key_reused"
+
+
+class IdempotencyInProgress(TurnwallError):
+    """The first request with this Idempotency-Key has not finished yet."""
+
+    status = 409
+    code = "idempotency_in_progress"
+
+
 class ConcurrentUpdate(TurnwallError):
     """An optimistic write lost its race too many times in a row."""
 

@@ -58,6 +58,9 @@ class Session:
     risk: RiskSummary
     as_of: float
     ended_at: float | None = None
+    # Changes with every write a caller makes (not with reads, scans or expiry): the
+    # value of the ETag header, to send back in If-Match.
+    etag: str = ""
 
     @property
     def age_seconds(self) -> float:

@@ -1,5 +1,6 @@
 """Session features beyond the spec's CRUD, on every backend: ending a session,
-deleting a user's sessions by prefix, and forking a session.
+deleting a user's sessions by prefix, forking a session, ETags with If-Match, and
+idempotency keys.
 
 Each test runs once per backend (memory, redis, redis_cluster, dynamodb) against real
 servers started by the fixtures; time moves only through the injected clock.
@@ -13,8 +14,17 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from turnwall.errors import SessionEnded, SessionExists, SessionNotFound, ValidationFailed
+from turnwall.errors import (
+    IdempotencyInProgress,
+    IdempotencyKeyReused,
+    PreconditionFailed,
+    SessionEnded,
+    SessionExists,
+    SessionNotFound,
+    ValidationFailed,
+)
 from turnwall.models import NewMessage
+from turnwall.stores.base import StoredResponse
 
 if TYPE_CHECKING:
     from tests.conftest import StoreFactory
@@ -233,3 +243,127 @@ def test_fork_refusals(store: SessionStore, tenant: str) -> None:
     empty = store.fork_session(tenant, "trunk", new_session_id="empty", up_to_seq=0)
     assert empty.message_count == 0
     assert store.get_session(tenant, "taken").message_count == 0
+
+
+# ------------------------------------------------------------------ ETag and If-Match
+
+
+def test_the_etag_changes_with_every_write_and_only_then(store: SessionStore, tenant: str) -> None:
+    tags = [store.create_session(tenant, "s").etag]
+    store.append_messages(tenant, "s", [user("a")])
+    tags.append(store.get_session(tenant, "s").etag)
+    tags.append(store.update_session(tenant, "s", metadata={"k": 1}).etag)
+    tags.append(store.update_session(tenant, "s", ttl_secs=900).etag)
+    tags.append(store.end_session(tenant, "s").etag)
+
+    assert len(set(tags)) == len(tags)  # each write made a new one
+    risk = store.open_risk_state(tenant, "s")
+    store.save_risk_state(tenant, risk, {"turns_scanned": 1})
+    store.get_history(tenant, "s")
+    assert store.get_session(tenant, "s").etag == tags[-1]  # reads and scans did not
+    store.delete_session(tenant, "s")
+    assert store.create_session(tenant, "s").etag != tags[0]  # a new incarnation
+
+
+def test_if_match_guards_updates_and_deletes(store: SessionStore, tenant: str) -> None:
+    stale = store.create_session(tenant, "s", metadata={"v": 1}).etag
+    current = store.update_session(tenant, "s", metadata={"v": 2}, if_match={stale}).etag
+
+    with pytest.raises(PreconditionFailed):
+        store.update_session(tenant, "s", metadata={"v": 3}, if_match={stale})
+    with pytest.raises(PreconditionFailed):
+        store.delete_session(tenant, "s", if_match={stale})
+    assert store.get_session(tenant, "s").metadata == {"v": 2}
+
+    assert (
+        store.update_session(tenant, "s", ttl_secs=120, if_match={stale, current}).ttl_secs == 120
+    )
+    latest = store.get_session(tenant, "s").etag
+    assert store.delete_session(tenant, "s", if_match={latest}).session_id == "s"
+    with pytest.raises(SessionNotFound):
+        store.delete_session(tenant, "s", if_match={latest})
+
+
+def test_of_writers_holding_one_etag_exactly_one_wins(store: SessionStore, tenant: str) -> None:
+    etag = store.create_session(tenant, "contested").etag
+    start = threading.Barrier(6)
+    outcomes: list[str] = []
+
+    def write(number: int) -> None:
+        start.wait()
+        try:
+            store.update_session(tenant, "contested", metadata={"by": number}, if_match={etag})
+            outcomes.append("won")
+        except PreconditionFailed:
+            outcomes.append("412")
+
+    writers = [threading.Thread(target=write, args=(n,)) for n in range(6)]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(timeout=30)
+
+    assert sorted(outcomes) == ["412"] * 5 + ["won"]
+
+
+# ------------------------------------------------------------------ idempotency keys
+
+
+def test_an_idempotency_key_replays_its_first_answer(
+    store: SessionStore, tenant: str, clock: FakeClock
+) -> None:
+    # GIVEN a key claimed for a request
+    assert store.claim_idempotency_key(tenant, "retry-1", "fp-a") is None
+
+    # WHEN the same request comes again before the first has finished, THEN it waits
+    with pytest.raises(IdempotencyInProgress):
+        store.claim_idempotency_key(tenant, "retry-1", "fp-a")
+    # WHEN the first finishes, THEN repeats get its answer, another request a refusal
+    answer = StoredResponse(201, b'{"ok":true}', {"x-session-id": "s"})
+    store.finish_idempotency_key(tenant, "retry-1", "fp-a", answer, keep_secs=600)
+    assert store.claim_idempotency_key(tenant, "retry-1", "fp-a") == answer
+    with pytest.raises(IdempotencyKeyReused):
+        store.claim_idempotency_key(tenant, "retry-1", "fp-b")
+    # AND keys are per tenant, and forgotten after they are kept
+    assert store.claim_idempotency_key(f"{tenant}x", "retry-1", "fp-b") is None
+    clock.advance(601)
+    assert store.claim_idempotency_key(tenant, "retry-1", "fp-b") is None
+
+
+def test_a_released_or_lapsed_claim_can_be_taken_again(
+    store: SessionStore, tenant: str, clock: FakeClock
+) -> None:
+    store.claim_idempotency_key(tenant, "k1", "fp")
+    store.release_idempotency_key(tenant, "k1")
+    assert store.claim_idempotency_key(tenant, "k1", "fp") is None
+
+    store.claim_idempotency_key(tenant, "k2", "fp", hold_secs=60)
+    clock.advance(61)  # its request died without finishing
+    assert store.claim_idempotency_key(tenant, "k2", "fp") is None
+
+
+def test_one_of_many_simultaneous_claims_wins(store: SessionStore, tenant: str) -> None:
+    start = threading.Barrier(6)
+    results: list[str] = []
+
+    def claim() -> None:
+        start.wait()
+        try:
+            replay = store.claim_idempotency_key(tenant, "k", "fp")
+            results.append("claimed" if replay is None else "replayed")
+        except IdempotencyInProgress:
+            results.append("in progress")
+
+    threads = [threading.Thread(target=claim) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert sorted(results) == ["claimed"] + ["in progress"] * 5
+
+
+@pytest.mark.parametrize("key", ["", " leading-space", "x" * 256, "tab\there", "ümlaut"])
+def test_malformed_idempotency_keys_are_refused(store: SessionStore, tenant: str, key: str) -> None:
+    with pytest.raises(ValidationFailed):
+        store.claim_idempotency_key(tenant, key, "fp")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import TYPE_CHECKING
 
@@ -148,6 +149,34 @@ def test_a_streamed_leak_is_stopped_before_the_secret_is_sent(chat_server: Serve
         headers={"Authorization": f"Bearer {ADMIN_KEY}"},
     ).json()
     assert session["message_count"] == 0  # neither turn was stored
+
+
+def test_a_chat_retried_after_a_timeout_is_answered_once(
+    chat_server: Server, upstream: StubUpstream
+) -> None:
+    # GIVEN a slow model, and a client that gives up before it answers
+    session_id = f"retry:{uuid.uuid4().hex[:8]}"
+    client = client_for(chat_server, session_id)
+    key = {"Idempotency-Key": f"chat-{uuid.uuid4().hex}"}
+    request = {"model": "slow", "messages": [{"role": "user", "content": "Hello there"}]}
+    with pytest.raises(openai.APITimeoutError):
+        client.chat.completions.create(**request, extra_headers=key, timeout=0.5)
+    history = f"{chat_server.base_url}/v1/sessions/{session_id}/history"
+    auth = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    deadline = time.monotonic() + 15
+    while len(httpx.get(history, headers=auth).json().get("messages", [])) < 2:
+        assert time.monotonic() < deadline, "the first request never finished"
+        time.sleep(0.2)
+    calls_so_far = len(upstream.requests)
+
+    # WHEN the SDK retries with the same key
+    retried = client.chat.completions.with_raw_response.create(**request, extra_headers=key)
+
+    # THEN it gets the first answer, and neither the model nor the store saw it again
+    assert retried.headers["idempotent-replayed"] == "true"
+    assert retried.parse().choices[0].message.content == "Noted: Hello there"
+    assert len(upstream.requests) == calls_so_far
+    assert len(httpx.get(history, headers=auth).json()["messages"]) == 2
 
 
 def test_without_a_session_id_one_is_created(chat_server: Server) -> None:

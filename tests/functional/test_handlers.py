@@ -175,6 +175,22 @@ def test_end_through_the_update_function(
     )
 
 
+def test_etag_and_if_match_through_the_update_function(functions: FunctionLoader) -> None:
+    update = functions("update")
+    session_id = new_id()
+    update.store.create_session("acme", session_id)
+    path = f"/v1/sessions/{session_id}"
+    etag = update.invoke("PATCH", path, body={"ttl_secs": 600}).headers["etag"]
+
+    first = update.invoke("PATCH", path, body={"ttl_secs": 700}, headers={"if-match": etag})
+    stale = update.invoke("PATCH", path, body={"ttl_secs": 800}, headers={"if-match": etag})
+    anything = update.invoke("PATCH", path, body={"ttl_secs": 900}, headers={"if-match": "*"})
+
+    assert first.status == 200 and first.headers["etag"] != etag
+    assert stale.status == 412 and stale.body["error"]["code"] == "precondition_failed"
+    assert anything.status == 200 and anything.body["ttl_secs"] == 900
+
+
 def test_delete_function(functions: FunctionLoader) -> None:
     delete = functions("delete")
     session_id = new_id()
@@ -185,6 +201,20 @@ def test_delete_function(functions: FunctionLoader) -> None:
 
     assert first.status == 200 and first.body == {"deleted": True, "session_id": session_id}
     assert second.status == 404
+
+
+def test_delete_with_a_stale_etag_is_refused(functions: FunctionLoader) -> None:
+    delete = functions("delete")
+    session_id = new_id()
+    delete.store.create_session("acme", session_id)
+    stale = '"0000000000000000"'
+
+    refused = delete.invoke("DELETE", f"/v1/sessions/{session_id}", headers={"if-match": stale})
+    current = delete.store.get_session("acme", session_id).etag
+    deleted = delete.invoke("DELETE", f"/v1/sessions/{session_id}", headers={"if-match": current})
+
+    assert refused.status == 412 and refused.body["error"]["code"] == "precondition_failed"
+    assert deleted.status == 200
 
 
 def test_history_function(functions: FunctionLoader) -> None:
@@ -253,6 +283,48 @@ def test_append_function(functions: FunctionLoader) -> None:
     }
     assert bad.status == 422
     assert append.store.get_session("acme", session_id).message_count == 3
+
+
+def test_a_retried_append_with_its_idempotency_key_is_stored_once(
+    functions: FunctionLoader,
+) -> None:
+    append = functions("append")
+    session_id = new_id()
+    path = f"/v1/sessions/{session_id}/messages"
+    key = {"idempotency-key": f"retry-{uuid.uuid4().hex}"}
+    body = {"messages": [{"role": "user", "content": "once"}]}
+
+    first = append.invoke("POST", path, body=body, headers=key)
+    retries = [append.invoke("POST", path, body=body, headers=key) for _ in range(2)]
+    reformatted = append.invoke(
+        "POST", path, raw_body='{ "messages" : [ {"content":"once", "role":"user"} ] }', headers=key
+    )
+    other = append.invoke(
+        "POST", path, body={"messages": [{"role": "user", "content": "twice"}]}, headers=key
+    )
+
+    assert first.status == 200 and "idempotent-replayed" not in first.headers
+    for retry in [*retries, reformatted]:
+        assert retry.status == 200 and retry.body == first.body
+        assert retry.headers["idempotent-replayed"] == "true"
+    assert other.status == 422 and other.body["error"]["code"] == "idempotency_key_reused"
+    history = append.store.get_history("acme", session_id).messages
+    assert [m.content for m in history] == ["once"]
+
+
+def test_a_retried_create_with_its_idempotency_key_answers_201_again(
+    functions: FunctionLoader,
+) -> None:
+    create = functions("create")
+    key = {"idempotency-key": f"create-{uuid.uuid4().hex}"}
+
+    first = create.invoke("POST", "/v1/sessions", body={"ttl_secs": 300}, headers=key)
+    again = create.invoke("POST", "/v1/sessions", body={"ttl_secs": 300}, headers=key)
+    plain = create.invoke("POST", "/v1/sessions", body={"session_id": first.body["session_id"]})
+
+    assert first.status == again.status == 201  # one generated session, not two
+    assert again.body == first.body and again.headers["etag"] == first.headers["etag"]
+    assert plain.status == 409
 
 
 def test_health_function(functions: FunctionLoader) -> None:

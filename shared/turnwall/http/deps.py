@@ -10,16 +10,19 @@ an eighth of a bare route on Lambda.
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Final, ParamSpec, TypeVar
 
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from turnwall.errors import InvalidApiKey, Unauthorized
+from turnwall.stores.base import StoredResponse
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable
 
     from fastapi import Request
     from pydantic import BaseModel
@@ -61,6 +64,61 @@ class Caller:
         if self.offload_blocking:
             return await run_in_threadpool(functools.partial(fn, *args, **kwargs))
         return fn(*args, **kwargs)
+
+
+# Response headers a replayed answer keeps (the body and status are kept whole).
+_REPLAYED_HEADERS: Final = ("x-session-id", "etag")
+
+
+async def idempotent(
+    request: Request, caller: Caller, respond: Callable[[], Awaitable[Response]]
+) -> Response:
+    """Answer with `respond()`, once per `Idempotency-Key` when the request has one.
+
+    A repeat of the same request (same method, path and JSON body) with the key gets
+    the first answer again, marked `Idempotent-Replayed: true`, and changes nothing; the
+    key with another request answers 422. Only successful answers are kept (for
+    IW_MAX_TTL_SECS, the longest a session can go untouched), so a failed request may
+    be retried with its key.
+    """
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return await respond()
+    fingerprint = _fingerprint(request.method, request.url.path, await request.body())
+    store, tenant = caller.store, caller.tenant
+    replay = await caller.call(store.claim_idempotency_key, tenant, key, fingerprint)
+    if replay is not None:
+        return Response(
+            replay.body,
+            status_code=replay.status,
+            media_type="application/json",
+            headers={**replay.headers, "idempotent-replayed": "true"},
+        )
+    try:
+        response = await respond()
+    except BaseException:
+        await caller.call(store.release_idempotency_key, tenant, key)
+        raise
+    if response.status_code >= 400:
+        await caller.call(store.release_idempotency_key, tenant, key)
+        return response
+    kept = StoredResponse(
+        response.status_code,
+        bytes(response.body),
+        {name: response.headers[name] for name in _REPLAYED_HEADERS if name in response.headers},
+    )
+    keep_secs = caller.runtime.settings.max_ttl_secs
+    await caller.call(store.finish_idempotency_key, tenant, key, fingerprint, kept, keep_secs)
+    return response
+
+
+def _fingerprint(method: str, path: str, body: bytes) -> str:
+    """What a request asks for: its method, path and JSON body, formatting aside."""
+    try:
+        canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":"))
+    except ValueError:
+        canonical = body.decode("utf-8", "replace")
+    return hashlib.sha256(f"{method} {path}\n{canonical}".encode()).hexdigest()
 
 
 def runtime_of(request: Request) -> Runtime:

@@ -23,21 +23,25 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import random
 import re
 import secrets
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Collection, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Final
 
 from turnwall.crypto import binding_context
 from turnwall.errors import (
     ConcurrentUpdate,
     DecryptionError,
+    IdempotencyInProgress,
+    IdempotencyKeyReused,
     InvalidCursor,
+    PreconditionFailed,
     SessionEnded,
     SessionExists,
     SessionFull,
@@ -73,11 +77,19 @@ if TYPE_CHECKING:
 MAX_PAGE: Final = 1000
 MAX_COMMIT_ATTEMPTS: Final = 200
 _GENERATED_ID_ATTEMPTS: Final = 8
+_IDEMPOTENCY_KEY: Final = re.compile(r"[\x21-\x7e][\x20-\x7e]{0,254}")
+# How long a claimed idempotency key waits for its request to finish (past any Lambda
+# timeout of the functions that take keys) before another request may claim it.
+IDEMPOTENCY_HOLD_SECS: Final = 120
 _FORK_CHUNK: Final = 100  # messages per commit, as many as one append may hold
 # Marks a stored model as sealed; one stored before models were sealed is plaintext.
 SEALED_MODEL_PREFIX: Final = "sealed:"
 # What `new_incarnation` makes, loosely: stores put it into keys and sort keys.
 _INCARNATION: Final = re.compile(r"[0-9a-f]{8,32}")
+
+
+# A session's incarnation and version: what an If-Match pins a write to.
+Version = tuple[str, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +109,7 @@ class SessionRecord:
     risk_blob: bytes | None = None
     risk_version: int = 0
     ended_at: float | None = None  # set once by end_session: read-only from then on
+    version: int = 0  # +1 on every write a caller makes: appends, updates, ending
 
     def is_live(self, now: float) -> bool:
         return self.expires_at > now
@@ -133,6 +146,15 @@ class EndedSession:
     session_id: str
     message_count: int
     ended_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResponse:
+    """The answer to the first request made with an idempotency key, to replay."""
+
+    status: int
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +224,8 @@ class Touch:
     # Set ``ended_at = now`` unless already set. Any other change is refused (None)
     # for an ended session: it is read-only.
     end: bool = False
+    # Refuse (None) unless the stored version is this one (an If-Match precondition).
+    expected_version: int | None = None
 
     @property
     def modifies(self) -> bool:
@@ -286,35 +310,47 @@ class SessionStore(ABC):
         *,
         ttl_secs: int | None = None,
         metadata: dict[str, Any] | None = None,
+        if_match: Collection[str] | None = None,
     ) -> Session:
         """Change the TTL and/or replace the metadata (an empty object clears it).
 
+        With `if_match` (ETags), only while the session's ETag is one of them.
+
         Raises:
-            SessionNotFound, ValidationFailed.
+            SessionNotFound, SessionEnded, ValidationFailed, PreconditionFailed.
         """
         ttl = None if ttl_secs is None else check_ttl(ttl_secs, self.limits)
         metadata_json = None if metadata is None else encode_metadata(metadata)
         now = self.clock()
-        if metadata_json is None:
+        if metadata_json is None and if_match is None:
             touched = self._touch_or_raise(tenant, session_id, now, Touch(ttl_secs=ttl))
             return self._to_session(touched, now)
         # The metadata ciphertext is bound to the incarnation, so seal against the one
-        # read and let the backend refuse the write if a recreate raced in between.
-        for _ in range(MAX_COMMIT_ATTEMPTS):
+        # read and let the backend refuse the write if a recreate raced in between; an
+        # If-Match is checked against that same read and enforced by its version.
+        for attempt in range(MAX_COMMIT_ATTEMPTS):
             current = self._read_live(tenant, session_id, now)
-            blob = self._seal_metadata(current, metadata_json)
-            record = self._touch(
-                tenant,
-                session_id,
-                now,
-                Touch(ttl_secs=ttl, metadata_blob=blob),
-                incarnation=current.incarnation,
+            self._check_precondition(current, if_match)
+            blob = None if metadata_json is None else self._seal_metadata(current, metadata_json)
+            touch = Touch(
+                ttl_secs=ttl,
+                metadata_blob=blob,
+                expected_version=None if if_match is None else current.version,
             )
+            record = self._touch(tenant, session_id, now, touch, incarnation=current.incarnation)
             if record is not None:
                 return self._to_session(record, now)
             self._refuse_if_ended(self._read(tenant, session_id), now)
+            back_off(attempt)
             now = self.clock()
         raise ConcurrentUpdate(f"session {session_id!r} kept changing; try again")
+
+    def _check_precondition(self, record: SessionRecord, if_match: Collection[str] | None) -> None:
+        if if_match is not None and _etag(record) not in if_match:
+            raise PreconditionFailed(
+                f"session {record.session_id!r} changed since the ETag in If-Match was read",
+                details={"etag": _etag(record)},
+            )
 
     def end_session(self, tenant: str, session_id: str) -> Session:
         """Make a session read-only until it expires: appends then raise SessionEnded.
@@ -327,19 +363,33 @@ class SessionStore(ABC):
         now = self.clock()
         return self._to_session(self._touch_or_raise(tenant, session_id, now, ENDING), now)
 
-    def delete_session(self, tenant: str, session_id: str) -> EndedSession:
+    def delete_session(
+        self, tenant: str, session_id: str, *, if_match: Collection[str] | None = None
+    ) -> EndedSession:
         """Delete a session with all its history; returns what was deleted, and when.
+
+        With `if_match` (ETags), only while the session's ETag is one of them.
 
         Raises:
             SessionNotFound: there was no live session to delete.
+            PreconditionFailed: its ETag is none of `if_match`.
         """
         check_tenant(tenant)
         check_session_id(session_id)
-        now = self.clock()
-        message_count = self._delete(tenant, session_id, now)
-        if message_count is None:
-            raise SessionNotFound(f"session {session_id!r} not found")
-        return EndedSession(tenant, session_id, message_count, now)
+        for attempt in range(MAX_COMMIT_ATTEMPTS):
+            now = self.clock()
+            expected = None
+            if if_match is not None:
+                current = self._read_live(tenant, session_id, now)
+                self._check_precondition(current, if_match)
+                expected = (current.incarnation, current.version)
+            message_count = self._delete(tenant, session_id, now, expected)
+            if message_count is not None:
+                return EndedSession(tenant, session_id, message_count, now)
+            if expected is None:
+                raise SessionNotFound(f"session {session_id!r} not found")
+            back_off(attempt)  # it changed since it was read: look again
+        raise ConcurrentUpdate(f"session {session_id!r} kept changing; try again")
 
     def delete_sessions(self, tenant: str, prefix: str, limit: int = 100) -> BulkDeletion:
         """Delete up to `limit` live sessions whose ids start with `prefix` (a user's
@@ -606,6 +656,78 @@ class SessionStore(ABC):
             raise ConcurrentUpdate("risk state changed since it was read")
         return self._to_session(committed, now)
 
+    # ---------------------------------------------------------------- idempotency keys
+
+    def claim_idempotency_key(
+        self, tenant: str, key: str, fingerprint: str, hold_secs: int = IDEMPOTENCY_HOLD_SECS
+    ) -> StoredResponse | None:
+        """Claim `key` for a request (`fingerprint` names what it asks for). None: it is
+        ours, run the request and then `finish_` or `release_idempotency_key`; else the
+        stored answer of the first request with this key, to replay.
+
+        A claim not finished within `hold_secs` (its process died) lapses.
+
+        Raises:
+            IdempotencyKeyReused: the key was first used for another request.
+            IdempotencyInProgress: the first request with this key is still running.
+            ValidationFailed: the key is malformed.
+        """
+        check_tenant(tenant)
+        digest = _idempotency_digest(key)
+        context = _idempotency_context(tenant, digest)
+        now = self.clock()
+        until = now + hold_secs
+        claim = self.cipher.seal(_dump({"fingerprint": fingerprint, "until": until}), context)
+        existing = self._put_idempotency(tenant, digest, claim, until, now, True)
+        if existing is None:
+            return None
+        try:
+            stored = json.loads(self.cipher.open(existing, context))
+        except DecryptionError:
+            stored = {"until": now}  # under a key no longer configured: as good as lapsed
+        # Compared here, not left to the backend's TTL, which may reclaim it much later.
+        if stored["until"] <= now:
+            self._put_idempotency(tenant, digest, claim, until, now, False)
+            return None
+        if stored["fingerprint"] != fingerprint:
+            raise IdempotencyKeyReused(
+                "this Idempotency-Key was used for a different request",
+                details={"field": "Idempotency-Key"},
+            )
+        if "status" not in stored:
+            raise IdempotencyInProgress(
+                "the first request with this Idempotency-Key is still being processed; "
+                "retry shortly"
+            )
+        return StoredResponse(
+            stored["status"], base64.b64decode(stored["body"]), stored.get("headers", {})
+        )
+
+    def finish_idempotency_key(
+        self,
+        tenant: str,
+        key: str,
+        fingerprint: str,
+        response: StoredResponse,
+        keep_secs: int,
+    ) -> None:
+        """Store the answer to replay for `keep_secs` to repeats of the claimed request."""
+        digest = _idempotency_digest(key)
+        now = self.clock()
+        document = {
+            "fingerprint": fingerprint,
+            "until": now + keep_secs,
+            "status": response.status,
+            "body": base64.b64encode(response.body).decode("ascii"),
+            "headers": response.headers,
+        }
+        sealed = self.cipher.seal(_dump(document), _idempotency_context(tenant, digest))
+        self._put_idempotency(tenant, digest, sealed, now + keep_secs, now, False)
+
+    def release_idempotency_key(self, tenant: str, key: str) -> None:
+        """Give up a claim (the request failed), so a retry with the key runs afresh."""
+        self._delete_idempotency(tenant, _idempotency_digest(key))
+
     # ---------------------------------------------------------------- API keys, limits
 
     def save_api_key(self, record: ApiKeyRecord) -> None:
@@ -771,9 +893,12 @@ class SessionStore(ABC):
         session."""
 
     @abstractmethod
-    def _delete(self, tenant: str, session_id: str, now: float) -> int | None:
+    def _delete(
+        self, tenant: str, session_id: str, now: float, expected: Version | None = None
+    ) -> int | None:
         """Remove the session and its messages; its message_count if it was live at
-        `now`, else None."""
+        `now`, else None. With `expected` (incarnation, version), only a session of
+        exactly that incarnation and version is removed; else None and nothing goes."""
 
     @abstractmethod
     def _commit_append(
@@ -813,6 +938,24 @@ class SessionStore(ABC):
     ) -> SessionRecord | None:
         """Atomically replace the risk blob and bump ``risk_version`` if the stored
         session is live with head's incarnation and risk_version; slide expiry."""
+
+    @abstractmethod
+    def _put_idempotency(
+        self,
+        tenant: str,
+        digest: str,
+        blob: bytes,
+        expires_at: float,
+        now: float,
+        only_if_absent: bool,
+    ) -> bytes | None:
+        """Store `blob` under the tenant's key `digest` until `expires_at`. With
+        `only_if_absent`, only while no record live at `now` is stored, and then return
+        that record's blob instead (None when stored)."""
+
+    @abstractmethod
+    def _delete_idempotency(self, tenant: str, digest: str) -> None:
+        """Remove the record under `digest`, if any."""
 
     @abstractmethod
     def _put_api_key(self, record: ApiKeyRecord) -> None:
@@ -949,6 +1092,7 @@ class SessionStore(ABC):
             risk=risk,
             as_of=now,
             ended_at=record.ended_at,
+            etag=_etag(record),
         )
 
     def _seal_model(self, record: SessionRecord, model: str) -> str:
@@ -1046,6 +1190,25 @@ def _metadata_context(record: SessionRecord) -> bytes:
 
 def _risk_context(record: SessionRecord) -> bytes:
     return binding_context(record.tenant, record.session_id, record.incarnation, "risk")
+
+
+def _idempotency_digest(key: str) -> str:
+    if not _IDEMPOTENCY_KEY.fullmatch(key):
+        raise ValidationFailed(
+            "Idempotency-Key must be 1 to 255 printable ASCII characters",
+            details={"field": "Idempotency-Key"},
+        )
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _idempotency_context(tenant: str, digest: str) -> bytes:
+    return binding_context(tenant, "idempotency", digest)
+
+
+def _etag(record: SessionRecord) -> str:
+    """A strong ETag naming the incarnation and version of a session."""
+    digest = hashlib.blake2b(f"{record.incarnation}.{record.version}".encode(), digest_size=8)
+    return f'"{digest.hexdigest()}"'
 
 
 def _model_context(record: SessionRecord) -> bytes:

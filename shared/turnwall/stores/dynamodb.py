@@ -14,6 +14,7 @@ and beside the sessions::
 
     pk = KEYS,                sk = <key digest>   an API key record (few: one partition)
     pk = R#<bucket>#<window>, sk = COUNT          a rate-limit counter, removed by TTL
+    pk = I#<tenant>,          sk = <key digest>   a sealed idempotency record, removed by TTL
     pk = SWEEP,               sk = CURSOR         where the scheduled sweep stopped
 
 Message keys carry the session's incarnation, so a session recreated after expiry
@@ -89,7 +90,7 @@ if TYPE_CHECKING:
 
     from turnwall.auth import KeyRole
     from turnwall.crypto import Cipher
-    from turnwall.stores.base import ExpiryCallback
+    from turnwall.stores.base import ExpiryCallback, Version
     from turnwall.validation import Limits
 
     _Item = dict[str, AttributeValueTypeDef]
@@ -313,10 +314,14 @@ class DynamoDBSessionStore(SessionStore):
         if touch.end:
             updates.append("#ended_at = if_not_exists(#ended_at, :now)")
         if touch.modifies:
-            updates.append("#updated_at = :now")
+            updates += ["#updated_at = :now", _NEXT_VERSION]
+            values[":zero"], values[":one"] = _number(0), _number(1)
         condition = "attribute_exists(#pk) AND #expires_at_exact > :now"
         if touch.modifies and not touch.end:
             condition += " AND attribute_not_exists(#ended_at)"  # ended: read-only
+        if touch.expected_version is not None:
+            condition += f" AND {_version_is(touch.expected_version)}"
+            values[":version"] = _number(touch.expected_version)
         if incarnation is not None:
             condition += " AND #incarnation = :incarnation"
             values[":incarnation"] = {"S": incarnation}
@@ -324,14 +329,32 @@ class DynamoDBSessionStore(SessionStore):
             tenant, session_id, "SET " + ", ".join(updates), condition, values
         )
 
-    def _delete(self, tenant: str, session_id: str, now: float) -> int | None:
-        response = self._write(
-            lambda: self.client.delete_item(
-                TableName=self.table_name,
-                Key=_session_key(tenant, session_id),
-                ReturnValues="ALL_OLD",
+    def _delete(
+        self, tenant: str, session_id: str, now: float, expected: Version | None = None
+    ) -> int | None:
+        conditions: dict[str, Any] = {}
+        if expected is not None:
+            incarnation, version = expected
+            condition = f"#incarnation = :incarnation AND {_version_is(version)}"
+            conditions = {
+                "ConditionExpression": condition,
+                "ExpressionAttributeNames": _names(condition),
+                "ExpressionAttributeValues": {
+                    ":incarnation": {"S": incarnation},
+                    ":version": _number(version),
+                },
+            }
+        try:
+            response = self._write(
+                lambda: self.client.delete_item(
+                    TableName=self.table_name,
+                    Key=_session_key(tenant, session_id),
+                    ReturnValues="ALL_OLD",
+                    **conditions,
+                )
             )
-        )
+        except _ConditionFailed:
+            return None
         old = response.get("Attributes")
         if old is None:
             return None
@@ -575,6 +598,7 @@ class DynamoDBSessionStore(SessionStore):
             metadata_blob=head.metadata_blob,
             risk_blob=head.risk_blob,
             risk_version=head.risk_version,
+            version=head.version + 1,
         )
         session_action: TransactWriteItemTypeDef
         if creating:
@@ -593,11 +617,13 @@ class DynamoDBSessionStore(SessionStore):
             # update of the TTL races in; that append simply retries.
             updates = (
                 "SET #message_count = :count, #updated_at = :now, "
-                "#expires_at_exact = :exact, #expires_at = :ttl_at"
+                f"#expires_at_exact = :exact, #expires_at = :ttl_at, {_NEXT_VERSION}"
             )
             values: _Item = {
                 ":count": _number(committed.message_count),
                 ":now": _number(now),
+                ":zero": _number(0),
+                ":one": _number(1),
                 ":expected": _number(head.message_count),
                 ":incarnation": {"S": head.incarnation},
                 ":ttl": _number(head.ttl_secs),
@@ -753,6 +779,50 @@ class DynamoDBSessionStore(SessionStore):
                 }
             )
         ]
+
+    def _put_idempotency(
+        self,
+        tenant: str,
+        digest: str,
+        blob: bytes,
+        expires_at: float,
+        now: float,
+        only_if_absent: bool,
+    ) -> bytes | None:
+        key: _Item = {PARTITION_KEY: {"S": f"I#{tenant}"}, SORT_KEY: {"S": digest}}
+        item: _Item = {
+            **key,
+            "blob": {"B": blob},
+            "expires_at_exact": _number(expires_at),
+            TTL_ATTRIBUTE: _number(math.ceil(expires_at)),
+        }
+        if not only_if_absent:
+            self._write(lambda: self.client.put_item(TableName=self.table_name, Item=item))
+            return None
+        condition = "attribute_not_exists(#pk) OR #expires_at_exact <= :now"
+        try:
+            self._write(
+                lambda: self.client.put_item(
+                    TableName=self.table_name,
+                    Item=item,
+                    ConditionExpression=condition,
+                    ExpressionAttributeNames=_names(condition),
+                    ExpressionAttributeValues={":now": _number(now)},
+                )
+            )
+        except _ConditionFailed:
+            with _translated_errors(self.table_name):
+                stored = self.client.get_item(
+                    TableName=self.table_name, Key=key, ConsistentRead=True
+                ).get("Item")
+            if stored is None:  # removed meanwhile: claim again
+                return self._put_idempotency(tenant, digest, blob, expires_at, now, True)
+            return stored["blob"]["B"]
+        return None
+
+    def _delete_idempotency(self, tenant: str, digest: str) -> None:
+        key: _Item = {PARTITION_KEY: {"S": f"I#{tenant}"}, SORT_KEY: {"S": digest}}
+        self._write(lambda: self.client.delete_item(TableName=self.table_name, Key=key))
 
     def _count_hits(
         self, buckets: Sequence[str], window: int, window_secs: int, amount: int
@@ -1132,6 +1202,17 @@ def _new_client(
         ) from exc
 
 
+# Items written before versions were kept have none: they count as version 0.
+_NEXT_VERSION: Final = "#version = if_not_exists(#version, :zero) + :one"
+
+
+def _version_is(version: int) -> str:
+    """A condition that the stored version is `version` (the value bound as :version)."""
+    if version == 0:
+        return "(attribute_not_exists(#version) OR #version = :version)"
+    return "#version = :version"
+
+
 def _names(*expressions: str) -> dict[str, str]:
     """ExpressionAttributeNames for every ``#name`` placeholder used (and no other,
     which DynamoDB refuses); placeholders are the attribute names themselves."""
@@ -1212,6 +1293,8 @@ def _session_item(record: SessionRecord) -> _Item:
         item["risk"] = {"B": record.risk_blob}
     if record.ended_at is not None:
         item["ended_at"] = _number(record.ended_at)
+    if record.version:
+        item["version"] = _number(record.version)
     return item
 
 
@@ -1230,6 +1313,7 @@ def _record(item: Mapping[str, AttributeValueTypeDef]) -> SessionRecord:
         risk_blob=item["risk"]["B"] if "risk" in item else None,
         risk_version=int(item["risk_version"]["N"]),
         ended_at=float(item["ended_at"]["N"]) if "ended_at" in item else None,
+        version=int(item["version"]["N"]) if "version" in item else 0,
     )
 
 

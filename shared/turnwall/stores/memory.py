@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from turnwall.auth import ApiKeyRecord
     from turnwall.crypto import Cipher
-    from turnwall.stores.base import ExpiryCallback
+    from turnwall.stores.base import ExpiryCallback, Version
     from turnwall.validation import Limits
 
 _Key = tuple[str, str]
@@ -41,6 +41,7 @@ class MemoryState:
     ids_by_tenant: dict[str, list[str]] = field(default_factory=dict)  # sorted, for prefixes
     api_keys: dict[str, ApiKeyRecord] = field(default_factory=dict)
     hits: dict[tuple[str, int], int] = field(default_factory=dict)
+    idempotency: dict[_Key, tuple[bytes, float]] = field(default_factory=dict)
     sweep_cursor: str | None = None
 
 
@@ -90,6 +91,8 @@ class MemorySessionStore(SessionStore):
                 return None
             if current.ended_at is not None and touch.modifies and not touch.end:
                 return None
+            if touch.expected_version is not None and current.version != touch.expected_version:
+                return None
             ttl = touch.ttl_secs or current.ttl_secs
             updated = replace(
                 current,
@@ -102,12 +105,20 @@ class MemorySessionStore(SessionStore):
                     else current.metadata_blob
                 ),
                 ended_at=now if touch.end and current.ended_at is None else current.ended_at,
+                version=current.version + 1 if touch.modifies else current.version,
             )
             self._sessions[key] = updated
             return updated
 
-    def _delete(self, tenant: str, session_id: str, now: float) -> int | None:
+    def _delete(
+        self, tenant: str, session_id: str, now: float, expected: Version | None = None
+    ) -> int | None:
         with self._lock:
+            stored = self._sessions.get((tenant, session_id))
+            if expected is not None and (
+                stored is None or (stored.incarnation, stored.version) != expected
+            ):
+                return None
             current = self._remove((tenant, session_id))
         return current.message_count if current is not None and current.is_live(now) else None
 
@@ -127,6 +138,7 @@ class MemorySessionStore(SessionStore):
                 if current is not None and current.is_live(now):
                     return None
                 self._put(key, head, [])
+                current = head
             elif (
                 current is None
                 or not current.is_live(now)
@@ -136,12 +148,15 @@ class MemorySessionStore(SessionStore):
             ):
                 return None
             self._messages[key].extend(messages)
+            # From the stored record, not `head`: an update of TTL or metadata since
+            # head was read must survive the append.
             updated = replace(
-                head,
-                message_count=head.message_count + len(messages),
+                current,
+                message_count=current.message_count + len(messages),
                 updated_at=now,
-                expires_at=now + head.ttl_secs,
-                model=model if model is not None else head.model,
+                expires_at=now + current.ttl_secs,
+                model=model if model is not None else current.model,
+                version=current.version + 1,
             )
             self._sessions[key] = updated
             return updated
@@ -192,6 +207,30 @@ class MemorySessionStore(SessionStore):
             )
             self._sessions[key] = updated
             return updated
+
+    def _put_idempotency(
+        self,
+        tenant: str,
+        digest: str,
+        blob: bytes,
+        expires_at: float,
+        now: float,
+        only_if_absent: bool,
+    ) -> bytes | None:
+        records = self.state.idempotency
+        with self._lock:
+            current = records.get((tenant, digest))
+            if only_if_absent and current is not None and current[1] > now:
+                return current[0]
+            if len(records) > 100_000:  # forget lapsed ones; nothing else removes them
+                for key in [k for k, (_, until) in records.items() if until <= now]:
+                    del records[key]
+            records[(tenant, digest)] = (blob, expires_at)
+            return None
+
+    def _delete_idempotency(self, tenant: str, digest: str) -> None:
+        with self._lock:
+            self.state.idempotency.pop((tenant, digest), None)
 
     def _put_api_key(self, record: ApiKeyRecord) -> None:
         with self._lock:

@@ -5,12 +5,13 @@ script below touches a single slot and runs unchanged on cluster-mode ElastiCach
 
     tw:{acme:chat-1}:s   hash   incarnation, created_at, updated_at, expires_at (epoch ms),
                                 ttl_secs, message_count, model (sealed), metadata, risk,
-                                risk_version, ended_at (epoch ms, once ended)
+                                risk_version, ended_at (epoch ms, once ended), version
     tw:{acme:chat-1}:m   list   one packed element per message; seq N sits at index N-1
     tw:idx:{acme}        zset   the tenant's session ids scored by expiry (epoch ms)
     tw:idx:{acme}:ids    zset   the same ids, all scored 0, for ZRANGEBYLEX prefix listing
     tw:keys              hash   API key records (JSON) by key digest; no secrets in them
     tw:rate:{bucket}:N   string request counter of fixed window N, expiring after it
+    tw:idem:{acme}:D     string a sealed idempotency record (key digest D), expiring
     tw:sweep:cursor      string where the scheduled sweep stopped (expires after a day)
 
 Times are whole epoch milliseconds, so Lua arithmetic on them is exact. Whether a
@@ -76,7 +77,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping, Sequence
 
     from turnwall.crypto import Cipher
-    from turnwall.stores.base import ExpiryCallback
+    from turnwall.stores.base import ExpiryCallback, Version
     from turnwall.validation import Limits
 
 __all__ = ["RedisClient", "RedisSessionStore", "translate_backend_errors"]
@@ -189,25 +190,30 @@ return 1
 """
 )
 
-# ARGV: now, grace, ttl_secs or '', incarnation or '', '1' if updated_at moves, '1' to
-# end the session, [metadata blob] -> the hash after the touch, or nil if not live (or
-# another incarnation, or a change to an ended session other than ending it).
+# ARGV: now, grace, ttl_secs or '', incarnation or '', '1' if the caller changes
+# something (updated_at moves, version + 1), '1' to end the session, expected version or
+# '', [metadata blob] -> the hash after the touch, or nil if not live (or another
+# incarnation or version, or a change to an ended session other than ending it).
 _TOUCH: Final = _LuaScript(
     _LUA_HELPERS
     + """
 local now = tonumber(ARGV[1])
 local current = redis.call('HMGET', KEYS[1], 'expires_at', 'incarnation', 'ttl_secs',
-                           'ended_at')
+                           'ended_at', 'version')
 if not is_live(current[1], now) or (ARGV[4] ~= '' and current[2] ~= ARGV[4]) then
   return false
 end
 if current[4] and ARGV[5] == '1' and ARGV[6] ~= '1' then return false end
+if ARGV[7] ~= '' and tonumber(current[5] or '0') ~= tonumber(ARGV[7]) then return false end
 local ttl = ARGV[3]
 if ttl == '' then ttl = current[3] end
 redis.call('HSET', KEYS[1], 'ttl_secs', ttl)
-if ARGV[5] == '1' then redis.call('HSET', KEYS[1], 'updated_at', ARGV[1]) end
+if ARGV[5] == '1' then
+  redis.call('HSET', KEYS[1], 'updated_at', ARGV[1])
+  redis.call('HINCRBY', KEYS[1], 'version', 1)
+end
 if ARGV[6] == '1' and not current[4] then redis.call('HSET', KEYS[1], 'ended_at', ARGV[1]) end
-if #ARGV >= 7 then redis.call('HSET', KEYS[1], 'metadata', ARGV[7]) end
+if #ARGV >= 8 then redis.call('HSET', KEYS[1], 'metadata', ARGV[8]) end
 slide(now, tonumber(ttl), tonumber(ARGV[2]))
 return redis.call('HGETALL', KEYS[1])
 """
@@ -235,6 +241,7 @@ local first = 8 + creating
 redis.call('RPUSH', KEYS[2], unpack(ARGV, first))
 local count = tonumber(ARGV[4]) + #ARGV - first + 1
 redis.call('HSET', KEYS[1], 'message_count', string.format('%d', count), 'updated_at', ARGV[1])
+redis.call('HINCRBY', KEYS[1], 'version', 1)
 if ARGV[5] == '1' then redis.call('HSET', KEYS[1], 'model', ARGV[6]) end
 slide(now, tonumber(redis.call('HGET', KEYS[1], 'ttl_secs')), tonumber(ARGV[2]))
 return redis.call('HGETALL', KEYS[1])
@@ -259,11 +266,17 @@ return redis.call('HGETALL', KEYS[1])
 """
 )
 
-# ARGV: now -> {2, message_count} if a live session was deleted, {1, 0} if an expired
-# one, {0, 0} if none existed.
+# ARGV: now, [expected incarnation, expected version] -> {2, message_count} if a live
+# session was deleted, {1, 0} if an expired one, {0, 0} if none existed, {3, 0} if the
+# stored one is not the expected incarnation and version (nothing deleted).
 _DELETE: Final = _LuaScript(
     """
-local current = redis.call('HMGET', KEYS[1], 'expires_at', 'message_count')
+local current = redis.call('HMGET', KEYS[1], 'expires_at', 'message_count', 'incarnation',
+                           'version')
+if #ARGV >= 3 and (current[3] ~= ARGV[2] or tonumber(current[4] or '0') ~= tonumber(ARGV[3]))
+then
+  return {3, 0}
+end
 redis.call('DEL', KEYS[1], KEYS[2])
 if not current[1] then return {0, 0} end
 if tonumber(current[1]) > tonumber(ARGV[1]) then return {2, tonumber(current[2])} end
@@ -495,6 +508,7 @@ class RedisSessionStore(SessionStore):
             incarnation or "",
             int(touch.modifies),
             int(touch.end),
+            "" if touch.expected_version is None else touch.expected_version,
         ]
         if touch.metadata_blob is not None:
             args.append(touch.metadata_blob)
@@ -502,11 +516,14 @@ class RedisSessionStore(SessionStore):
         return None if flat is None else _record(tenant, session_id, _pairs(flat))
 
     @_translated
-    def _delete(self, tenant: str, session_id: str, now: float) -> int | None:
+    def _delete(
+        self, tenant: str, session_id: str, now: float, expected: Version | None = None
+    ) -> int | None:
+        args: list[str | int] = [_ms(now), *(expected or ())]
         outcome, message_count = _DELETE(
-            self.client, keys=_session_keys(tenant, session_id), args=[_ms(now)]
+            self.client, keys=_session_keys(tenant, session_id), args=args
         )
-        if outcome:
+        if outcome in (1, 2):
             # Not a removal: see the module docstring for why a delete only lowers the score.
             by_expiry, _ = _index_keys(tenant)
             self.client.zadd(
@@ -761,6 +778,35 @@ class RedisSessionStore(SessionStore):
         return [_api_key(key_hash, document) for key_hash, document in documents.items()]
 
     @_translated
+    def _put_idempotency(
+        self,
+        tenant: str,
+        digest: str,
+        blob: bytes,
+        expires_at: float,
+        now: float,
+        only_if_absent: bool,
+    ) -> bytes | None:
+        # A relative expiry: the caller's clock may run apart from the server's.
+        keep_ms = max(1, _ms(expires_at) - _ms(now))
+        key = _idempotency_key(tenant, digest)
+        if not only_if_absent:
+            self.client.set(key, blob, px=keep_ms)
+            return None
+        if self.client.set(key, blob, px=keep_ms, nx=True):
+            return None
+        existing = cast("bytes | None", self.client.get(key))
+        return (
+            existing
+            if existing is not None
+            else self._put_idempotency(tenant, digest, blob, expires_at, now, only_if_absent)
+        )
+
+    @_translated
+    def _delete_idempotency(self, tenant: str, digest: str) -> None:
+        self.client.delete(_idempotency_key(tenant, digest))
+
+    @_translated
     def _count_hits(
         self, buckets: Sequence[str], window: int, window_secs: int, amount: int
     ) -> list[int]:
@@ -1012,6 +1058,10 @@ def _index_keys(tenant: str) -> tuple[str, str]:
     return f"tw:idx:{{{tenant}}}", f"tw:idx:{{{tenant}}}:ids"
 
 
+def _idempotency_key(tenant: str, digest: str) -> str:
+    return f"tw:idem:{{{tenant}}}:{digest}"
+
+
 def _ms(epoch_secs: float) -> int:
     return math.floor(epoch_secs * 1000)
 
@@ -1025,6 +1075,7 @@ def _record_fields(record: SessionRecord) -> list[str | int | bytes]:
         "ttl_secs", record.ttl_secs,
         "message_count", record.message_count,
         "risk_version", record.risk_version,
+        "version", record.version,
     ]  # fmt: skip
     if record.model is not None:
         fields += ["model", record.model]
@@ -1057,6 +1108,7 @@ def _record(tenant: str, session_id: str, fields: Mapping[bytes, bytes]) -> Sess
         risk_blob=fields.get(b"risk"),
         risk_version=int(fields.get(b"risk_version", 0)),
         ended_at=None if ended_at is None else int(ended_at) / 1000,
+        version=int(fields.get(b"version", 0)),
     )
 
 

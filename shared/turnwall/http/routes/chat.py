@@ -8,13 +8,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from turnwall.http.deps import caller_of, chat_service_of, session_id_from
+from turnwall.errors import ValidationFailed
+from turnwall.http.deps import caller_of, chat_service_of, idempotent, session_id_from
 from turnwall.http.schemas import error_responses
 from turnwall.validation import check_session_id
 
 router = APIRouter(
     tags=["chat"],
-    responses=error_responses(400, 401, 422, 429, 502, 503, 504),
+    responses=error_responses(400, 401, 409, 422, 429, 502, 503, 504),
 )
 
 
@@ -39,20 +40,30 @@ class ChatCompletionRequest(BaseModel):
 
 @router.post("/v1/chat/completions", name="chat_completions")
 async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
-    """Chat Completions with the session's history (session id in a header)."""
+    """Chat Completions with the session's history (session id in a header; once per
+    `Idempotency-Key`, when not streamed)."""
     caller = caller_of(request, "chat")
     header_id = session_id_from(request, None)
     session_id = None if header_id is None else check_session_id(header_id)
     service = chat_service_of(request)
-    turn = await caller.call(
-        service.prepare, caller.tenant, session_id, body.model_dump(exclude_unset=True)
-    )
-    headers = {"x-session-id": turn.session_id}
-    if body.stream:
-        return StreamingResponse(
-            service.stream(turn),
-            media_type="text/event-stream",
-            headers={**headers, "cache-control": "no-cache"},
+    if body.stream and "idempotency-key" in request.headers:
+        raise ValidationFailed(
+            "Idempotency-Key works with non-streamed chat only: send stream: false",
+            details={"field": "Idempotency-Key"},
         )
-    completion = await caller.call(service.complete, turn)
-    return JSONResponse(completion, headers=headers)
+
+    async def complete() -> Response:
+        turn = await caller.call(
+            service.prepare, caller.tenant, session_id, body.model_dump(exclude_unset=True)
+        )
+        headers = {"x-session-id": turn.session_id}
+        if body.stream:
+            return StreamingResponse(
+                service.stream(turn),
+                media_type="text/event-stream",
+                headers={**headers, "cache-control": "no-cache"},
+            )
+        completion = await caller.call(service.complete, turn)
+        return JSONResponse(completion, headers=headers)
+
+    return await idempotent(request, caller, complete)

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from turnwall.http.deps import caller_of, json_response
+from turnwall.http.deps import caller_of, idempotent, json_response
 from turnwall.http.schemas import AppendPublic, AppendRequest, HistoryPublic, error_responses
 from turnwall.models import NewMessage
 
@@ -46,15 +46,22 @@ async def get_history(
     responses=error_responses(409, 413),
 )
 async def append_messages(session_id: str, body: AppendRequest, request: Request) -> Response:
-    """Append 1-100 messages atomically, creating the session if it is missing."""
+    """Append 1-100 messages atomically, creating the session if it is missing (once
+    per `Idempotency-Key`)."""
     caller = caller_of(request, "sessions")
     messages = [NewMessage(m.role, m.content, m.name, m.metadata) for m in body.messages]
-    result = await caller.call(caller.store.append_messages, caller.tenant, session_id, messages)
-    return json_response(
-        AppendPublic(
-            session_id=result.session_id,
-            message_count=result.message_count,
-            first_seq=result.first_seq,
-            last_seq=result.last_seq,
+
+    async def append() -> Response:
+        result = await caller.call(
+            caller.store.append_messages, caller.tenant, session_id, messages
         )
-    )
+        return json_response(
+            AppendPublic(
+                session_id=result.session_id,
+                message_count=result.message_count,
+                first_seq=result.first_seq,
+                last_seq=result.last_seq,
+            )
+        )
+
+    return await idempotent(request, caller, append)

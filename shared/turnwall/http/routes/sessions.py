@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import Response
 
-from turnwall.http.deps import Caller, caller_of, json_response
+from turnwall.http.deps import Caller, caller_of, idempotent, json_response
 from turnwall.http.schemas import (
     SessionCreate,
     SessionDeleted,
@@ -20,6 +20,7 @@ from turnwall.http.schemas import (
 )
 from turnwall.lifecycle_events import EventPublishFailed
 from turnwall.logs import logger
+from turnwall.models import Session
 from turnwall.stores.base import EndedSession
 
 router = APIRouter(
@@ -40,18 +41,23 @@ _NOT_FOUND = error_responses(404)
 async def create_session(
     request: Request, body: Annotated[SessionCreate | None, Body()] = None
 ) -> Response:
-    """Create a session (a generated `api:<hex>` id when none is given)."""
+    """Create a session (a generated `api:<hex>` id when none is given; once per
+    `Idempotency-Key`)."""
     caller = caller_of(request, "sessions")
-    body = body or SessionCreate()
-    session = await caller.call(
-        caller.store.create_session,
-        caller.tenant,
-        body.session_id,
-        ttl_secs=body.ttl_secs,
-        metadata=body.metadata,
-        model=body.model,
-    )
-    return json_response(SessionPublic.of(session), 201)
+    fields = body or SessionCreate()
+
+    async def create() -> Response:
+        session = await caller.call(
+            caller.store.create_session,
+            caller.tenant,
+            fields.session_id,
+            ttl_secs=fields.ttl_secs,
+            metadata=fields.metadata,
+            model=fields.model,
+        )
+        return _session_response(session, 201)
+
+    return await idempotent(request, caller, create)
 
 
 @router.get("", name="list_sessions", response_model=SessionListPublic)
@@ -74,17 +80,18 @@ async def get_session(session_id: str, request: Request) -> Response:
     """Read a session (slides its expiry)."""
     caller = caller_of(request, "sessions")
     session = await caller.call(caller.store.get_session, caller.tenant, session_id)
-    return json_response(SessionPublic.of(session))
+    return _session_response(session)
 
 
 @router.patch(
     "/{session_id}",
     name="update_session",
     response_model=SessionPublic,
-    responses=error_responses(404, 409),
+    responses=error_responses(404, 409, 412),
 )
 async def update_session(session_id: str, body: SessionUpdate, request: Request) -> Response:
-    """Change a session's TTL and/or replace its metadata."""
+    """Change a session's TTL and/or replace its metadata (only while its ETag is in
+    `If-Match`, when sent)."""
     caller = caller_of(request, "sessions")
     session = await caller.call(
         caller.store.update_session,
@@ -92,8 +99,9 @@ async def update_session(session_id: str, body: SessionUpdate, request: Request)
         session_id,
         ttl_secs=body.ttl_secs,
         metadata=body.metadata,
+        if_match=_if_match(request),
     )
-    return json_response(SessionPublic.of(session))
+    return _session_response(session)
 
 
 @router.post(
@@ -116,7 +124,7 @@ async def fork_session(
         new_session_id=body.new_session_id,
         up_to_seq=body.up_to_seq,
     )
-    return json_response(SessionPublic.of(session), 201)
+    return _session_response(session, 201)
 
 
 @router.post(
@@ -129,16 +137,22 @@ async def end_session(session_id: str, request: Request) -> Response:
     """End a session: read-only (appends and chat answer 409) until it expires."""
     caller = caller_of(request, "sessions")
     session = await caller.call(caller.store.end_session, caller.tenant, session_id)
-    return json_response(SessionPublic.of(session))
+    return _session_response(session)
 
 
 @router.delete(
-    "/{session_id}", name="delete_session", response_model=SessionDeleted, responses=_NOT_FOUND
+    "/{session_id}",
+    name="delete_session",
+    response_model=SessionDeleted,
+    responses=error_responses(404, 412),
 )
 async def delete_session(session_id: str, request: Request) -> Response:
-    """Delete a session with all of its history; publishes `Session Deleted` if a bus is set."""
+    """Delete a session with all of its history (only while its ETag is in `If-Match`,
+    when sent); publishes `Session Deleted` if a bus is set."""
     caller = caller_of(request, "sessions")
-    deleted = await caller.call(caller.store.delete_session, caller.tenant, session_id)
+    deleted = await caller.call(
+        caller.store.delete_session, caller.tenant, session_id, if_match=_if_match(request)
+    )
     await _announce_deleted(caller, [deleted])
     return json_response(SessionDeleted(session_id=session_id))
 
@@ -175,3 +189,18 @@ async def _announce_deleted(caller: Caller, deleted: list[EndedSession]) -> None
             "could not publish Session Deleted",
             extra={"tenant": caller.tenant, "session_ids": [d.session_id for d in deleted]},
         )
+
+
+def _session_response(session: Session, status_code: int = 200) -> Response:
+    """The session object, with its ETag for a later If-Match."""
+    response = json_response(SessionPublic.of(session), status_code)
+    response.headers["ETag"] = session.etag
+    return response
+
+
+def _if_match(request: Request) -> frozenset[str] | None:
+    """The ETags of an If-Match header; None when absent or `*` (any existing session)."""
+    header = request.headers.get("if-match")
+    if header is None or header.strip() == "*":
+        return None
+    return frozenset(tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip())
