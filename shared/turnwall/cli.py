@@ -6,11 +6,14 @@ turnwall keys list [--tenant T]
 turnwall keys revoke KEY_ID
 turnwall keys generate-encryption-key
 turnwall keys rotate-encryption [--batch N] [--state FILE]
+turnwall export [--tenant T] [--prefix P] [--output FILE]
+turnwall import [--input FILE]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -18,12 +21,12 @@ import sys
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import IO, TYPE_CHECKING, TextIO
 
 from turnwall.errors import ConfigurationError, TurnwallError
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
     from turnwall.runtime import Runtime
 
@@ -91,6 +94,19 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("rest", nargs=argparse.REMAINDER)
     evaluate.set_defaults(run=_eval)
 
+    export = commands.add_parser(
+        "export", help="write every live session of the store (IW_STORE_URL) as JSON Lines"
+    )
+    export.add_argument("--tenant", help="only this tenant's sessions")
+    export.add_argument("--prefix", default="", help="only sessions whose ids start so")
+    export.add_argument("--output", type=Path, help="a file (default: standard output)")
+    export.set_defaults(run=_export)
+    restore = commands.add_parser(
+        "import", help="store the sessions of a `turnwall export` in IW_STORE_URL"
+    )
+    restore.add_argument("--input", type=Path, help="a file (default: standard input)")
+    restore.set_defaults(run=_import)
+
     table = commands.add_parser(
         "create-table", help="create the DynamoDB table exactly as template.yaml defines it"
     )
@@ -105,6 +121,81 @@ def _eval(args: argparse.Namespace) -> int:
     from turnwall.scan.evaluate import main as evaluate
 
     return evaluate(args.rest)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    store = _runtime().store
+    written = unreadable = 0
+    with (
+        _opened(args.output, "w", sys.stdout) as out,
+        tqdm(desc="exported", unit=" sessions", file=sys.stderr, disable=None) as progress,
+    ):
+        cursor = None
+        while True:
+            page = store.export_sessions(cursor=cursor, tenant=args.tenant, prefix=args.prefix)
+            for document in page.sessions:
+                out.write(json.dumps(document, ensure_ascii=False) + "\n")
+            written += len(page.sessions)
+            unreadable += page.unreadable
+            progress.update(len(page.sessions))
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+    store.close()
+    _say(f"exported {written} sessions", stream=sys.stderr)
+    if unreadable:
+        _say(
+            f"turnwall: {unreadable} sessions could not be decrypted with any configured key "
+            "and were not exported (see the log)",
+            stream=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from turnwall.errors import SessionExists, ValidationFailed
+
+    store = _runtime().store
+    imported, existing, refused = 0, 0, 0
+    with (
+        _opened(args.input, "r", sys.stdin) as source,
+        tqdm(desc="imported", unit=" sessions", file=sys.stderr, disable=None) as progress,
+    ):
+        for number, line in enumerate(source, start=1):
+            if not line.strip():
+                continue
+            try:
+                store.import_session(json.loads(line))
+                imported += 1
+            except SessionExists:
+                existing += 1
+            except (ValueError, ValidationFailed) as exc:
+                refused += 1
+                message = exc.message if isinstance(exc, ValidationFailed) else str(exc)
+                _say(f"turnwall: line {number} not imported: {message}", stream=sys.stderr)
+            progress.update()
+    store.close()
+    _say(
+        f"imported {imported} sessions; {existing} already existed and were left as they are; "
+        f"{refused} refused",
+        stream=sys.stderr,
+    )
+    return 1 if refused else 0
+
+
+@contextlib.contextmanager
+def _opened(path: Path | None, mode: str, default: TextIO) -> Iterator[IO[str]]:
+    """The file at `path` (closed afterwards), or `default` when None."""
+    if path is None:
+        yield default
+        return
+    with path.open(mode, encoding="utf-8") as stream:
+        yield stream
 
 
 def _create_table(args: argparse.Namespace) -> int:

@@ -32,7 +32,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from turnwall.crypto import binding_context
 from turnwall.errors import (
@@ -52,12 +52,14 @@ from turnwall.models import (
     AppendResult,
     HistoryPage,
     Message,
+    NewMessage,
     RiskState,
     RiskSummary,
     Session,
     SessionPage,
 )
 from turnwall.validation import (
+    MAX_MESSAGES_PER_APPEND,
     SESSION_ID_RULE,
     Limits,
     check_count,
@@ -72,7 +74,7 @@ from turnwall.validation import (
 if TYPE_CHECKING:
     from turnwall.auth import ApiKeyRecord
     from turnwall.crypto import Cipher
-    from turnwall.models import NewMessage, Order, Role
+    from turnwall.models import Order, Role
 
 MAX_PAGE: Final = 1000
 MAX_COMMIT_ATTEMPTS: Final = 200
@@ -81,7 +83,9 @@ _IDEMPOTENCY_KEY: Final = re.compile(r"[\x21-\x7e][\x20-\x7e]{0,254}")
 # How long a claimed idempotency key waits for its request to finish (past any Lambda
 # timeout of the functions that take keys) before another request may claim it.
 IDEMPOTENCY_HOLD_SECS: Final = 120
-_FORK_CHUNK: Final = 100  # messages per commit, as many as one append may hold
+_FORK_CHUNK: Final = 100
+EXPORT_FORMAT: Final = "turnwall.session.v1"  # messages per commit, as many as one append may hold
+_T = TypeVar("_T")
 # Marks a stored model as sealed; one stored before models were sealed is plaintext.
 SEALED_MODEL_PREFIX: Final = "sealed:"
 # What `new_incarnation` makes, loosely: stores put it into keys and sort keys.
@@ -155,6 +159,63 @@ class StoredResponse:
     status: int
     body: bytes
     headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ExportPage:
+    """One step of `SessionStore.export_sessions`."""
+
+    sessions: list[dict[str, Any]]
+    next_cursor: str | None
+    unreadable: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _ImportedSession:
+    """An export document, checked against the spec's rules and this store's limits."""
+
+    tenant: str
+    session_id: str
+    created_at: float
+    updated_at: float
+    ttl_secs: int
+    expires_in: float
+    ended_at: float | None
+    model: str | None
+    metadata: dict[str, Any]
+    risk: dict[str, Any]
+    messages: list[tuple[int, NewMessage, float]]  # seq, message, created_at
+
+    @classmethod
+    def of(cls, document: dict[str, Any], limits: Limits) -> _ImportedSession:
+        if document.get("format") != EXPORT_FORMAT:
+            raise ValueError(f"format must be {EXPORT_FORMAT!r}")
+        messages = []
+        for seq, item in enumerate(document["messages"], start=1):
+            if item["seq"] != seq:
+                raise ValueError(f"messages must run from seq 1 without gaps (at {seq})")
+            message = NewMessage(
+                item["role"], item["content"], item.get("name"), item.get("metadata")
+            )
+            messages.append((seq, message, float(item["created_at"])))
+        for chunk in _chunks(messages):
+            check_messages([message for _, message, _ in chunk], limits)
+        if len(messages) > limits.max_messages:
+            raise ValueError(f"more than {limits.max_messages} messages")
+        ended_at = document.get("ended_at")
+        return cls(
+            tenant=check_tenant(document["tenant"]),
+            session_id=check_session_id(document["session_id"]),
+            created_at=float(document["created_at"]),
+            updated_at=float(document["updated_at"]),
+            ttl_secs=check_ttl(document["ttl_secs"], limits),
+            expires_in=float(document["expires_in"]),
+            ended_at=None if ended_at is None else float(ended_at),
+            model=check_model(document.get("model")),
+            metadata=dict(document.get("metadata") or {}),
+            risk=dict(document.get("risk") or {}),
+            messages=messages,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -843,6 +904,128 @@ class SessionStore(ABC):
                     resealed += 1
         return ReencryptReport(len(records), resealed, next_cursor, unreadable)
 
+    # ---------------------------------------------------------------- export and import
+
+    def export_sessions(
+        self,
+        *,
+        cursor: str | None = None,
+        limit: int = 100,
+        tenant: str | None = None,
+        prefix: str = "",
+    ) -> ExportPage:
+        """One bounded, resumable step of exporting the live sessions (of `tenant`, with
+        ids starting with `prefix`, when given) as plain documents (see
+        `import_session`), decrypted. Visits up to `limit` sessions of the store from
+        `cursor`; go on from the page's cursor until it is None. Does not slide any
+        expiry. A session that does not decrypt here is counted, not exported.
+
+        Raises:
+            ValidationFailed, InvalidCursor, StoreUnavailable.
+        """
+        check_count(limit, "limit")
+        now = self.clock()
+        records, next_cursor = self._iterate_sessions(cursor, limit, now)
+        documents, unreadable = [], 0
+        for record in records:
+            if tenant not in (None, record.tenant) or not record.session_id.startswith(prefix):
+                continue
+            try:
+                documents.append(self._exported(record, now))
+            except DecryptionError:
+                unreadable += 1  # logged by the cipher
+        return ExportPage(documents, next_cursor, unreadable)
+
+    def _exported(self, record: SessionRecord, now: float) -> dict[str, Any]:
+        session = self._to_session(record, now)
+        risk: dict[str, Any] = {}
+        if record.risk_blob is not None:
+            risk = json.loads(self.cipher.open(record.risk_blob, _risk_context(record)))
+        messages = []
+        for first in range(1, record.message_count + 1, MAX_PAGE):
+            last = min(record.message_count, first + MAX_PAGE - 1)
+            for stored in self._read_messages(record, first, last):
+                message = self._open_message(record, stored)
+                document: dict[str, Any] = {
+                    "seq": message.seq,
+                    "role": message.role,
+                    "content": message.content,
+                    "created_at": message.created_at,
+                }
+                if message.name is not None:
+                    document["name"] = message.name
+                if message.metadata is not None:
+                    document["metadata"] = message.metadata
+                messages.append(document)
+        return {
+            "format": EXPORT_FORMAT,
+            "tenant": record.tenant,
+            "session_id": record.session_id,
+            "created_at": record.created_at,
+            "updated_at": record.updated_at,
+            "ttl_secs": record.ttl_secs,
+            "expires_in": record.expires_at - now,
+            "ended_at": record.ended_at,
+            "model": session.model,
+            "metadata": session.metadata,
+            "risk": risk,
+            "messages": messages,
+        }
+
+    def import_session(self, document: dict[str, Any]) -> Session:
+        """Store a session exported by any store's `export_sessions`: its times,
+        remaining TTL, status, model, metadata, risk state and messages (with their
+        seqs and times), each sealed for this store.
+
+        Raises:
+            SessionExists: a live session already has the id (nothing is changed).
+            ValidationFailed: the document is not an export, breaks the spec's rules,
+                or its session has expired.
+        """
+        try:
+            imported = _ImportedSession.of(document, self.limits)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValidationFailed(f"not a session export: {exc}") from exc
+        now = self.clock()
+        if imported.expires_in <= 0:
+            raise ValidationFailed(f"session {imported.session_id!r} has expired")
+        head = self._new_record(imported.tenant, imported.session_id, imported.ttl_secs, now, None)
+        head = replace(
+            head,
+            model=None if imported.model is None else self._seal_model(head, imported.model),
+            metadata_blob=(
+                self._seal_metadata(head, encode_metadata(imported.metadata))
+                if imported.metadata
+                else None
+            ),
+            risk_blob=(
+                self.cipher.seal(_dump(imported.risk), _risk_context(head))
+                if imported.risk
+                else None
+            ),
+        )
+        committed = head if imported.messages or self._insert(head, now) else None
+        for number, chunk in enumerate(_chunks(imported.messages)):
+            if committed is None:
+                break
+            sealed = [
+                self._seal_message(head, seq, message.role, _message_body(message), created_at)
+                for seq, message, created_at in chunk
+            ]
+            committed = self._commit_append(committed, sealed, None, now, creating=number == 0)
+        if committed is None:
+            raise SessionExists(f"session {imported.session_id!r} already exists")
+        restored = replace(
+            committed,
+            created_at=imported.created_at,
+            updated_at=imported.updated_at,
+            expires_at=now + imported.expires_in,
+            ended_at=imported.ended_at,
+        )
+        if not self._restore_record(restored, now):
+            raise ConcurrentUpdate(f"session {imported.session_id!r} changed while importing")
+        return self._to_session(restored, now)
+
     def load_sweep_cursor(self) -> str | None:
         """The cursor the last scheduled sweep saved, or None to start a new pass."""
         return self._get_sweep_cursor()
@@ -998,6 +1181,12 @@ class SessionStore(ABC):
     ) -> tuple[list[SessionRecord], str | None]:
         """Up to `limit` sessions live at `now`, from `cursor` in a fixed backend order,
         and the cursor after them (None once the whole store has been visited)."""
+
+    @abstractmethod
+    def _restore_record(self, record: SessionRecord, now: float) -> bool:
+        """Overwrite the stored session's bookkeeping (times, expiry, ended_at) with
+        `record`'s if it is record's incarnation with record's message_count; whether
+        it was."""
 
     @abstractmethod
     def _replace_metadata_blob(self, record: SessionRecord, old: bytes, new: bytes) -> bool:
@@ -1190,6 +1379,12 @@ def _metadata_context(record: SessionRecord) -> bytes:
 
 def _risk_context(record: SessionRecord) -> bytes:
     return binding_context(record.tenant, record.session_id, record.incarnation, "risk")
+
+
+def _chunks(items: Sequence[_T]) -> Iterator[Sequence[_T]]:
+    """`items` in runs of at most as many as one append takes."""
+    for first in range(0, len(items), MAX_MESSAGES_PER_APPEND):
+        yield items[first : first + MAX_MESSAGES_PER_APPEND]
 
 
 def _idempotency_digest(key: str) -> str:

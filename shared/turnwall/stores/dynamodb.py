@@ -268,20 +268,11 @@ class DynamoDBSessionStore(SessionStore):
     # ---------------------------------------------------------------- hooks
 
     def _insert(self, record: SessionRecord, now: float) -> bool:
-        condition = "attribute_not_exists(#pk) OR #expires_at_exact <= :now"
-        try:
-            self._write(
-                lambda: self.client.put_item(
-                    TableName=self.table_name,
-                    Item=_session_item(record),
-                    ConditionExpression=condition,
-                    ExpressionAttributeNames=_names(condition),
-                    ExpressionAttributeValues={":now": _number(now)},
-                )
-            )
-        except _ConditionFailed:
-            return False
-        return True
+        return self._put_session(
+            record,
+            "attribute_not_exists(#pk) OR #expires_at_exact <= :now",
+            {":now": _number(now)},
+        )
 
     def _read(self, tenant: str, session_id: str) -> SessionRecord | None:
         with _translated_errors(self.table_name):
@@ -525,6 +516,13 @@ class DynamoDBSessionStore(SessionStore):
             start_key = page.get("LastEvaluatedKey")
             if start_key is None:
                 return records, None
+
+    def _restore_record(self, record: SessionRecord, now: float) -> bool:
+        return self._put_session(
+            record,
+            "#incarnation = :incarnation AND #message_count = :count",
+            {":incarnation": {"S": record.incarnation}, ":count": _number(record.message_count)},
+        )
 
     def _replace_metadata_blob(self, record: SessionRecord, old: bytes, new: bytes) -> bool:
         return self._replace_session_blob(record, "metadata", old, new)
@@ -853,6 +851,22 @@ class DynamoDBSessionStore(SessionStore):
         ]
 
     # ---------------------------------------------------------------- helpers
+
+    def _put_session(self, record: SessionRecord, condition: str, values: _Item) -> bool:
+        """Write the whole session item if `condition` holds; whether it did."""
+        try:
+            self._write(
+                lambda: self.client.put_item(
+                    TableName=self.table_name,
+                    Item=_session_item(record),
+                    ConditionExpression=condition,
+                    ExpressionAttributeNames=_names(condition),
+                    ExpressionAttributeValues=values,
+                )
+            )
+        except _ConditionFailed:
+            return False
+        return True
 
     def _update_session(
         self, tenant: str, session_id: str, updates: str, condition: str, values: _Item

@@ -316,6 +316,25 @@ class MemorySessionStore(SessionStore):
         next_cursor = _encode_key(page[-1]) if more and page else None
         return [record for record in records if record.is_live(now)], next_cursor
 
+    def _restore_record(self, record: SessionRecord, now: float) -> bool:
+        key = (record.tenant, record.session_id)
+        with self._lock:
+            current = self._sessions.get(key)
+            if (
+                current is None
+                or current.incarnation != record.incarnation
+                or current.message_count != record.message_count
+            ):
+                return False
+            self._sessions[key] = replace(
+                current,
+                created_at=record.created_at,
+                updated_at=record.updated_at,
+                expires_at=record.expires_at,
+                ended_at=record.ended_at,
+            )
+            return True
+
     def _replace_metadata_blob(self, record: SessionRecord, old: bytes, new: bytes) -> bool:
         return self._replace_record_blob(record, "metadata_blob", old, new)
 

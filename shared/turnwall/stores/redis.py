@@ -306,6 +306,21 @@ return redis.call('LRANGE', KEYS[2], ARGV[2], ARGV[3])
 """
 )
 
+# ARGV: now, grace, incarnation, message_count, expires_at (ms), field/value pairs -> 1
+# if the session is that incarnation with that message_count and now holds the fields
+# and expiry given, else 0.
+_RESTORE: Final = _LuaScript(
+    """
+local current = redis.call('HMGET', KEYS[1], 'incarnation', 'message_count')
+if current[1] ~= ARGV[3] or tonumber(current[2]) ~= tonumber(ARGV[4]) then return 0 end
+redis.call('HSET', KEYS[1], 'expires_at', ARGV[5], unpack(ARGV, 6))
+local keep_ms = tonumber(ARGV[5]) - tonumber(ARGV[1]) + tonumber(ARGV[2]) * 1000
+redis.call('PEXPIRE', KEYS[1], keep_ms)
+redis.call('PEXPIRE', KEYS[2], keep_ms)
+return 1
+"""
+)
+
 # ARGV: incarnation, hash field, old value, new value -> 1 if replaced, 0 if the session
 # is another incarnation (or gone) or the field holds something else. Keeps the key TTL.
 _REPLACE_FIELD: Final = _LuaScript(
@@ -627,6 +642,22 @@ class RedisSessionStore(SessionStore):
             if following is None:
                 return records, None
             index, scan_cursor = following
+
+    @_translated
+    def _restore_record(self, record: SessionRecord, now: float) -> bool:
+        restored = _RESTORE(
+            self.client,
+            keys=_session_keys(record.tenant, record.session_id),
+            args=[
+                _ms(now),
+                _KEY_TTL_GRACE_SECS,
+                record.incarnation,
+                record.message_count,
+                _ms(record.expires_at),
+                *_record_fields(record),
+            ],
+        )
+        return bool(restored)
 
     @_translated
     def _replace_metadata_blob(self, record: SessionRecord, old: bytes, new: bytes) -> bool:
