@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from mangum import Mangum
 
-from tests.functional.conftest import ADMIN_KEY, configure
+from tests.functional.conftest import ADMIN_KEY, SCAN_KEY, configure
 from tests.support.events import ApiResponse, LambdaContext, api_event
 from turnwall.http.app import create_app
 from turnwall.models import NewMessage
@@ -21,6 +21,7 @@ LIVE = "live-session"
 S = "/v1/sessions"
 M = f"/v1/sessions/{LIVE}/messages"
 H = f"/v1/sessions/{LIVE}/history"
+F = f"/v1/sessions/{LIVE}/fork"
 msg = {"role": "user", "content": "x"}
 
 # (case id, method, path, kwargs for api_event, status, error code). "headers" replaces
@@ -216,6 +217,73 @@ CASES: list[tuple[str, str, str, dict[str, Any], int, str]] = [
     ),
     ("encoded slash in id", "GET", f"{S}/{LIVE}%2Fhistory", {}, 422, "invalid_session_id"),
     ("trailing slash", "GET", f"{S}/", {}, 404, "not_found"),
+    # end, fork, delete by prefix, If-Match, Idempotency-Key (issue 16)
+    ("end a missing session", "POST", f"{S}/never-made/end", {}, 404, "session_not_found"),
+    ("fork a missing session", "POST", f"{S}/never-made/fork", {}, 404, "session_not_found"),
+    ("fork up_to_seq string", "POST", F, {"body": {"up_to_seq": "1"}}, 422, "validation_error"),
+    ("fork past the end", "POST", F, {"body": {"up_to_seq": 2}}, 422, "validation_error"),
+    ("fork negative", "POST", F, {"body": {"up_to_seq": -1}}, 422, "validation_error"),
+    (
+        "fork to a bad id",
+        "POST",
+        F,
+        {"body": {"new_session_id": "a b"}},
+        422,
+        "invalid_session_id",
+    ),
+    ("fork onto a live id", "POST", F, {"body": {"new_session_id": LIVE}}, 409, "session_exists"),
+    ("prefix with space", "DELETE", S, {"query": {"prefix": "a b"}}, 422, "validation_error"),
+    (
+        "prefix limit zero",
+        "DELETE",
+        S,
+        {"query": {"prefix": "user:", "limit": "0"}},
+        422,
+        "validation_error",
+    ),
+    (
+        "prefix with a scan key",
+        "DELETE",
+        S,
+        {"query": {"prefix": "user:"}, "headers": {"authorization": f"Bearer {SCAN_KEY}"}},
+        403,
+        "forbidden",
+    ),
+    (
+        "stale if-match on patch",
+        "PATCH",
+        f"{S}/{LIVE}",
+        {"body": {"ttl_secs": 600}, "extra_headers": {"if-match": '"0"'}},
+        412,
+        "precondition_failed",
+    ),
+    (
+        "stale if-match on delete",
+        "DELETE",
+        f"{S}/{LIVE}",
+        {"extra_headers": {"if-match": '"0"'}},
+        412,
+        "precondition_failed",
+    ),
+    (
+        "idempotency key too long",
+        "POST",
+        M,
+        {"body": {"messages": [msg]}, "extra_headers": {"idempotency-key": "k" * 256}},
+        422,
+        "validation_error",
+    ),
+    (
+        "idempotency key on a stream",
+        "POST",
+        "/v1/chat/completions",
+        {
+            "body": {"stream": True, "messages": [msg]},
+            "extra_headers": {"idempotency-key": "k1"},
+        },
+        422,
+        "validation_error",
+    ),
 ]
 
 
