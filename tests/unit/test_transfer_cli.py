@@ -34,11 +34,17 @@ def switch_store(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
 
 def test_sessions_move_from_redis_to_dynamodb_through_the_cli(
     redis_store_url: str,
-    dynamodb_store_url: str,
+    dynamodb_endpoint: str,
+    dynamodb_table: str,
     switch_store: object,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    # A table of its own: test_secrets' in-process moto mock resets the shared server's
+    # tables when it ends, and runs before this test.
+    dynamodb_store_url = (
+        f"dynamodb://{dynamodb_table}?region=us-east-1&endpoint_url={dynamodb_endpoint}"
+    )
     # GIVEN a tenant's sessions in Redis, beside sessions under another key
     redis_store_url = redis_store_url.rsplit("/", 1)[0] + "/8"  # a database of its own
     tenant = f"cli{uuid.uuid4().hex[:8]}"
