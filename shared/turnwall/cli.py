@@ -6,6 +6,8 @@ turnwall keys list [--tenant T]
 turnwall keys revoke KEY_ID
 turnwall keys generate-encryption-key
 turnwall keys rotate-encryption [--batch N] [--state FILE]
+turnwall eval DIRECTORY [--profile P] [--no-baseline]
+turnwall create-table NAME [--endpoint-url URL] [--region R]
 """
 
 from __future__ import annotations
@@ -33,9 +35,14 @@ _PROGRESS_WIDTH = 24
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
     parser = _parser()
-    args = parser.parse_args(argv)
     try:
+        if arguments[:1] == ["eval"]:
+            # The evaluation parses its own arguments, -h included: argparse cannot pass
+            # an option such as --help through a sub-command untouched.
+            return _eval(arguments[1:])
+        args = parser.parse_args(arguments)
         result: int = args.run(args)
     except TurnwallError as exc:
         _say(f"turnwall: {exc.message}", stream=sys.stderr)
@@ -83,13 +90,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     rotate.set_defaults(run=_keys_rotate_encryption)
 
-    evaluate = commands.add_parser(
+    # Listed for `turnwall -h` only: main() hands `eval ...` to the evaluation's parser.
+    commands.add_parser(
         "eval",
         help="measure the detectors on labelled data (see ../shared/eval/README.md)",
         add_help=False,
     )
-    evaluate.add_argument("rest", nargs=argparse.REMAINDER)
-    evaluate.set_defaults(run=_eval)
 
     table = commands.add_parser(
         "create-table", help="create the DynamoDB table exactly as template.yaml defines it"
@@ -101,10 +107,10 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _eval(args: argparse.Namespace) -> int:
+def _eval(arguments: list[str]) -> int:
     from turnwall.scan.evaluate import main as evaluate
 
-    return evaluate(args.rest)
+    return evaluate(arguments)
 
 
 def _create_table(args: argparse.Namespace) -> int:
