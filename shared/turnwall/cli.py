@@ -142,6 +142,11 @@ def _serve(args: argparse.Namespace) -> int:
         )
     app = create_app(runtime=runtime, offload_blocking=True)
     sweeper = _start_sweeper(runtime)
+    store = runtime.settings.resolved_store_url.split(":", 1)[0]  # never the credentials
+    _say(
+        f"Turnwall listening on http://{args.host}:{args.port} ({store} store; "
+        f"API docs at http://{args.host}:{args.port}/docs; Ctrl-C stops)"
+    )
     # uvicorn turns SIGINT and SIGTERM into a graceful shutdown and then re-raises the
     # signal to the handler it found installed: make that one a no-op, so a requested
     # stop ends with exit status 0 instead of death by signal or a KeyboardInterrupt.
