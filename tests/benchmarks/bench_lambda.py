@@ -4,8 +4,12 @@
 
 1. Cold init: a fresh interpreter imports functions/<op>/app.py (Redis configured) and
    builds the app and handler; the baseline is a bare FastAPI app with one async route
-   behind Mangum. The processes run in rounds (bare, then every function), so a noisy
-   neighbour slows every column alike; each figure is the median over the rounds.
+   behind Mangum. Every module loads from bytecode, as from the layer `make build`
+   ships (turnwall is compiled into a temporary copy the way infra/compile_layer.py
+   compiles the layer), so the figures do not depend on PYTHONDONTWRITEBYTECODE or on
+   whether an earlier run left a __pycache__. The processes run in rounds (bare, then
+   every function), so a noisy neighbour slows every column alike; each ratio is the
+   median of the ratios within a round.
    Targets: session functions and cleanup <= 1.25x, scan and chat <= 1.5x.
 2. Where the extra time goes: one `python -X importtime` run per function, the modules
    it imports that the bare app does not, summed by top-level package (self time).
@@ -18,6 +22,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -29,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from cryptography.fernet import Fernet
 
+from infra.compile_layer import compile_layer
 from tests.benchmarks.report import Table, at_most, verdict
 from tests.support.events import ROOT, LambdaContext, api_event
 from tests.support.redis_servers import start_redis_server
@@ -93,6 +99,18 @@ def cold_rounds(functions: list[str], env: dict[str, str]) -> dict[str, tuple[fl
         name: (statistics.median(samples[name]), statistics.median(ratios[name]))
         for name in samples
     }
+
+
+def compiled_layer(workdir: Path) -> Path:
+    """A copy of the turnwall package compiled as `make build` compiles the layer."""
+    layer = workdir / "layer"
+    shutil.copytree(
+        ROOT / "shared" / "turnwall",
+        layer / "turnwall",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    compile_layer(layer)
+    return layer
 
 
 def app_path(function: str) -> str:
@@ -160,13 +178,13 @@ def main() -> None:
         "IW_ENCRYPTION_KEYS": encryption_key,
         "IW_API_KEYS": f"bench:admin:{KEY}",
         "IW_RATE_LIMIT_PER_MIN": "100000000",
-        "PYTHONPATH": str(ROOT),
+        "PYTHONPATH": f"{compiled_layer(workdir)}{os.pathsep}{ROOT}",
     }
     functions = sorted(p.parent.name for p in (ROOT / "functions").glob("*/app.py"))
     try:
         print(
             f"cold init: median of {COLD_RUNS} rounds, each starting the bare app and every "
-            "function once in a fresh process (Redis configured)"
+            "function once in a fresh process (Redis configured, modules from bytecode)"
         )
         medians = cold_rounds(functions, env)
         table = Table(("function", "init ms", "ratio", "target", "verdict"))
