@@ -21,9 +21,10 @@ test: $(STAMP)  ## every test: unit, contract (memory, Redis, Redis Cluster, Dyn
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/python -m ruff check shared functions tests
-	$(BIN)/python -m ruff format --check shared functions tests
+	$(BIN)/python -m ruff check shared functions tests infra
+	$(BIN)/python -m ruff format --check shared functions tests infra
 	$(BIN)/python -m mypy
+	$(BIN)/python -m mypy infra
 
 bench: $(STAMP)  ## every benchmark: ratios against baselines measured in the same run
 	$(BIN)/python -m tests.benchmarks.bench_store
@@ -52,8 +53,9 @@ $(SAM_VENV)/.installed:
 validate: $(SAM_VENV)/.installed
 	$(SAM_VENV)/bin/python -m samcli validate --lint --region us-east-1
 
-build: $(SAM_VENV)/.installed
+build: $(SAM_VENV)/.installed  ## sam build, then the layer compiled to bytecode (cold starts)
 	$(SAM_VENV)/bin/python -m samcli build --region us-east-1
+	$(SAM_VENV)/bin/python infra/compile_layer.py .aws-sam/build/TurnwallLayer/python
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -8,6 +8,8 @@ turnwall keys generate-encryption-key
 turnwall keys rotate-encryption [--batch N] [--state FILE]
 turnwall export [--tenant T] [--prefix P] [--output FILE]
 turnwall import [--input FILE]
+turnwall eval DIRECTORY [--profile P] [--no-baseline]
+turnwall create-table NAME [--endpoint-url URL] [--region R]
 """
 
 from __future__ import annotations
@@ -36,9 +38,14 @@ _PROGRESS_WIDTH = 24
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
     parser = _parser()
-    args = parser.parse_args(argv)
     try:
+        if arguments[:1] == ["eval"]:
+            # The evaluation parses its own arguments, -h included: argparse cannot pass
+            # an option such as --help through a sub-command untouched.
+            return _eval(arguments[1:])
+        args = parser.parse_args(arguments)
         result: int = args.run(args)
     except TurnwallError as exc:
         _say(f"turnwall: {exc.message}", stream=sys.stderr)
@@ -86,13 +93,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     rotate.set_defaults(run=_keys_rotate_encryption)
 
-    evaluate = commands.add_parser(
+    # Listed for `turnwall -h` only: main() hands `eval ...` to the evaluation's parser.
+    commands.add_parser(
         "eval",
         help="measure the detectors on labelled data (see ../shared/eval/README.md)",
         add_help=False,
     )
-    evaluate.add_argument("rest", nargs=argparse.REMAINDER)
-    evaluate.set_defaults(run=_eval)
 
     export = commands.add_parser(
         "export", help="write every live session of the store (IW_STORE_URL) as JSON Lines"
@@ -117,10 +123,10 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _eval(args: argparse.Namespace) -> int:
+def _eval(arguments: list[str]) -> int:
     from turnwall.scan.evaluate import main as evaluate
 
-    return evaluate(args.rest)
+    return evaluate(arguments)
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -230,6 +236,11 @@ def _serve(args: argparse.Namespace) -> int:
         body_timeout_secs=runtime.settings.body_timeout_secs,
     )
     sweeper = _start_sweeper(runtime)
+    store = runtime.settings.resolved_store_url.split(":", 1)[0]  # never the credentials
+    _say(
+        f"Turnwall listening on http://{args.host}:{args.port} ({store} store; "
+        f"API docs at http://{args.host}:{args.port}/docs; Ctrl-C stops)"
+    )
     # uvicorn turns SIGINT and SIGTERM into a graceful shutdown and then re-raises the
     # signal to the handler it found installed: make that one a no-op, so a requested
     # stop ends with exit status 0 instead of death by signal or a KeyboardInterrupt.

@@ -1,27 +1,34 @@
 """All configuration, read once from `IW_*` environment variables.
 
-An explicit argument beats the environment (`Settings(store_url=...)`), and settings
-that cannot work in production refuse to load with a `ConfigurationError`.
+An explicit argument beats the environment (`load_settings(store_url=...)`), and
+settings that cannot work in production refuse to load with a `ConfigurationError`.
+
+A plain pydantic model fed from `os.environ`: the variables are flat strings, and
+pydantic-settings (its dotenv, CLI and cloud sources) cost every cold start ~10 ms.
 """
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
-from typing import Literal
+from typing import TYPE_CHECKING, Final, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from turnwall.errors import ConfigurationError
 from turnwall.validation import MIN_TTL_SECS, Limits
 
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
 MEMORY_STORE_URL = "memory://"
+ENV_PREFIX: Final = "IW_"
 
 
-class Settings(BaseSettings):
-    """Turnwall's settings; every field maps to `IW_<FIELD>`."""
+class Settings(BaseModel):
+    """Turnwall's settings; every field maps to `IW_<FIELD>` (any case)."""
 
-    model_config = SettingsConfigDict(env_prefix="IW_", extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
     store_url: str | None = Field(
         default=None,
@@ -119,14 +126,22 @@ class Settings(BaseSettings):
         )
 
 
-def load_settings(**overrides: object) -> Settings:
-    """Read settings from the environment, with explicit overrides winning.
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Read settings from `environ` (default: the process environment), with explicit
+    overrides winning.
 
     Raises:
         ConfigurationError: a variable is malformed or the combination cannot work.
     """
+    variables = os.environ if environ is None else environ
+    values: dict[str, object] = {
+        name[len(ENV_PREFIX) :].lower(): value
+        for name, value in variables.items()
+        if name[: len(ENV_PREFIX)].upper() == ENV_PREFIX
+    }
+    values.update(overrides)
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return Settings.model_validate(values)
     except ValidationError as exc:
         problems = "; ".join(
             f"IW_{'_'.join(str(part) for part in error['loc']).upper()}: {error['msg']}"

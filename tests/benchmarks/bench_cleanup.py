@@ -26,6 +26,7 @@ import uuid
 from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
 
+from tests.benchmarks.report import Table
 from tests.benchmarks.servers import start_bench_servers
 from tests.support.clock import FakeClock
 from tests.support.dynamodb_server import create_table, new_client
@@ -151,8 +152,8 @@ def rate(measured: tuple[int, float] | None) -> float | None:
     return None if measured is None else measured[0] / measured[1]
 
 
-def column(value: float | None, width: int, fmt: str = ",.0f") -> str:
-    return f"{'-':>{width}}" if value is None else f"{value:>{width}{fmt}}"
+def column(value: float | None, fmt: str = ",.0f") -> str:
+    return "-" if value is None else f"{value:{fmt}}"
 
 
 def main() -> None:
@@ -187,24 +188,36 @@ def main() -> None:
             ),
             "dynamodb (moto)": dynamodb_pair,
         }
-        print(
-            f"{'backend':<17}{'sessions':>9}{'purge items/s':>15}{'sweep items/s':>15}"
-            f"{'raw items/s':>13}{'purge/raw':>11}{'sweep/raw':>11}"
+        table = Table(
+            (
+                "backend",
+                "sessions",
+                "purge items/s",
+                "sweep items/s",
+                "raw items/s",
+                "purge/raw",
+                "sweep/raw",
+            )
         )
         for name, make_pair in backends.items():
             sessions = SESSIONS[name]
             purge = rate(purge_rate(make_pair(), sessions))
             sweep = rate(sweep_rate(make_pair(), sessions))
             raw = rate(raw_rate(make_pair(), sessions))
-            print(
-                f"{name:<17}{sessions:>9}{column(purge, 15)}{column(sweep, 15)}{column(raw, 13)}"
-                f"{column(purge / raw if purge and raw else None, 11, '.2f')}"
-                f"{column(sweep / raw if sweep and raw else None, 11, '.2f')}"
+            table.add(
+                name,
+                str(sessions),
+                column(purge),
+                column(sweep),
+                column(raw),
+                column(purge / raw if purge and raw else None, ".2f"),
+                column(sweep / raw if sweep and raw else None, ".2f"),
             )
+        print(table.render())
         client.close()
     print(
         f"({MESSAGES} messages of {len(CONTENT)} bytes per session; a fresh population for "
-        "each column)"
+        "each column; a throughput report: no target, so no verdict)"
     )
 
 

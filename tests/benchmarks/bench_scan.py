@@ -21,6 +21,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
+from tests.benchmarks.report import Table, at_most, verdict
 from turnwall.scan import Scanner
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 CALLS = int(os.environ.get("BENCH_SCAN_CALLS", "3000"))
 WARMUP = 200
 SESSION_TURNS = 50
+P99_TARGET = 0.5
 
 _BENIGN = (
     "We're migrating our legacy monolith to a set of services on AWS. The current app is a "
@@ -126,10 +128,10 @@ def main() -> int:
     state = session_state(scanner, SESSION_TURNS)
     inferwall = load_inferwall()
     print(f"scan_input, {CALLS} calls per row, session state of {SESSION_TURNS} turns")
-    header = f"{'text':<10}{'bytes':>7}{'turnwall p50':>15}{'p99':>10}"
+    headers = ("text", "bytes", "turnwall p50", "p99")
     if inferwall is not None:
-        header += f"{'inferwall p50':>16}{'p99':>10}{'p50 ratio':>12}{'p99 ratio':>12}"
-    print(header)
+        headers += ("inferwall p50", "p99", "p50 ratio", "p99 ratio", "target", "verdict")
+    table = Table(headers)
     for name, text in (("benign", _BENIGN), ("attack", _ATTACK)):
         scan = functools.partial(scanner.scan_input, text, state)
         if inferwall is None:
@@ -138,17 +140,27 @@ def main() -> int:
             ours, theirs = paired_timings_us(
                 scan, functools.partial(inferwall.scan_input, text), CALLS
             )
-        line = f"{name:<10}{len(text.encode()):>7}"
-        line += f"{statistics.median(ours):>13.0f}us{percentile(ours, 0.99):>8.0f}us"
+        row = (
+            name,
+            str(len(text.encode())),
+            f"{statistics.median(ours):.0f}us",
+            f"{percentile(ours, 0.99):.0f}us",
+        )
         if inferwall is not None:
-            median_ratio = statistics.median(ours) / statistics.median(theirs)
             ratio = percentile(ours, 0.99) / percentile(theirs, 0.99)
-            line += f"{statistics.median(theirs):>14.0f}us{percentile(theirs, 0.99):>8.0f}us"
-            line += f"{median_ratio:>11.2f}x{ratio:>11.2f}x"
-        print(line)
+            row += (
+                f"{statistics.median(theirs):.0f}us",
+                f"{percentile(theirs, 0.99):.0f}us",
+                f"{statistics.median(ours) / statistics.median(theirs):.2f}x",
+                f"{ratio:.2f}x",
+                at_most(P99_TARGET),
+                verdict(ratio, P99_TARGET),
+            )
+        table.add(*row)
+    print(table.render())
     if inferwall is None:
         print("InferenceWall: skipped (not installed; pip install inferwall to compare)")
-    print("target: turnwall p99 <= 0.5x InferenceWall p99")
+    print(f"target: turnwall p99 {at_most(P99_TARGET)} InferenceWall p99")
     return 0
 
 

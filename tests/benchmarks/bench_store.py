@@ -18,6 +18,7 @@ import uuid
 from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
 
+from tests.benchmarks.report import Table, at_most, verdict
 from tests.benchmarks.servers import start_bench_servers
 from tests.support.dynamodb_server import create_table, new_client
 from turnwall.crypto import Cipher
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from turnwall.stores.base import SessionStore
 
 APPENDS = 200
+APPEND_TARGET = 1.2  # append at history length 1,000 vs 10: O(1)
 GETS = 1000
 CONTENT = ("The quick brown fox jumps over the lazy dog; " * 5)[:200]
 
@@ -140,27 +142,50 @@ def main() -> None:
                 f"dynamodb://{table}?region=us-east-1&endpoint_url={endpoint}", cipher
             ),
         }
-        print(
-            f"{'backend':<17}{'append@10':>11}{'append@1000':>13}{'ratio':>7}"
-            f"{'bytes/msg':>11}{'vs plain':>9}{'get':>9}{'raw read':>10}{'ratio':>7}"
+        table = Table(
+            (
+                "backend",
+                "append@10",
+                "append@1000",
+                "ratio",
+                "target",
+                "verdict",
+                "bytes/msg",
+                "vs plain",
+                "get",
+                "raw read",
+                "get/raw",
+            )
         )
+        notes = []
         for name, store in stores.items():
             tenant = f"bench{uuid.uuid4().hex[:6]}"
             at_10, at_1000 = append_costs(store, tenant)
             size = stored_bytes(store, tenant)
             ours, raw = get_costs(store, tenant)
-            raw_text = f"{raw:8.1f}us{ours / raw:7.2f}" if raw else f"{'-':>10}{'-':>7}"
-            print(
-                f"{name:<17}{at_10:9.1f}us{at_1000:11.1f}us{at_1000 / at_10:7.2f}"
-                f"{size:11.0f}{size / len(CONTENT):8.2f}x{ours:7.1f}us{raw_text}"
+            table.add(
+                name,
+                f"{at_10:.1f}us",
+                f"{at_1000:.1f}us",
+                f"{at_1000 / at_10:.2f}x",
+                at_most(APPEND_TARGET),
+                verdict(at_1000 / at_10, APPEND_TARGET),
+                f"{size:.0f}",
+                f"{size / len(CONTENT):.2f}x",
+                f"{ours:.1f}us",
+                f"{raw:.1f}us" if raw else "-",
+                f"{ours / raw:.2f}x" if raw else "-",
             )
             if isinstance(store, DynamoDBSessionStore):
                 short_calls, long_calls = dynamodb_calls_per_append(store, tenant)
-                print(
-                    f"{'':<17}DynamoDB API calls per append: {short_calls:.1f} at length 10, "
+                notes.append(
+                    f"{name}: API calls per append: {short_calls:.1f} at length 10, "
                     f"{long_calls:.1f} at length 1000"
                 )
             store.close()
+        print(table.render())
+        for note in notes:
+            print(note)
     print(f"(message plaintext: {len(CONTENT)} bytes; {APPENDS} appends and {GETS} gets each)")
 
 

@@ -1,11 +1,15 @@
 """Load: many concurrent clients against `turnwall serve` on Redis or DynamoDB (moto).
 
-    python -m tests.benchmarks.load [--backend redis|dynamodb] [--clients 32] [--seconds 20]
+    python -m tests.benchmarks.load [--backend redis|dynamodb] [--clients N] [--seconds 20]
 
 Each client loops over create -> append (3 messages) -> history -> scan on its own
 sessions for a bounded time. At the end every acknowledged append is looked up: the
-report counts lost and duplicated messages (both must be 0), requests per second,
-p50/p99 per route, and errors by status. Traffic goes to 127.0.0.1 only.
+report counts lost and duplicated messages, requests per second, p50/p99 per route,
+and responses by status. Traffic goes to 127.0.0.1 only.
+
+The run passes (exit 0) when nothing is lost or duplicated and no request failed: no
+5xx, no timeout. The default client count suits each backend: moto's DynamoDB server
+answers one request at a time, so 32 clients would queue past any sane timeout.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
+import sys
 import tempfile
 import time
 import uuid
@@ -20,6 +25,7 @@ from collections import defaultdict
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Final
 
 import httpx
 from cryptography.fernet import Fernet
@@ -29,6 +35,9 @@ from tests.support.dynamodb_server import create_table, new_client, running_moto
 from tests.support.redis_servers import start_redis_server
 
 KEY = "iwk_admin_" + "L" * 40
+DEFAULT_CLIENTS: Final = {"redis": 32, "dynamodb": 8}
+TIMEOUT_SECS: Final = 30.0
+TIMED_OUT: Final = 0  # the status recorded for a request that got no response in time
 
 
 @dataclass
@@ -41,10 +50,17 @@ class Tally:
         self, route: str, request: asyncio.Future[httpx.Response] | object
     ) -> httpx.Response:
         started = time.perf_counter()
-        response: httpx.Response = await request  # type: ignore[misc]
+        try:
+            response: httpx.Response = await request  # type: ignore[misc]
+        except httpx.TimeoutException:
+            self.statuses[TIMED_OUT] += 1
+            return httpx.Response(TIMED_OUT)
         self.latencies[route].append(time.perf_counter() - started)
         self.statuses[response.status_code] += 1
         return response
+
+    def failures(self) -> int:
+        return sum(n for status, n in self.statuses.items() if status == TIMED_OUT or status >= 500)
 
 
 async def client_loop(http: httpx.AsyncClient, tally: Tally, deadline: float, worker: int) -> None:
@@ -91,11 +107,15 @@ async def verify(http: httpx.AsyncClient, tally: Tally) -> tuple[int, int]:
     return lost, duplicated
 
 
-async def drive(base_url: str, clients: int, seconds: float) -> None:
+async def drive(base_url: str, clients: int, seconds: float) -> bool:
+    """Run the clients, print the report; whether the run passed."""
     tally = Tally()
     limits = httpx.Limits(max_connections=clients)
     async with httpx.AsyncClient(
-        base_url=base_url, headers={"Authorization": f"Bearer {KEY}"}, timeout=10, limits=limits
+        base_url=base_url,
+        headers={"Authorization": f"Bearer {KEY}"},
+        timeout=TIMEOUT_SECS,
+        limits=limits,
     ) as http:
         started = time.monotonic()
         await asyncio.gather(
@@ -109,17 +129,24 @@ async def drive(base_url: str, clients: int, seconds: float) -> None:
     for route, samples in sorted(tally.latencies.items()):
         cut = statistics.quantiles(samples, n=100)
         print(f"{route:<9}{len(samples):7d}{cut[49] * 1000:9.1f}{cut[98] * 1000:9.1f}")
-    print("statuses:", dict(sorted(tally.statuses.items())))
+    statuses = {("timeout" if s == TIMED_OUT else s): n for s, n in sorted(tally.statuses.items())}
+    print("statuses:", statuses)
     appended = sum(len(v) for v in tally.acknowledged.values())
     print(f"acknowledged messages: {appended}, lost: {lost}, duplicated: {duplicated}")
+    passed = lost == duplicated == tally.failures() == 0 and appended > 0
+    print(f"verdict: {'pass' if passed else 'FAIL'} (0 lost, 0 duplicated, no 5xx or timeout)")
+    return passed
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--backend", choices=["redis", "dynamodb"], default="redis")
-    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument(
+        "--clients", type=int, help="concurrent clients (default: 32 on Redis, 8 on DynamoDB)"
+    )
     parser.add_argument("--seconds", type=float, default=20)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    clients: int = args.clients or DEFAULT_CLIENTS[args.backend]
     with ExitStack() as stack:
         if args.backend == "redis":
             redis_server = start_redis_server(Path(tempfile.mkdtemp()) / "redis")
@@ -139,8 +166,9 @@ def main() -> None:
         )
         stack.callback(server.stop)
         print(f"backend: {args.backend}")
-        asyncio.run(drive(server.base_url, args.clients, args.seconds))
+        passed = asyncio.run(drive(server.base_url, clients, args.seconds))
+    return 0 if passed else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

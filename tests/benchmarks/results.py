@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-EVAL_DIR = ROOT.parent / "shared" / "eval"
+EVAL_DIR = "../shared/eval"  # relative to ROOT, where every run starts: no machine's path
 RUNS: list[tuple[str, list[str], str]] = [
     (
         "Session store (issue: session core)",
@@ -53,14 +53,12 @@ RUNS: list[tuple[str, list[str], str]] = [
             "dynamodb",
             "--seconds",
             "15",
-            "--clients",
-            "8",
         ],
         "moto answers one request at a time, so this measures correctness more than speed.",
     ),
     (
         "Detector evaluation (issue: scan with session)",
-        ["-m", "turnwall.scan.evaluate", str(EVAL_DIR)],
+        ["-m", "turnwall.scan.evaluate", EVAL_DIR],
         "Precision, recall, F1, FPR per labelled file of ../shared/eval, turn-alone vs "
         "with-session, beside InferenceWall lite.",
     ),

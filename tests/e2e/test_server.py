@@ -66,6 +66,10 @@ def test_openapi_document_is_served(server: Server) -> None:
     assert "/v1/sessions/{session_id}/history" in spec["paths"]
 
 
+def test_start_says_where_it_listens(server: Server) -> None:
+    assert f"Turnwall listening on {server.base_url} (memory store;" in server.output.read_text()
+
+
 def test_dev_key_is_printed_once_and_works() -> None:
     server = start_server({})
     try:

@@ -1,7 +1,10 @@
-"""A Redis-backed function never imports boto3 (cold start, and no AWS SDK it needs)."""
+"""A function's cold start imports only what its route calls: a Redis-backed function
+never imports boto3, a session function no scanner, no other route's module, no
+Powertools until it logs, no pydantic-settings at all."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -12,16 +15,38 @@ from cryptography.fernet import Fernet
 from tests.support.events import ROOT
 
 PROBE = """
-import importlib.util, sys
+import importlib.util, json, sys
 spec = importlib.util.spec_from_file_location("fn", sys.argv[1])
 module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
-print("boto3" in sys.modules, "turnwall.stores.dynamodb" in sys.modules)
+print(json.dumps(sorted(sys.modules)))
 """
+NEVER = {"boto3", "botocore", "turnwall.stores.dynamodb", "pydantic_settings"}
+SESSION_ONLY = NEVER | {
+    "aws_lambda_powertools",
+    "turnwall.scan",
+    "turnwall.services.scan",
+    "turnwall.services.chat",
+    "yaml",
+    "turnwall.http.routes.scan",
+    "turnwall.http.routes.chat",
+}
+FORBIDDEN = {
+    "get": SESSION_ONLY | {"turnwall.http.routes.history", "turnwall.http.routes.health"},
+    "create": SESSION_ONLY | {"turnwall.http.routes.history"},
+    "list": SESSION_ONLY | {"turnwall.http.routes.history"},
+    "update": SESSION_ONLY | {"turnwall.http.routes.history"},
+    "delete": SESSION_ONLY | {"turnwall.http.routes.history"},
+    "history": SESSION_ONLY | {"turnwall.http.routes.sessions"},
+    "append": SESSION_ONLY | {"turnwall.http.routes.sessions"},
+    "health": SESSION_ONLY | {"turnwall.http.routes.sessions", "turnwall.http.routes.history"},
+    "scan": NEVER
+    | {"aws_lambda_powertools", "turnwall.services.chat", "turnwall.http.routes.sessions"},
+    "chat": NEVER | {"aws_lambda_powertools", "turnwall.http.routes.scan"},
+}
 
 
-@pytest.mark.parametrize("function", ["get", "append", "list", "history", "health"])
-def test_redis_function_does_not_import_boto3(function: str) -> None:
+def modules_after_cold_start(function: str) -> set[str]:
     env = {
         **os.environ,
         "IW_STORE_URL": "redis://127.0.0.1:1/0",
@@ -34,6 +59,19 @@ def test_redis_function_does_not_import_boto3(function: str) -> None:
         capture_output=True,
         text=True,
         check=True,
-    ).stdout.split()
+    ).stdout
+    return set(json.loads(out))
 
-    assert out == ["False", "False"]
+
+@pytest.mark.parametrize("function", sorted(FORBIDDEN))
+def test_function_imports_nothing_its_route_does_not_call(function: str) -> None:
+    imported = modules_after_cold_start(function)
+
+    assert "turnwall.stores.redis" in imported
+    assert imported & FORBIDDEN[function] == set()
+
+
+def test_every_http_function_is_checked() -> None:
+    on_disk = {path.parent.name for path in (ROOT / "functions").glob("*/app.py")}
+
+    assert on_disk - {"cleanup"} == set(FORBIDDEN)

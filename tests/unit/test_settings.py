@@ -87,3 +87,15 @@ def test_malformed_environment_names_the_variable(monkeypatch: pytest.MonkeyPatc
 
     with pytest.raises(ConfigurationError, match="IW_MAX_MESSAGES"):
         load_settings()
+
+
+def test_variables_are_read_in_any_case_and_others_ignored() -> None:
+    settings = load_settings(
+        {"iw_default_ttl_secs": "120", "IW_Scan_Profile": "strict", "PATH": "/usr/bin"}
+    )
+
+    assert (settings.default_ttl_secs, settings.scan_profile) == (120, "strict")
+
+
+def test_an_unknown_iw_variable_is_ignored() -> None:
+    assert load_settings({"IW_NOT_A_SETTING": "x"}) == load_settings({})

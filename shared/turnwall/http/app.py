@@ -13,10 +13,9 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 import turnwall
-from turnwall.errors import TurnwallError
+from turnwall.errors import ConfigurationError, TurnwallError
 from turnwall.http.deps import authenticate, presented_key
 from turnwall.http.errors import error_response, install_error_handlers, turnwall_error_response
-from turnwall.http.routes import chat, health, history, scan, sessions
 from turnwall.runtime import Runtime
 from turnwall.validation import NOT_UNICODE, SESSION_ID_RULE, lone_surrogate_field
 
@@ -31,10 +30,39 @@ if TYPE_CHECKING:
 
 from turnwall.logs import logger
 
-ROUTERS: Final = (sessions.router, history.router, scan.router, chat.router, health.router)
+# The module under turnwall.http.routes that serves each operation (route name): a
+# function imports, and FastAPI builds, only the routes it serves.
+ROUTE_MODULES: Final = {
+    "create_session": "sessions",
+    "list_sessions": "sessions",
+    "get_session": "sessions",
+    "update_session": "sessions",
+    "delete_session": "sessions",
+    "get_history": "history",
+    "append_messages": "history",
+    "scan_input": "scan",
+    "scan_output": "scan",
+    "analyze": "scan",
+    "chat_completions": "chat",
+    "health": "health",
+}
 SCAN_OPERATIONS: Final = frozenset({"scan_input", "scan_output", "analyze", "chat_completions"})
 _BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
 PUBLIC_PATHS: Final = frozenset({"/v1/health", "/openapi.json", "/docs", "/docs/oauth2-redirect"})
+# Spec section 2: either header carries the key; RequestContextMiddleware checks it.
+SECURITY_SCHEMES: Final = {
+    "BearerKey": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "Authorization: Bearer iwk_<role>_...",
+    },
+    "ApiKeyHeader": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-Api-Key",
+        "description": "X-Api-Key: iwk_<role>_...",
+    },
+}
 _SAFE_REQUEST_ID: Final = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 # A UTF-16 surrogate encoded as if it were a character: never valid UTF-8.
 _UTF8_SURROGATE: Final = re.compile(rb"\xed[\xa0-\xbf]")
@@ -57,10 +85,16 @@ def create_app(
     Lambda the body has arrived before the app runs, so it is left None there).
 
     Raises:
-        ConfigurationError: the settings cannot work; the function refuses to start.
+        ConfigurationError: an unknown operation, or settings that cannot work; the
+            function refuses to start.
     """
+    unknown = set(operations or ()) - ROUTE_MODULES.keys()
+    if unknown:
+        raise ConfigurationError(
+            f"unknown operations {sorted(unknown)}; known: {sorted(ROUTE_MODULES)}"
+        )
     runtime = runtime or Runtime.build(settings, store=store)
-    app = FastAPI(
+    app = TurnwallAPI(
         title="Turnwall",
         version=turnwall.__version__,
         summary="Multi-turn session memory and session-aware prompt scanning for LLM apps",
@@ -69,9 +103,12 @@ def create_app(
         # A slash redirect would build its Location from the Host header: no redirects.
         redirect_slashes=False,
     )
-    for router in ROUTERS:
+    wanted = ROUTE_MODULES.keys() if operations is None else operations
+    for module in dict.fromkeys(m for op, m in ROUTE_MODULES.items() if op in wanted):
+        # An import statement (not importlib), so `-X importtime` reports the module.
+        router = __import__(f"turnwall.http.routes.{module}", fromlist=["router"]).router
         for route in router.routes:
-            if operations is None or getattr(route, "name", None) in operations:
+            if getattr(route, "name", None) in wanted:
                 app.router.routes.append(route)
     install_error_handlers(app)
     app.state.runtime = runtime
@@ -105,6 +142,23 @@ def create_app(
         body_timeout_secs=body_timeout_secs,
     )
     return app
+
+
+class TurnwallAPI(FastAPI):
+    """FastAPI whose OpenAPI document declares how to send an API key, so /docs
+    ("Authorize", then "Try it out") can call the authenticated routes."""
+
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema is not None:
+            return self.openapi_schema
+        schema = super().openapi()  # FastAPI caches it in self.openapi_schema
+        schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+        schema["security"] = [{name: []} for name in SECURITY_SCHEMES]
+        for path, operations in schema.get("paths", {}).items():
+            if path in PUBLIC_PATHS:
+                for operation in operations.values():
+                    operation["security"] = []
+        return schema
 
 
 class RequestContextMiddleware:
