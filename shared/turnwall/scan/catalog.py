@@ -21,7 +21,8 @@ import yaml
 from turnwall.errors import ConfigurationError
 from turnwall.scan.models import CATEGORIES, Category, Direction
 from turnwall.scan.normalize import chunk, compact_pattern, fold, word_set
-from turnwall.scan.prefilter import Analysis, Prefilter, analyse
+from turnwall.scan.prefilter import PREFIX_CHARS, Analysis, Prefilter, analyse
+from turnwall.scan.reach import MAX_REACH, bound_repeats, reach
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -43,16 +44,6 @@ _MAX_WIDTH: Final = 400
 # Prefilter analyses of the shipped patterns, precomputed: parsing every pattern again
 # is half of what compiling the catalog costs a cold start.
 INDEX_FILE: Final = "prefilter-index.json"
-# Unbounded repeats get a bound so every pattern has a maximum match length (normalized
-# text has no whitespace run longer than 8, see normalize.MAX_SPACE_RUN).
-_BOUNDS: Final = (
-    (r"\s+", r"\s{1,8}"),
-    (r"\s*", r"\s{0,8}"),
-    (r"\w*", r"\w{0,24}"),
-    (r"\w+", r"\w{1,24}"),
-    (".*", ".{0,80}"),
-    (".+", ".{1,80}"),
-)
 _QUOTED_DAMPED: Final = frozenset({"injection", "jailbreak", "system_prompt_extraction"})
 _FIELDS: Final = frozenset(
     {
@@ -189,7 +180,13 @@ class Catalog:
         every_word: list[frozenset[str]] = []
         for start, end, words in chunks if chunks is not None else chunk(text):
             if run_together:
-                words = frozenset(w[i:] for w in words for i in range(len(w) if len(w) > 12 else 1))
+                # The prefilter reads no more than a word's first PREFIX_CHARS characters,
+                # so a suffix is cut there: a long run-together word stays linear.
+                words = frozenset(
+                    w[i : i + PREFIX_CHARS]
+                    for w in words
+                    for i in range(len(w) if len(w) > 12 else 1)
+                )
             every_word.append(words)
             for number in sentences.prefilter.ready(words):
                 searches.append((sentences.rules[number], start, end))
@@ -480,10 +477,10 @@ def _source(pattern: str, *, raw: bool) -> str:
     if flags:
         # Scoped so patterns can be joined (and the prefilter parse sees the same thing).
         pattern = f"(?{flags.group(1)}:{pattern[flags.end() :]})"
+    # Every repeat gets a bound, so a match attempt reads a bounded window (see `reach`).
+    pattern = bound_repeats(pattern, raw=raw)
     if raw:
         return pattern
-    for unbounded, bounded in _BOUNDS:
-        pattern = pattern.replace(unbounded, bounded)
     # Normalized views are folded, so non-ASCII literals must be folded too; ASCII stays
     # as written because lowercasing it would turn escapes such as \S into \s.
     return "".join(c if c.isascii() else fold(c) for c in pattern)
@@ -491,15 +488,22 @@ def _source(pattern: str, *, raw: bool) -> str:
 
 def _compile(where: str, source: str) -> re.Pattern[str]:
     try:
-        return re.compile(source)
+        compiled = re.compile(source)
     except re.error as exc:
         raise ConfigurationError(f"{where}: bad pattern: {exc}") from exc
+    found = reach(source)
+    if found is None or found > MAX_REACH:
+        raise ConfigurationError(
+            f"{where}: pattern {source[:60]!r} can read an unbounded or over-long window "
+            f"(reach {found}, at most {MAX_REACH}): give every repeat an upper bound"
+        )
+    return compiled
 
 
 def _compact(where: str, source: str) -> re.Pattern[str] | None:
     """The despaced-view variant; a pattern that cannot be loosened just goes without."""
     try:
-        return _compile(where, compact_pattern(source))
+        return _compile(where, bound_repeats(compact_pattern(source)))
     except ConfigurationError:
         return None
 

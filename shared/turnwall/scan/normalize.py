@@ -26,8 +26,9 @@ if TYPE_CHECKING:
 
 Chunk = tuple[int, int, frozenset[str]]
 
-# Bounds that keep one scan O(size of the text) with a small constant.
-MAX_SCAN_CHARS: Final = 65_536
+# Bounds that keep one scan O(size of the text) with a small constant. The text itself
+# is scanned whole: every pattern reads a bounded window (`reach`), so a longer text
+# costs proportionally more, never quadratically more.
 MAX_DECODED_VIEWS: Final = 4
 MAX_DECODED_CHARS: Final = 4_096
 MAX_DECODE_DEPTH: Final = 2
@@ -209,10 +210,6 @@ def fold(text: str) -> str:
 
 def normalize(text: str, *, decode: bool = True) -> NormalizedText:
     """Fold `text` and derive every view the signatures should see."""
-    if len(text) > MAX_SCAN_CHARS:
-        # Keep both ends: payloads hide at the end of long padding as often as up front.
-        half = MAX_SCAN_CHARS // 2
-        text = text[:half] + "\n" + text[-half:]
     evasion = False
     locate_base: Locator
     if text.isascii():

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
 _MIN: Final = 3
 _MAX: Final = 6
+# The longest word prefix the index holds: no lookup reads further into a word.
+PREFIX_CHARS: Final = _MAX
 _WORD_CHAR = re.compile(r"[a-z0-9]")
 _Items = list[tuple[Any, Any]]
 
