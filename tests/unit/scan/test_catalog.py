@@ -13,10 +13,12 @@ from turnwall.errors import ConfigurationError
 from turnwall.scan.catalog import (
     INDEX_FILE,
     Catalog,
+    Signature,
     compile_entries,
     default_catalog,
     prefilter_index,
     rule_sources,
+    shipped_catalog_is_current,
 )
 from turnwall.scan.engine import detect
 from turnwall.scan.normalize import normalize
@@ -158,3 +160,31 @@ def test_a_catalog_compiled_without_the_index_indexes_the_same_rules(
 
     assert rules(Catalog(shipped)) == indexed
     assert len(rule_sources(shipped)) >= len(indexed) // 2
+
+
+def test_shipped_compiled_catalog_is_current() -> None:
+    assert shipped_catalog_is_current(), (
+        "signatures changed: run `make index` to rewrite the compiled catalog"
+    )
+
+
+def test_the_compiled_catalog_loads_the_signatures_the_yaml_files_define() -> None:
+    from_yaml = compile_entries(catalog_module._yaml_entries(catalog_module._signature_files()))
+    loaded = default_catalog().signatures
+
+    def described(signatures: tuple[Signature, ...] | list[Signature]) -> list[object]:
+        return [
+            (
+                sig.id,
+                sig.sources,
+                [p.pattern for p in sig.patterns],
+                [None if c is None else c.pattern for c in sig.compacts],
+                None if sig.unless is None else sig.unless.pattern,
+                sig.score,
+                sig.directions,
+                sig.topical,
+            )
+            for sig in signatures
+        ]
+
+    assert described(loaded) == described(from_yaml)
