@@ -15,7 +15,10 @@ import binascii
 import html
 import re
 import unicodedata
+from bisect import bisect_right
+from collections import Counter
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import TYPE_CHECKING, Final
 from urllib.parse import unquote
 
@@ -205,7 +208,7 @@ def fold(text: str) -> str:
     """The base view of `text` without derived views: what patterns and anchors use."""
     if text.isascii():
         return text.lower()
-    return _confusables("".join([_fold_char(char) for char in text]))
+    return _confusables(text.translate(_fold_table(text)))
 
 
 def normalize(text: str, *, decode: bool = True) -> NormalizedText:
@@ -216,11 +219,11 @@ def normalize(text: str, *, decode: bool = True) -> NormalizedText:
         base = text.lower()
         locate_base = _same_span
     else:
-        pieces = [_fold_char(char) for char in text]
-        folded = "".join(pieces)
+        table = _fold_table(text)
+        folded = text.translate(table)
         base = _confusables(folded)
         evasion = base != folded or not _HIDDEN.isdisjoint(text)
-        locate_base = _piece_locator(pieces, len(text))
+        locate_base = _fold_locator(text, table)
     if _has_long_space(base):
         base, locate_base = _squeeze(base, locate_base)
     normalized = NormalizedText(original=text, base=base, evasion=evasion)
@@ -264,18 +267,27 @@ def _same_span(start: int, end: int) -> tuple[int, int] | None:
     return (start, end)
 
 
-def _piece_locator(pieces: list[str], size: int) -> Locator:
-    """Map folded offsets to original ones; built on first use (most scans never ask)."""
-    offsets: list[int] = []
+def _fold_table(text: str) -> dict[int, str]:
+    """What each distinct character of `text` folds to, for `str.translate`: the text is
+    then folded in C, and `_fold_char` runs once per distinct character, not per one."""
+    return {ord(char): _fold_char(char) for char in set(text)}
+
+
+def _fold_locator(text: str, table: dict[int, str]) -> Locator:
+    """Map offsets of `text.translate(table)` to offsets of `text`."""
+    if all(len(folded) == 1 for folded in table.values()):
+        return _same_span
+    ends: list[int] = []  # ends[i]: folded length of text[: i + 1]; built on first use
 
     def locate(start: int, end: int) -> tuple[int, int] | None:
-        if not offsets:
-            for index, piece in enumerate(pieces):
-                offsets.extend([index] * len(piece))
-            offsets.append(size)
-        if start >= len(offsets) - 1 or end <= start:
+        if not ends:
+            lengths = {chr(code): len(folded) for code, folded in table.items()}
+            ends.extend(accumulate(map(lengths.__getitem__, text)))
+        size = ends[-1] if ends else 0
+        if start >= size or end <= start:
             return None
-        return (offsets[start], offsets[min(end, len(offsets) - 1) - 1] + 1)
+        # The character holding folded offset k is the first whose end lies beyond k.
+        return (bisect_right(ends, start), bisect_right(ends, min(end, size) - 1) + 1)
 
     return locate
 
@@ -528,10 +540,11 @@ def _disguised_latin(code: int) -> bool:
 
 def _confusables(folded: str) -> str:
     """Map Cyrillic and Greek lookalikes to Latin where the writing is really Latin."""
-    if not any(char in _CONFUSABLE_CHARS for char in folded):
+    if _CONFUSABLE_CHARS.isdisjoint(folded):
         return folded
-    latin = sum(1 for char in folded if "a" <= char <= "z")
-    other = sum(1 for char in folded if char.isalpha() and not char.isascii())
+    counts = Counter(folded)
+    latin = sum(count for char, count in counts.items() if "a" <= char <= "z")
+    other = sum(count for char, count in counts.items() if char.isalpha() and not char.isascii())
     if latin > 2 * other:
         return folded.translate(_CONFUSABLES)
     # Mostly non-Latin writing: fold only words that mix scripts, keep real Russian or Greek.
