@@ -35,7 +35,7 @@ load: $(STAMP)  ## concurrent clients against turnwall serve on Redis and Dynamo
 	$(BIN)/python -m tests.benchmarks.load --backend redis
 	$(BIN)/python -m tests.benchmarks.load --backend dynamodb
 
-index: $(STAMP)  ## rewrite the precomputed prefilter index after editing signatures
+index: $(STAMP)  ## rewrite the compiled catalog and prefilter index after editing signatures
 	$(BIN)/python -c "from turnwall.scan.catalog import write_prefilter_index as w; print(w())"
 
 results: $(STAMP)  ## rerun every benchmark, the load runs and the evaluation into docs/RESULTS.md

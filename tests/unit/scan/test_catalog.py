@@ -188,3 +188,35 @@ def test_the_compiled_catalog_loads_the_signatures_the_yaml_files_define() -> No
         ]
 
     assert described(loaded) == described(from_yaml)
+
+
+def test_a_current_compiled_catalog_is_loaded_without_reading_the_yaml(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def no_yaml(files: object) -> list[tuple[str, Any]]:
+        raise AssertionError("the YAML files were parsed")
+
+    monkeypatch.setattr(catalog_module, "_yaml_entries", no_yaml)
+
+    loaded = catalog_module.default_catalog.__wrapped__()
+
+    assert loaded.by_id.keys() == default_catalog().by_id.keys()
+
+
+def test_edited_yaml_files_are_compiled_instead_of_the_stale_compiled_catalog(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    parsed: list[int] = []
+    parse = catalog_module._yaml_entries
+
+    def counted(files: list[tuple[str, bytes]]) -> list[tuple[str, Any]]:
+        parsed.append(len(files))
+        return parse(files)
+
+    monkeypatch.setattr(catalog_module, "_files_digest", lambda files: "edited since make index")
+    monkeypatch.setattr(catalog_module, "_yaml_entries", counted)
+
+    fresh = catalog_module.default_catalog.__wrapped__()
+
+    assert parsed
+    assert [sig.id for sig in fresh.signatures] == [sig.id for sig in default_catalog().signatures]
