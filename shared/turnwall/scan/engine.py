@@ -52,12 +52,17 @@ class PromptContext:
 
     secrets: list[str]
     shingles: frozenset[int]
+    openers: frozenset[str] | None = None
 
     @classmethod
     def of(cls, prompt: str | None) -> PromptContext | None:
         if not prompt:
             return None
-        return cls(detectors.prompt_secrets(prompt), detectors.prompt_shingles(prompt))
+        return cls(
+            detectors.prompt_secrets(prompt),
+            detectors.prompt_shingles(prompt),
+            detectors.prompt_openers(prompt),
+        )
 
 
 def detect(
@@ -142,7 +147,7 @@ def _run_detector(
     elif sig.detector == "prompt_secret" and prompt is not None:
         detection = detectors.prompt_secret(text.base, prompt.secrets)
     elif sig.detector == "prompt_overlap" and prompt is not None:
-        detection = detectors.prompt_overlap(text.base, prompt.shingles)
+        detection = detectors.prompt_overlap(text.base, prompt.shingles, prompt.openers)
     elif sig.detector == "obfuscation":
         probing = [f for f in found.values() if f.signature.category in _PROBING]
         if probing and (text.evasion or all(f.obfuscated for f in probing)):

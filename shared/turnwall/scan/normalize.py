@@ -153,6 +153,7 @@ _HIDDEN: set[str] = set()
 _FOLD_CACHE_LIMIT: Final = 8_192
 
 _WORD = re.compile(r"[^\W_]+")
+_LATIN_LETTER = re.compile(r"[a-z]")
 _LEET_CHAR = re.compile(r"[013457@$|]")
 # Runs of single letters padded by spaces or punctuation: "i g n o r e", "i.g.n.o.r.e".
 _PADDED_RUN = re.compile(
@@ -548,14 +549,20 @@ def _confusables(folded: str) -> str:
     if latin > 2 * other:
         return folded.translate(_CONFUSABLES)
     # Mostly non-Latin writing: fold only words that mix scripts, keep real Russian or Greek.
-    return _WORD.sub(_fold_mixed_word, folded)
+    # Words repeat, so each distinct one is judged once.
+    judged: dict[str, str] = {}
 
+    def fold_word(word: re.Match[str]) -> str:
+        text = word.group()
+        folded_word = judged.get(text)
+        if folded_word is None:
+            mixed = _LATIN_LETTER.search(text) is not None and not _CONFUSABLE_CHARS.isdisjoint(
+                text
+            )
+            folded_word = judged[text] = text.translate(_CONFUSABLES) if mixed else text
+        return folded_word
 
-def _fold_mixed_word(word: re.Match[str]) -> str:
-    text = word.group()
-    if any("a" <= char <= "z" for char in text) and any(c in _CONFUSABLE_CHARS for c in text):
-        return text.translate(_CONFUSABLES)
-    return text
+    return _WORD.sub(fold_word, folded)
 
 
 def compact_pattern(pattern: str) -> str:
