@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, cast
 from turnwall.errors import ConfigurationError
 from turnwall.scan.models import CATEGORIES, Category, Direction
 from turnwall.scan.normalize import chunk, compact_pattern, fold, word_set
-from turnwall.scan.prefilter import PREFIX_CHARS, Analysis, Prefilter, analyse
+from turnwall.scan.prefilter import PREFIX_CHARS, Analysis, Prefilter, analyse, needles
 from turnwall.scan.reach import MAX_REACH, bound_repeats, reach
 
 if TYPE_CHECKING:
@@ -186,6 +186,7 @@ class Catalog:
     def __init__(self, signatures: Iterable[Signature]) -> None:
         self.signatures: tuple[Signature, ...] = tuple(signatures)
         self.by_id: dict[str, Signature] = {sig.id: sig for sig in self.signatures}
+        self._needles: dict[str, tuple[frozenset[str], bool] | None] = {}
         self._directions: dict[Direction, _Direction] = {
             direction: _index([sig for sig in self.signatures if direction in sig.directions])
             for direction in ("input", "output")
@@ -263,6 +264,21 @@ class Catalog:
     def raw_signatures(self, direction: Direction) -> tuple[Signature, ...]:
         """Signatures that run on the untouched text (secrets are case-sensitive)."""
         return self._directions[direction].raw
+
+    def may_match(self, pattern: LazyPattern, text: str) -> bool:
+        """False when `text` lacks every string a match of `pattern` must contain (see
+        `prefilter.needles`): a raw-view pattern, which no word gates, is then skipped."""
+        if pattern.pattern not in self._needles:
+            self._needles[pattern.pattern] = needles(pattern.pattern)
+        gate = self._needles[pattern.pattern]
+        if gate is None:
+            return True
+        strings, lowered = gate
+        if lowered:
+            if not text.isascii():
+                return True  # case folding beyond ASCII (the long s, Kelvin) defeats .lower()
+            text = text.lower()
+        return any(string in text for string in strings)
 
     def detectors(self, direction: Direction) -> tuple[Signature, ...]:
         """Signatures backed by code in `turnwall.scan.detectors` rather than patterns."""

@@ -220,3 +220,36 @@ def test_edited_yaml_files_are_compiled_instead_of_the_stale_compiled_catalog(
 
     assert parsed
     assert [sig.id for sig in fresh.signatures] == [sig.id for sig in default_catalog().signatures]
+
+
+LEAKS = [
+    "key AKIAQWERTYUIOPASDFGH here",
+    "AWS_SECRET_ACCESS_KEY: wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    "token ghp_Zq8vN3xK5mB7cR2tY6uW9pL1sD4fG0hJ3kE5 leaked",
+    "slack xoxb-123456789012-abcdefghijkl",
+    "sk-proj-Ab3Cd5Ef7Gh9Ij1Kl3Mn5Op7Qr9St1Uv3Wx5",
+    "jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N",
+    "Authorization: Bearer abcdefghijklmnopqrstuvwxyz012345",
+    "PASSWORD = 'hunter2-Very-Secret!'",
+    "postgres://admin:s3cretpass@db.example.net/prod",
+    "write to jane.doe@corp-mail.net today",
+    "SSN 123-45-6789, phone (555) 123-4567",
+    "IBAN DE89 3704 0044 0532 0130 00",
+    "-----BEGIN RSA PRIVATE KEY-----",
+]
+
+
+@pytest.mark.parametrize("text", LEAKS)
+def test_the_raw_view_gate_never_hides_a_match(text: str) -> None:
+    catalog = default_catalog()
+    patterns = [p for sig in catalog.signatures if sig.raw for p in sig.patterns]
+
+    hidden = [
+        p.pattern
+        for p in patterns
+        for variant in (text, text.upper(), text.lower())
+        if p.search(variant) and not catalog.may_match(p, variant)
+    ]
+
+    assert any(p.search(text) for p in patterns)
+    assert hidden == []
