@@ -123,14 +123,20 @@ _TOPIC_VIEWS: Final = frozenset({"base", "leet", "despaced"})
 # An `unless` exception counts only in the sentence of the match: a harmless phrase
 # elsewhere in the text ("skip blank lines.") must not switch a signature off for all of it.
 _SENTENCE_END = re.compile(r"[.!?\n]")
+# A "sentence" of a text without full stops can be the whole megabyte: the exception is
+# looked for this far around the match at most, so checking it stays constant per match.
+_SENTENCE_REACH: Final = 2_048
 
 
 def _excepted(sig: Signature, text: str, match: re.Match[str]) -> bool:
     if sig.unless is None:
         return False
-    begin = max(text.rfind(mark, 0, match.start()) for mark in ".!?\n") + 1
-    after = _SENTENCE_END.search(text, match.end())
-    return sig.unless.search(text, begin, len(text) if after is None else after.end()) is not None
+    floor = max(0, match.start() - _SENTENCE_REACH)
+    ceiling = min(len(text), match.end() + _SENTENCE_REACH)
+    begin = max(text.rfind(mark, floor, match.start()) for mark in ".!?\n") + 1
+    begin = max(begin, floor)
+    after = _SENTENCE_END.search(text, match.end(), ceiling)
+    return sig.unless.search(text, begin, ceiling if after is None else after.end()) is not None
 
 
 def _run_detector(
