@@ -19,7 +19,6 @@ import functools
 import hashlib
 import json
 import re
-import sys
 from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Final, Literal, cast
@@ -31,7 +30,7 @@ from turnwall.scan.prefilter import PREFIX_CHARS, Analysis, Prefilter, analyse, 
 from turnwall.scan.reach import MAX_REACH, bound_repeats, reach
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
     from pathlib import Path
 
     from turnwall.scan.normalize import Chunk
@@ -75,13 +74,29 @@ _FIELDS: Final = frozenset(
 
 
 class LazyPattern:
-    """A regular expression compiled on first use, with the methods the engine calls."""
+    """A regular expression compiled on first use, with the methods the engine calls.
 
-    __slots__ = ("_compiled", "pattern")
+    `search`, `match` and `finditer` are the compiled pattern's own bound methods, set
+    when first asked for: loading costs nothing per pattern, and a warm scan pays no
+    indirection for the laziness.
+    """
+
+    __slots__ = ("_compiled", "finditer", "match", "pattern", "search")
+    search: Callable[..., re.Match[str] | None]
+    match: Callable[..., re.Match[str] | None]
+    finditer: Callable[..., Iterator[re.Match[str]]]
 
     def __init__(self, pattern: str, compiled: re.Pattern[str] | None = None) -> None:
         self.pattern = pattern
         self._compiled = compiled
+        if compiled is not None:
+            self._bind(compiled)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached while a slot is unset, i.e. before the first use.
+        if name not in ("search", "match", "finditer"):
+            raise AttributeError(name)
+        return getattr(self._bind(self.compiled), name)
 
     @property
     def compiled(self) -> re.Pattern[str]:
@@ -89,16 +104,9 @@ class LazyPattern:
             self._compiled = re.compile(self.pattern)
         return self._compiled
 
-    def search(self, text: str, pos: int = 0, endpos: int = sys.maxsize) -> re.Match[str] | None:
-        return self.compiled.search(text, pos, endpos)
-
-    def match(self, text: str, pos: int = 0, endpos: int = sys.maxsize) -> re.Match[str] | None:
-        return self.compiled.match(text, pos, endpos)
-
-    def finditer(
-        self, text: str, pos: int = 0, endpos: int = sys.maxsize
-    ) -> Iterator[re.Match[str]]:
-        return self.compiled.finditer(text, pos, endpos)
+    def _bind(self, compiled: re.Pattern[str]) -> LazyPattern:
+        self.search, self.match, self.finditer = compiled.search, compiled.match, compiled.finditer
+        return self
 
     def __repr__(self) -> str:
         return f"LazyPattern({self.pattern!r})"
