@@ -154,7 +154,11 @@ _FOLD_CACHE_LIMIT: Final = 8_192
 
 _WORD = re.compile(r"[^\W_]+")
 _LATIN_LETTER = re.compile(r"[a-z]")
-_LEET_CHAR = re.compile(r"[013457@$|]")
+# A leet character between two letters, or opening a word before two letters: one
+# search in C instead of a look at every digit of a long text.
+_LEET_IN_WORD = re.compile(
+    r"(?<=[^\W\d_])[013457@$|](?=[^\W\d_])|(?<![^\W_])[013457@$|](?=[^\W\d_]{2})"
+)
 # Runs of single letters padded by spaces or punctuation: "i g n o r e", "i.g.n.o.r.e".
 _PADDED_RUN = re.compile(
     r"(?<![^\W\d_])(?:[^\W\d_][ \t._\-*|/\\,+~\u00b7\u2022:;]{1,3}){3,}[^\W\d_](?![^\W\d_])"
@@ -344,15 +348,7 @@ def _squeeze(base: str, locate_base: Locator) -> tuple[str, Locator]:
 
 def _leet_hint(base: str) -> bool:
     """A digit or symbol standing in for a letter inside a word (h4ck, pr3vious, $ystem)."""
-    for found in _LEET_CHAR.finditer(base):
-        at = found.start()
-        before = base[at - 1] if at else " "
-        after = base[at + 1 : at + 3]
-        if (before.isalpha() and after[:1].isalpha()) or (
-            not before.isalnum() and len(after) == 2 and after.isalpha()
-        ):
-            return True
-    return False
+    return _LEET_IN_WORD.search(base) is not None
 
 
 def _despace(base: str) -> tuple[str, list[int]]:
