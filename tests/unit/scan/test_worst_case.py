@@ -18,7 +18,7 @@ import pytest
 
 from tests.benchmarks.bench_worst_case import ADVERSARIAL, PROSE, repeat
 from turnwall.scan.catalog import default_catalog
-from turnwall.scan.normalize import normalize
+from turnwall.scan.normalize import fold
 from turnwall.scan.reach import reach
 
 if TYPE_CHECKING:
@@ -28,8 +28,9 @@ if TYPE_CHECKING:
 
 KB = 1024
 SIZES = (1 * KB, 16 * KB, 128 * KB)
-# Linear growth is 8x (16 -> 128 KB) and 16x (1 -> 16 KB); quadratic would be 64x and 256x.
-SLACK = 3.0
+# Linear growth is 8x (16 -> 128 KB) and 16x (1 -> 16 KB); quadratic would be 64x and 256x,
+# twice the threshold even with this slack for a machine shared with other work.
+SLACK = 4.0
 # Below this many seconds a measurement is timer noise and cache effects, not growth.
 FLOOR = 0.004
 
@@ -84,12 +85,19 @@ def _searches() -> dict[str, tuple[Callable[[str], object], list[str]]]:
     return found
 
 
-def _seconds(search: Callable[[str], object], text: str) -> float:
-    best = float("inf")
+def _seconds(call: Callable[[str], object], text: str, *, block: float = 0.0) -> float:
+    """Best of two timings of `call(text)`; with `block`, each timing repeats the call
+    until it lasts that long, so a millisecond-long scan is not measured on its noise."""
+    started = time.perf_counter()
+    call(text)
+    once = time.perf_counter() - started
+    repeats = max(1, min(50, int(block / max(once, 1e-6))))
+    best = once if repeats == 1 else float("inf")
     for _ in range(2):
         started = time.perf_counter()
-        search(text)
-        best = min(best, time.perf_counter() - started)
+        for _ in range(repeats):
+            call(text)
+        best = min(best, (time.perf_counter() - started) / repeats)
     return best
 
 
@@ -119,9 +127,12 @@ def test_no_rule_grows_faster_than_the_text() -> None:
     slow: list[str] = []
     for name, (search, words) in _searches().items():
         for filler, build in _fillers(words).items():
-            texts = [normalize(build(size), decode=False).base[:size] for size in SIZES]
+            # The fillers have no whitespace runs to squeeze: folding is their normalization.
+            texts = [fold(build(size))[:size] for size in SIZES]
             times = [_seconds(search, text) for text in texts]
-            if _super_linear(times):
+            for _ in range(2):
+                if not _super_linear(times):
+                    break
                 # Measured again before blaming the rule: a neighbour may have had the CPU.
                 times = [_seconds(search, text) for text in texts]
             if _super_linear(times):
@@ -171,8 +182,10 @@ def test_no_scan_grows_faster_than_the_text(scanner: Scanner, filler: str) -> No
         scanner.scan_input(text, None)
         scanner.scan_output(text, {}, prompt="The password is swordfish.")
 
-    times = [_seconds(scan, text) for text in texts]
-    if _super_linear(times):
-        times = [_seconds(scan, text) for text in texts]
+    times = [_seconds(scan, text, block=0.05) for text in texts]
+    for _ in range(2):
+        if not _super_linear(times):
+            break
+        times = [_seconds(scan, text, block=0.05) for text in texts]
 
     assert not _super_linear(times), [f"{t * 1000:.1f} ms" for t in times]
