@@ -30,13 +30,14 @@ bench: $(STAMP)  ## every benchmark: ratios against baselines measured in the sa
 	$(BIN)/python -m tests.benchmarks.bench_store
 	$(BIN)/python -m tests.benchmarks.bench_lambda
 	$(BIN)/python -m tests.benchmarks.bench_scan
+	$(BIN)/python -m tests.benchmarks.bench_worst_case
 	$(BIN)/python -m tests.benchmarks.bench_cleanup
 
 load: $(STAMP)  ## concurrent clients against turnwall serve on Redis and DynamoDB (moto)
 	$(BIN)/python -m tests.benchmarks.load --backend redis
 	$(BIN)/python -m tests.benchmarks.load --backend dynamodb
 
-index: $(STAMP)  ## rewrite the precomputed prefilter index after editing signatures
+index: $(STAMP)  ## rewrite the compiled catalog and prefilter index after editing signatures
 	$(BIN)/python -c "from turnwall.scan.catalog import write_prefilter_index as w; print(w())"
 
 results: $(STAMP)  ## rerun every benchmark, the load runs and the evaluation into docs/RESULTS.md

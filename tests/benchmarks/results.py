@@ -35,6 +35,12 @@ RUNS: list[tuple[str, list[str], str]] = [
         "run (target p99 <= 0.5x).",
     ),
     (
+        "Scan worst case (issue: scan engine v2)",
+        ["-m", "tests.benchmarks.bench_worst_case"],
+        "Adversarial texts of 16 KB to 1 MB through every scanning route vs benign texts of "
+        "the same size (target <= 10x; 1 MB in under 1 s).",
+    ),
+    (
         "Cleanup throughput (issue: cleanup)",
         ["-m", "tests.benchmarks.bench_cleanup"],
         "Items removed per second by the stream purge and the scheduled sweep.",

@@ -1,14 +1,22 @@
-"""The signature catalog: data files in `signatures/`, compiled once per process.
+"""The signature catalog: data files in `signatures/`, loaded once per process.
 
 A signature is a few regular expressions over a normalized view of the text (or, for
 case-sensitive secrets, over the raw text), or the name of a detector in code. Every
 pattern of a direction goes into one `Prefilter`, so a scan looks up the words of a text
 once and runs only the patterns whose required words are all there.
+
+Loading is cheap because the costly parts were done ahead, by `make index`:
+`signatures/compiled-catalog.json` holds every signature as compiled from the YAML files
+(with their digest: edited files are compiled again), and `signatures/prefilter-index.json`
+each pattern's prefilter analysis and its proof of a bounded reach
+(`turnwall.scan.reach`). A pattern is compiled the first time a text needs it, so a cold
+start compiles almost nothing.
 """
 
 from __future__ import annotations
 
 import functools
+import gc
 import hashlib
 import json
 import re
@@ -16,15 +24,14 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Final, Literal, cast
 
-import yaml
-
 from turnwall.errors import ConfigurationError
 from turnwall.scan.models import CATEGORIES, Category, Direction
 from turnwall.scan.normalize import chunk, compact_pattern, fold, word_set
-from turnwall.scan.prefilter import Analysis, Prefilter, analyse
+from turnwall.scan.prefilter import PREFIX_CHARS, Analysis, Prefilter, analyse, needles
+from turnwall.scan.reach import MAX_REACH, bound_repeats, reach
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable, Iterator
     from pathlib import Path
 
     from turnwall.scan.normalize import Chunk
@@ -43,16 +50,8 @@ _MAX_WIDTH: Final = 400
 # Prefilter analyses of the shipped patterns, precomputed: parsing every pattern again
 # is half of what compiling the catalog costs a cold start.
 INDEX_FILE: Final = "prefilter-index.json"
-# Unbounded repeats get a bound so every pattern has a maximum match length (normalized
-# text has no whitespace run longer than 8, see normalize.MAX_SPACE_RUN).
-_BOUNDS: Final = (
-    (r"\s+", r"\s{1,8}"),
-    (r"\s*", r"\s{0,8}"),
-    (r"\w*", r"\w{0,24}"),
-    (r"\w+", r"\w{1,24}"),
-    (".*", ".{0,80}"),
-    (".+", ".{1,80}"),
-)
+# The YAML files compiled: what a cold start loads instead of parsing them.
+COMPILED_FILE: Final = "compiled-catalog.json"
 _QUOTED_DAMPED: Final = frozenset({"injection", "jailbreak", "system_prompt_extraction"})
 _FIELDS: Final = frozenset(
     {
@@ -75,6 +74,45 @@ _FIELDS: Final = frozenset(
 )
 
 
+class LazyPattern:
+    """A regular expression compiled on first use, with the methods the engine calls.
+
+    `search`, `match` and `finditer` are the compiled pattern's own bound methods, set
+    when first asked for: loading costs nothing per pattern, and a warm scan pays no
+    indirection for the laziness.
+    """
+
+    __slots__ = ("_compiled", "finditer", "match", "pattern", "search")
+    search: Callable[..., re.Match[str] | None]
+    match: Callable[..., re.Match[str] | None]
+    finditer: Callable[..., Iterator[re.Match[str]]]
+
+    def __init__(self, pattern: str, compiled: re.Pattern[str] | None = None) -> None:
+        self.pattern = pattern
+        self._compiled = compiled
+        if compiled is not None:
+            self._bind(compiled)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached while a slot is unset, i.e. before the first use.
+        if name not in ("search", "match", "finditer"):
+            raise AttributeError(name)
+        return getattr(self._bind(self.compiled), name)
+
+    @property
+    def compiled(self) -> re.Pattern[str]:
+        if self._compiled is None:
+            self._compiled = re.compile(self.pattern)
+        return self._compiled
+
+    def _bind(self, compiled: re.Pattern[str]) -> LazyPattern:
+        self.search, self.match, self.finditer = compiled.search, compiled.match, compiled.finditer
+        return self
+
+    def __repr__(self) -> str:
+        return f"LazyPattern({self.pattern!r})"
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class Signature:
     """One compiled catalog entry (see `signatures/README.md` for the fields)."""
@@ -86,9 +124,9 @@ class Signature:
     score: float
     action: Action
     kind: Kind
-    patterns: tuple[re.Pattern[str], ...]
-    compacts: tuple[re.Pattern[str] | None, ...]
-    unless: re.Pattern[str] | None
+    patterns: tuple[LazyPattern, ...]
+    compacts: tuple[LazyPattern | None, ...]
+    unless: LazyPattern | None
     raw: bool
     requires: frozenset[str]
     detector: str | None
@@ -104,8 +142,8 @@ class Rule:
     """One pattern of a signature, as the prefilter numbers it."""
 
     signature: Signature
-    pattern: re.Pattern[str]
-    compact: re.Pattern[str] | None
+    pattern: LazyPattern
+    compact: LazyPattern | None
     # Written in a script without spaces, so no word can gate it: run it on such text only.
     non_ascii: bool = False
     # Word prefixes every match starts with (None: a match may start anywhere).
@@ -157,6 +195,7 @@ class Catalog:
     def __init__(self, signatures: Iterable[Signature]) -> None:
         self.signatures: tuple[Signature, ...] = tuple(signatures)
         self.by_id: dict[str, Signature] = {sig.id: sig for sig in self.signatures}
+        self._needles: dict[str, tuple[frozenset[str], bool] | None] = {}
         self._directions: dict[Direction, _Direction] = {
             direction: _index([sig for sig in self.signatures if direction in sig.directions])
             for direction in ("input", "output")
@@ -189,7 +228,13 @@ class Catalog:
         every_word: list[frozenset[str]] = []
         for start, end, words in chunks if chunks is not None else chunk(text):
             if run_together:
-                words = frozenset(w[i:] for w in words for i in range(len(w) if len(w) > 12 else 1))
+                # The prefilter reads no more than a word's first PREFIX_CHARS characters,
+                # so a suffix is cut there: a long run-together word stays linear.
+                words = frozenset(
+                    w[i : i + PREFIX_CHARS]
+                    for w in words
+                    for i in range(len(w) if len(w) > 12 else 1)
+                )
             every_word.append(words)
             for number in sentences.prefilter.ready(words):
                 searches.append((sentences.rules[number], start, end))
@@ -229,6 +274,21 @@ class Catalog:
         """Signatures that run on the untouched text (secrets are case-sensitive)."""
         return self._directions[direction].raw
 
+    def may_match(self, pattern: LazyPattern, text: str) -> bool:
+        """False when `text` lacks every string a match of `pattern` must contain (see
+        `prefilter.needles`): a raw-view pattern, which no word gates, is then skipped."""
+        if pattern.pattern not in self._needles:
+            self._needles[pattern.pattern] = needles(pattern.pattern)
+        gate = self._needles[pattern.pattern]
+        if gate is None:
+            return True
+        strings, lowered = gate
+        if lowered:
+            if not text.isascii():
+                return True  # case folding beyond ASCII (the long s, Kelvin) defeats .lower()
+            text = text.lower()
+        return any(string in text for string in strings)
+
     def detectors(self, direction: Direction) -> tuple[Signature, ...]:
         """Signatures backed by code in `turnwall.scan.detectors` rather than patterns."""
         return self._directions[direction].detectors
@@ -240,15 +300,21 @@ def _index(signatures: list[Signature]) -> _Direction:
     for sig in signatures:
         if sig.kind == "detector" or sig.raw:
             continue
-        parts: list[tuple[re.Pattern[str], re.Pattern[str] | None, str]] = []
+        parts: list[tuple[LazyPattern, LazyPattern | None, str]] = []
         for pattern, compact, source in zip(sig.patterns, sig.compacts, sig.sources, strict=True):
-            pieces = _alternatives(source)
-            if len(pieces) == 1:
+            pieces = _word_list_entries(source)
+            if pieces is None:
                 parts.append((pattern, compact, source))
                 continue
             # One rule per word list entry: each runs only when its own words are there.
-            for piece in pieces:
-                parts.append((re.compile(piece), _compact(sig.id, piece), piece))
+            for piece, compact_piece in pieces:
+                parts.append(
+                    (
+                        _compile(sig.id, piece),
+                        None if compact_piece is None else _compile(sig.id, compact_piece),
+                        piece,
+                    )
+                )
         for pattern, compact, source in parts:
             analysis = shipped_analyses().get(_index_key(source)) or analyse(source)
             groups, starts, width = analysis.groups, analysis.starts, analysis.width
@@ -285,6 +351,27 @@ def _part(
     )
 
 
+def _word_list_entries(source: str) -> list[tuple[str, str | None]] | None:
+    """The entries of a top-level word list with their despaced variants (shipped in
+    the compiled catalog), or None when `source` is not one."""
+    shipped = _shipped_file(COMPILED_FILE).get("splits", {})
+    if source in shipped:
+        entries = shipped[source]
+        return None if entries is None else [(piece, compact) for piece, compact in entries]
+    return _split(source)
+
+
+def _split(source: str) -> list[tuple[str, str | None]] | None:
+    pieces = _alternatives(source)
+    if len(pieces) == 1:
+        return None
+    entries: list[tuple[str, str | None]] = []
+    for piece in pieces:
+        compact = _compact(source, piece)
+        entries.append((piece, None if compact is None else compact.pattern))
+    return entries
+
+
 def rule_sources(signatures: Iterable[Signature]) -> list[str]:
     """The source of every rule the prefilter indexes (word lists split per entry)."""
     return [
@@ -300,15 +387,25 @@ def _index_key(source: str) -> str:
     return hashlib.blake2b(source.encode("utf-8"), digest_size=10).hexdigest()
 
 
+def _shipped_index() -> dict[str, Any]:
+    return _shipped_file(INDEX_FILE)
+
+
+@functools.cache
+def _shipped_file(name: str) -> dict[str, Any]:
+    item = resources.files("turnwall.scan").joinpath("signatures", name)
+    try:
+        loaded = json.loads(item.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
 @functools.cache
 def shipped_analyses() -> dict[str, Analysis]:
     """The precomputed analyses in `signatures/prefilter-index.json`, by pattern digest.
     A pattern missing from it (an edited catalog) is analysed when it is compiled."""
-    item = resources.files("turnwall.scan").joinpath("signatures", INDEX_FILE)
-    try:
-        raw = json.loads(item.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
+    raw = _shipped_index()
     return {
         key: Analysis(
             [frozenset(group) for group in groups],
@@ -320,7 +417,9 @@ def shipped_analyses() -> dict[str, Analysis]:
 
 
 def prefilter_index(signatures: Iterable[Signature]) -> dict[str, Any]:
-    """The content of `signatures/prefilter-index.json` for these signatures."""
+    """The content of `signatures/prefilter-index.json` for these signatures: the
+    prefilter analysis of every rule, and the reach of every pattern that is compiled."""
+    signatures = list(signatures)
     patterns: dict[str, Any] = {}
     for source in rule_sources(signatures):
         analysis = analyse(source)
@@ -329,7 +428,37 @@ def prefilter_index(signatures: Iterable[Signature]) -> dict[str, Any]:
             None if analysis.starts is None else sorted(analysis.starts),
             analysis.width,
         ]
-    return {"version": 1, "patterns": dict(sorted(patterns.items()))}
+    reaches: dict[str, int | None] = {}
+    for source in compiled_sources(signatures):
+        reaches[_index_key(source)] = reach(source)
+    return {
+        "version": 2,
+        "patterns": dict(sorted(patterns.items())),
+        "reach": dict(sorted(reaches.items())),
+    }
+
+
+def compiled_sources(signatures: Iterable[Signature]) -> list[str]:
+    """The source of every pattern the catalog compiles: patterns, their word-list
+    entries, despaced variants and exceptions."""
+    sources: list[str] = []
+    for sig in signatures:
+        sources.extend(pattern.pattern for pattern in sig.patterns)
+        sources.extend(compact.pattern for compact in sig.compacts if compact is not None)
+        if sig.unless is not None:
+            sources.append(sig.unless.pattern)
+    for piece in rule_sources(signatures):
+        sources.append(piece)
+        compact = _compact("", piece)
+        if compact is not None:
+            sources.append(compact.pattern)
+    return sources
+
+
+@functools.cache
+def shipped_reaches() -> dict[str, int | None]:
+    """The reach of every shipped pattern, proven by `make index` (see `reach.reach`)."""
+    return cast("dict[str, int | None]", _shipped_index().get("reach", {}))
 
 
 def _alternatives(source: str) -> list[str]:
@@ -381,17 +510,111 @@ def _sentence_bounded(source: str) -> bool:
 
 @functools.cache
 def default_catalog() -> Catalog:
-    """The catalog shipped in `turnwall/scan/signatures/`, compiled once per process."""
+    """The catalog shipped in `turnwall/scan/signatures/`, loaded once per process: from
+    `compiled-catalog.json` while it matches the YAML files, else from the files."""
+    # Loading allocates tens of thousands of objects and no garbage: the cyclic collector
+    # would only walk them again and again, a large share of a cold start's load time.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        files = _signature_files()
+        shipped = _shipped_file(COMPILED_FILE)
+        if shipped.get("version") == 1 and shipped.get("yaml") == _files_digest(files):
+            return Catalog(_signature_from_json(entry) for entry in shipped["signatures"])
+        return Catalog(compile_entries(_yaml_entries(files)))
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _signature_files() -> list[tuple[str, bytes]]:
     folder = resources.files("turnwall.scan").joinpath("signatures")
-    entries: list[tuple[str, dict[str, Any]]] = []
-    for item in sorted(folder.iterdir(), key=lambda entry: entry.name):
-        if not item.name.endswith((".yaml", ".yml")):
-            continue
-        document = yaml.safe_load(item.read_text(encoding="utf-8")) or {}
+    return [
+        (item.name, item.read_bytes())
+        for item in sorted(folder.iterdir(), key=lambda entry: entry.name)
+        if item.name.endswith((".yaml", ".yml"))
+    ]
+
+
+def _files_digest(files: list[tuple[str, bytes]]) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    for name, content in files:
+        digest.update(name.encode("utf-8") + b"\0" + content + b"\0")
+    return digest.hexdigest()
+
+
+def _yaml_entries(files: list[tuple[str, bytes]]) -> list[tuple[str, Any]]:
+    import yaml  # only when the YAML files changed since `make index`
+
+    entries: list[tuple[str, Any]] = []
+    for name, content in files:
+        document = yaml.safe_load(content.decode("utf-8")) or {}
         if not isinstance(document, dict) or not isinstance(document.get("signatures"), list):
-            raise ConfigurationError(f"{item.name}: expected a mapping with a 'signatures' list")
-        entries.extend((item.name, entry) for entry in document["signatures"])
-    return Catalog(compile_entries(entries))
+            raise ConfigurationError(f"{name}: expected a mapping with a 'signatures' list")
+        entries.extend((name, entry) for entry in document["signatures"])
+    return entries
+
+
+def compiled_catalog(signatures: Iterable[Signature], files_digest: str) -> dict[str, Any]:
+    """The content of `signatures/compiled-catalog.json` for these signatures."""
+    signatures = list(signatures)
+    splits: dict[str, list[tuple[str, str | None]] | None] = {}
+    for sig in signatures:
+        if sig.kind == "detector" or sig.raw:
+            continue
+        for source in sig.sources:
+            splits[source] = _split(source)
+    return {
+        "version": 1,
+        "yaml": files_digest,
+        "signatures": [_signature_to_json(sig) for sig in signatures],
+        "splits": splits,
+    }
+
+
+def _signature_to_json(sig: Signature) -> dict[str, Any]:
+    return {
+        "id": sig.id,
+        "name": sig.name,
+        "category": sig.category,
+        "directions": sorted(sig.directions),
+        "score": sig.score,
+        "action": sig.action,
+        "kind": sig.kind,
+        "patterns": list(sig.sources),
+        "compacts": [None if c is None else c.pattern for c in sig.compacts],
+        "unless": None if sig.unless is None else sig.unless.pattern,
+        "raw": sig.raw,
+        "requires": sorted(sig.requires),
+        "detector": sig.detector,
+        "damp_quoted": sig.damp_quoted,
+        "prompt_score": sig.prompt_score,
+    }
+
+
+def _signature_from_json(entry: dict[str, Any]) -> Signature:
+    where = f"{COMPILED_FILE}: {entry['id']}"
+    return Signature(
+        id=entry["id"],
+        name=entry["name"],
+        category=entry["category"],
+        directions=frozenset(entry["directions"]),
+        score=entry["score"],
+        action=entry["action"],
+        kind=entry["kind"],
+        patterns=tuple(_compile(where, source) for source in entry["patterns"]),
+        compacts=tuple(
+            None if source is None else _compile(where, source) for source in entry["compacts"]
+        ),
+        unless=None if entry["unless"] is None else _compile(where, entry["unless"]),
+        raw=entry["raw"],
+        requires=frozenset(entry["requires"]),
+        detector=entry["detector"],
+        damp_quoted=entry["damp_quoted"],
+        prompt_score=entry["prompt_score"],
+        sources=tuple(entry["patterns"]),
+        topical=entry["kind"] in TOPICAL,
+    )
 
 
 def compile_entries(entries: Iterable[tuple[str, Any]]) -> list[Signature]:
@@ -480,26 +703,41 @@ def _source(pattern: str, *, raw: bool) -> str:
     if flags:
         # Scoped so patterns can be joined (and the prefilter parse sees the same thing).
         pattern = f"(?{flags.group(1)}:{pattern[flags.end() :]})"
+    # Every repeat gets a bound, so a match attempt reads a bounded window (see `reach`).
+    pattern = bound_repeats(pattern, raw=raw)
     if raw:
         return pattern
-    for unbounded, bounded in _BOUNDS:
-        pattern = pattern.replace(unbounded, bounded)
     # Normalized views are folded, so non-ASCII literals must be folded too; ASCII stays
     # as written because lowercasing it would turn escapes such as \S into \s.
     return "".join(c if c.isascii() else fold(c) for c in pattern)
 
 
-def _compile(where: str, source: str) -> re.Pattern[str]:
-    try:
-        return re.compile(source)
-    except re.error as exc:
-        raise ConfigurationError(f"{where}: bad pattern: {exc}") from exc
+def _compile(where: str, source: str) -> LazyPattern:
+    """A pattern with a proven bounded reach, compiled now or, when the shipped index
+    already vouches for it, on first use."""
+    key = _index_key(source)
+    shipped = shipped_reaches()
+    if key in shipped:
+        found = shipped[key]
+        compiled = None
+    else:
+        try:
+            compiled = re.compile(source)
+        except re.error as exc:
+            raise ConfigurationError(f"{where}: bad pattern: {exc}") from exc
+        found = reach(source)
+    if found is None or found > MAX_REACH:
+        raise ConfigurationError(
+            f"{where}: pattern {source[:60]!r} can read an unbounded or over-long window "
+            f"(reach {found}, at most {MAX_REACH}): give every repeat an upper bound"
+        )
+    return LazyPattern(source, compiled)
 
 
-def _compact(where: str, source: str) -> re.Pattern[str] | None:
+def _compact(where: str, source: str) -> LazyPattern | None:
     """The despaced-view variant; a pattern that cannot be loosened just goes without."""
     try:
-        return _compile(where, compact_pattern(source))
+        return _compile(where, bound_repeats(compact_pattern(source)))
     except ConfigurationError:
         return None
 
@@ -513,10 +751,25 @@ def _as_list(value: Any) -> list[Any]:
 
 
 def write_prefilter_index() -> Path:
-    """Rewrite `signatures/prefilter-index.json` for the shipped catalog (`make index`,
-    after editing a signature; a unit test fails while it is stale)."""
-    target = resources.files("turnwall.scan").joinpath("signatures", INDEX_FILE)
-    index = prefilter_index(default_catalog().signatures)
-    with resources.as_file(target) as path:
-        path.write_text(json.dumps(index, separators=(",", ":")) + "\n", encoding="utf-8")
+    """Rewrite `signatures/prefilter-index.json` and `signatures/compiled-catalog.json`
+    from the YAML files (`make index`, after editing a signature; unit tests fail while
+    either is stale). Returns the folder."""
+    files = _signature_files()
+    signatures = compile_entries(_yaml_entries(files))
+    contents = {
+        INDEX_FILE: prefilter_index(signatures),
+        COMPILED_FILE: compiled_catalog(signatures, _files_digest(files)),
+    }
+    folder = resources.files("turnwall.scan").joinpath("signatures")
+    with resources.as_file(folder) as path:
+        for name, content in contents.items():
+            text = json.dumps(content, separators=(",", ":"), ensure_ascii=False)
+            (path / name).write_text(text + "\n", encoding="utf-8")
         return path
+
+
+def shipped_catalog_is_current() -> bool:
+    """Whether `compiled-catalog.json` is what `make index` would write now."""
+    files = _signature_files()
+    expected = compiled_catalog(compile_entries(_yaml_entries(files)), _files_digest(files))
+    return bool(_shipped_file(COMPILED_FILE) == json.loads(json.dumps(expected)))

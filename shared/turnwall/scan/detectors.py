@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass
+from itertools import islice
 from typing import Final
 
 from turnwall.scan.normalize import fold
@@ -183,13 +184,24 @@ def prompt_shingles(prompt: str) -> frozenset[int]:
     )
 
 
-def prompt_overlap(base: str, shingles: frozenset[int]) -> Detection | None:
-    """A run of words the output copies verbatim from the prompt."""
+def prompt_openers(prompt: str) -> frozenset[str]:
+    """The words a run of the prompt can start with: outputs are checked only there."""
+    words = _WORD.findall(fold(prompt[:_MAX_PROMPT_CHARS]))
+    return frozenset(words[: len(words) - _OVERLAP_WORDS + 1])
+
+
+def prompt_overlap(
+    base: str, shingles: frozenset[int], openers: frozenset[str] | None = None
+) -> Detection | None:
+    """A run of words the output copies verbatim from the prompt; `openers` (see
+    `prompt_openers`) lets a long output skip the words no run of the prompt starts with."""
     if not shingles:
         return None
-    matches = list(_WORD.finditer(base))
-    words = [found.group() for found in matches]
+    words = _WORD.findall(base)
     for i in range(len(words) - _OVERLAP_WORDS + 1):
+        if openers is not None and words[i] not in openers:
+            continue
         if hash(tuple(words[i : i + _OVERLAP_WORDS])) in shingles:
-            return Detection((matches[i].start(), matches[i + _OVERLAP_WORDS - 1].end()))
+            found = list(islice(_WORD.finditer(base), i, i + _OVERLAP_WORDS))
+            return Detection((found[0].start(), found[-1].end()))
     return None

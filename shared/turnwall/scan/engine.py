@@ -52,12 +52,17 @@ class PromptContext:
 
     secrets: list[str]
     shingles: frozenset[int]
+    openers: frozenset[str] | None = None
 
     @classmethod
     def of(cls, prompt: str | None) -> PromptContext | None:
         if not prompt:
             return None
-        return cls(detectors.prompt_secrets(prompt), detectors.prompt_shingles(prompt))
+        return cls(
+            detectors.prompt_secrets(prompt),
+            detectors.prompt_shingles(prompt),
+            detectors.prompt_openers(prompt),
+        )
 
 
 def detect(
@@ -101,6 +106,8 @@ def detect(
             )
     for sig in catalog.raw_signatures(direction):
         for pattern in sig.patterns:
+            if not catalog.may_match(pattern, text.original):
+                continue
             match = pattern.search(text.original)
             if match and not _excepted(sig, text.original, match):
                 found[sig.id] = Finding(sig, sig.score, match.span())
@@ -116,14 +123,20 @@ _TOPIC_VIEWS: Final = frozenset({"base", "leet", "despaced"})
 # An `unless` exception counts only in the sentence of the match: a harmless phrase
 # elsewhere in the text ("skip blank lines.") must not switch a signature off for all of it.
 _SENTENCE_END = re.compile(r"[.!?\n]")
+# A "sentence" of a text without full stops can be the whole megabyte: the exception is
+# looked for this far around the match at most, so checking it stays constant per match.
+_SENTENCE_REACH: Final = 2_048
 
 
 def _excepted(sig: Signature, text: str, match: re.Match[str]) -> bool:
     if sig.unless is None:
         return False
-    begin = max(text.rfind(mark, 0, match.start()) for mark in ".!?\n") + 1
-    after = _SENTENCE_END.search(text, match.end())
-    return sig.unless.search(text, begin, len(text) if after is None else after.end()) is not None
+    floor = max(0, match.start() - _SENTENCE_REACH)
+    ceiling = min(len(text), match.end() + _SENTENCE_REACH)
+    begin = max(text.rfind(mark, floor, match.start()) for mark in ".!?\n") + 1
+    begin = max(begin, floor)
+    after = _SENTENCE_END.search(text, match.end(), ceiling)
+    return sig.unless.search(text, begin, ceiling if after is None else after.end()) is not None
 
 
 def _run_detector(
@@ -142,7 +155,7 @@ def _run_detector(
     elif sig.detector == "prompt_secret" and prompt is not None:
         detection = detectors.prompt_secret(text.base, prompt.secrets)
     elif sig.detector == "prompt_overlap" and prompt is not None:
-        detection = detectors.prompt_overlap(text.base, prompt.shingles)
+        detection = detectors.prompt_overlap(text.base, prompt.shingles, prompt.openers)
     elif sig.detector == "obfuscation":
         probing = [f for f in found.values() if f.signature.category in _PROBING]
         if probing and (text.evasion or all(f.obfuscated for f in probing)):

@@ -15,7 +15,10 @@ import binascii
 import html
 import re
 import unicodedata
+from bisect import bisect_right
+from collections import Counter
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import TYPE_CHECKING, Final
 from urllib.parse import unquote
 
@@ -26,8 +29,9 @@ if TYPE_CHECKING:
 
 Chunk = tuple[int, int, frozenset[str]]
 
-# Bounds that keep one scan O(size of the text) with a small constant.
-MAX_SCAN_CHARS: Final = 65_536
+# Bounds that keep one scan O(size of the text) with a small constant. The text itself
+# is scanned whole: every pattern reads a bounded window (`reach`), so a longer text
+# costs proportionally more, never quadratically more.
 MAX_DECODED_VIEWS: Final = 4
 MAX_DECODED_CHARS: Final = 4_096
 MAX_DECODE_DEPTH: Final = 2
@@ -149,7 +153,12 @@ _HIDDEN: set[str] = set()
 _FOLD_CACHE_LIMIT: Final = 8_192
 
 _WORD = re.compile(r"[^\W_]+")
-_LEET_CHAR = re.compile(r"[013457@$|]")
+_LATIN_LETTER = re.compile(r"[a-z]")
+# A leet character between two letters, or opening a word before two letters: one
+# search in C instead of a look at every digit of a long text.
+_LEET_IN_WORD = re.compile(
+    r"(?<=[^\W\d_])[013457@$|](?=[^\W\d_])|(?<![^\W_])[013457@$|](?=[^\W\d_]{2})"
+)
 # Runs of single letters padded by spaces or punctuation: "i g n o r e", "i.g.n.o.r.e".
 _PADDED_RUN = re.compile(
     r"(?<![^\W\d_])(?:[^\W\d_][ \t._\-*|/\\,+~\u00b7\u2022:;]{1,3}){3,}[^\W\d_](?![^\W\d_])"
@@ -204,26 +213,22 @@ def fold(text: str) -> str:
     """The base view of `text` without derived views: what patterns and anchors use."""
     if text.isascii():
         return text.lower()
-    return _confusables("".join([_fold_char(char) for char in text]))
+    return _confusables(text.translate(_fold_table(text)))
 
 
 def normalize(text: str, *, decode: bool = True) -> NormalizedText:
     """Fold `text` and derive every view the signatures should see."""
-    if len(text) > MAX_SCAN_CHARS:
-        # Keep both ends: payloads hide at the end of long padding as often as up front.
-        half = MAX_SCAN_CHARS // 2
-        text = text[:half] + "\n" + text[-half:]
     evasion = False
     locate_base: Locator
     if text.isascii():
         base = text.lower()
         locate_base = _same_span
     else:
-        pieces = [_fold_char(char) for char in text]
-        folded = "".join(pieces)
+        table = _fold_table(text)
+        folded = text.translate(table)
         base = _confusables(folded)
         evasion = base != folded or not _HIDDEN.isdisjoint(text)
-        locate_base = _piece_locator(pieces, len(text))
+        locate_base = _fold_locator(text, table)
     if _has_long_space(base):
         base, locate_base = _squeeze(base, locate_base)
     normalized = NormalizedText(original=text, base=base, evasion=evasion)
@@ -267,18 +272,27 @@ def _same_span(start: int, end: int) -> tuple[int, int] | None:
     return (start, end)
 
 
-def _piece_locator(pieces: list[str], size: int) -> Locator:
-    """Map folded offsets to original ones; built on first use (most scans never ask)."""
-    offsets: list[int] = []
+def _fold_table(text: str) -> dict[int, str]:
+    """What each distinct character of `text` folds to, for `str.translate`: the text is
+    then folded in C, and `_fold_char` runs once per distinct character, not per one."""
+    return {ord(char): _fold_char(char) for char in set(text)}
+
+
+def _fold_locator(text: str, table: dict[int, str]) -> Locator:
+    """Map offsets of `text.translate(table)` to offsets of `text`."""
+    if all(len(folded) == 1 for folded in table.values()):
+        return _same_span
+    ends: list[int] = []  # ends[i]: folded length of text[: i + 1]; built on first use
 
     def locate(start: int, end: int) -> tuple[int, int] | None:
-        if not offsets:
-            for index, piece in enumerate(pieces):
-                offsets.extend([index] * len(piece))
-            offsets.append(size)
-        if start >= len(offsets) - 1 or end <= start:
+        if not ends:
+            lengths = {chr(code): len(folded) for code, folded in table.items()}
+            ends.extend(accumulate(map(lengths.__getitem__, text)))
+        size = ends[-1] if ends else 0
+        if start >= size or end <= start:
             return None
-        return (offsets[start], offsets[min(end, len(offsets) - 1) - 1] + 1)
+        # The character holding folded offset k is the first whose end lies beyond k.
+        return (bisect_right(ends, start), bisect_right(ends, min(end, size) - 1) + 1)
 
     return locate
 
@@ -334,15 +348,7 @@ def _squeeze(base: str, locate_base: Locator) -> tuple[str, Locator]:
 
 def _leet_hint(base: str) -> bool:
     """A digit or symbol standing in for a letter inside a word (h4ck, pr3vious, $ystem)."""
-    for found in _LEET_CHAR.finditer(base):
-        at = found.start()
-        before = base[at - 1] if at else " "
-        after = base[at + 1 : at + 3]
-        if (before.isalpha() and after[:1].isalpha()) or (
-            not before.isalnum() and len(after) == 2 and after.isalpha()
-        ):
-            return True
-    return False
+    return _LEET_IN_WORD.search(base) is not None
 
 
 def _despace(base: str) -> tuple[str, list[int]]:
@@ -531,21 +537,28 @@ def _disguised_latin(code: int) -> bool:
 
 def _confusables(folded: str) -> str:
     """Map Cyrillic and Greek lookalikes to Latin where the writing is really Latin."""
-    if not any(char in _CONFUSABLE_CHARS for char in folded):
+    if _CONFUSABLE_CHARS.isdisjoint(folded):
         return folded
-    latin = sum(1 for char in folded if "a" <= char <= "z")
-    other = sum(1 for char in folded if char.isalpha() and not char.isascii())
+    counts = Counter(folded)
+    latin = sum(count for char, count in counts.items() if "a" <= char <= "z")
+    other = sum(count for char, count in counts.items() if char.isalpha() and not char.isascii())
     if latin > 2 * other:
         return folded.translate(_CONFUSABLES)
     # Mostly non-Latin writing: fold only words that mix scripts, keep real Russian or Greek.
-    return _WORD.sub(_fold_mixed_word, folded)
+    # Words repeat, so each distinct one is judged once.
+    judged: dict[str, str] = {}
 
+    def fold_word(word: re.Match[str]) -> str:
+        text = word.group()
+        folded_word = judged.get(text)
+        if folded_word is None:
+            mixed = _LATIN_LETTER.search(text) is not None and not _CONFUSABLE_CHARS.isdisjoint(
+                text
+            )
+            folded_word = judged[text] = text.translate(_CONFUSABLES) if mixed else text
+        return folded_word
 
-def _fold_mixed_word(word: re.Match[str]) -> str:
-    text = word.group()
-    if any("a" <= char <= "z" for char in text) and any(c in _CONFUSABLE_CHARS for c in text):
-        return text.translate(_CONFUSABLES)
-    return text
+    return _WORD.sub(fold_word, folded)
 
 
 def compact_pattern(pattern: str) -> str:

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
 _MIN: Final = 3
 _MAX: Final = 6
+# The longest word prefix the index holds: no lookup reads further into a word.
+PREFIX_CHARS: Final = _MAX
 _WORD_CHAR = re.compile(r"[a-z0-9]")
 _Items = list[tuple[Any, Any]]
 
@@ -308,3 +310,60 @@ class Prefilter:
             for rule, bits in self._index.get(key, {}).items():
                 merged[rule] = merged.get(rule, 0) | bits
         return tuple(merged.items())
+
+
+def needles(pattern: str) -> tuple[frozenset[str], bool] | None:
+    """Strings one of which every match of `pattern` contains, and whether they are
+    lowercased (the pattern ignores case there); None when the parse proves none. A
+    raw-view pattern, which no word gates, is thus skipped in C on a text holding none."""
+    try:
+        items = list(sre_parse.parse(pattern))
+    except re.error:
+        return None
+    return _needles(items, ignore_case=False)
+
+
+_Needles = tuple[frozenset[str], bool]
+
+
+def _needles(items: _Items, *, ignore_case: bool) -> _Needles | None:
+    """Each mandatory part of a sequence yields candidates; the most selective wins."""
+    best: _Needles | None = None
+    run = ""
+
+    def consider(found: _Needles | None) -> None:
+        nonlocal best
+        if (
+            found
+            and found[0]
+            and (best is None or min(map(len, found[0])) > min(map(len, best[0])))
+        ):
+            best = found
+
+    for op, arg in items:
+        if op is sre.LITERAL:
+            run += chr(arg).lower() if ignore_case else chr(arg)
+            continue
+        consider((frozenset({run}), ignore_case) if run else None)
+        run = ""
+        if op is sre.SUBPATTERN and arg[3] is not None:
+            consider(_needles(list(arg[3]), ignore_case=ignore_case or bool(arg[1] & re.I)))
+        elif op is sre.BRANCH:
+            alternatives = [_needles(list(alt), ignore_case=ignore_case) for alt in arg[1]]
+            if all(alternatives):
+                folded = any(alt[1] for alt in alternatives if alt)
+                consider(
+                    (
+                        frozenset(
+                            needle.lower() if folded else needle
+                            for alt in alternatives
+                            if alt
+                            for needle in alt[0]
+                        ),
+                        folded,
+                    )
+                )
+        elif op in _REPEATS and arg[0] >= 1:
+            consider(_needles(list(arg[2]), ignore_case=ignore_case))
+    consider((frozenset({run}), ignore_case) if run else None)
+    return best

@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any, Final, overload
 
-from turnwall.scan.catalog import Catalog, Signature, default_catalog
+from turnwall.scan.catalog import Catalog, LazyPattern, Signature, default_catalog
 from turnwall.scan.engine import (
     Finding,
     PromptContext,
@@ -64,13 +64,15 @@ _WEAK_TURN: Final = 0.3  # turn scores below this count half toward the session 
 _SIGNAL: Final = 0.25  # a turn this suspicious is flagged while its session is flagged
 _FOLLOW_UP_CHARS: Final = 600
 
-_REFERENCE = re.compile(
+# Compiled on first use: most Lambda containers that load this module scan few turns
+# with a session, and compiling these at import is a measurable share of a cold start.
+_REFERENCE = LazyPattern(
     r"\b(?:it|its|it's|that|this|these|those|them|they|their|him|his|her|such|one|ones|"
     r"there|same|former|latter|aforementioned|mentioned|previous(?:ly)?|earlier|above|"
     r"said|described|suggested|listed|discussed|explained|told|again|proposed|recommended|"
     r"gave|provided|offered|type|kind|method|option|what about|how about)\b"
 )
-_REQUEST = re.compile(
+_REQUEST = LazyPattern(
     r"\b(?:how|what|what's|which|where|why|who|when|can you|could you|would you|will you|"
     r"can i|could i|may i|is it ok|"
     r"tell me|show me|give me|explain|describe|elaborate|list|suggest|recommend|help me|"
@@ -78,7 +80,7 @@ _REQUEST = re.compile(
     r"safest|do you think|don't you think|wouldn't you say|should i|is it|is there|are there|any)\b"
 )
 # Follow-ups that ask for the means: methods, places, specifics, materials.
-_OPERATIONAL = re.compile(
+_OPERATIONAL = LazyPattern(
     r"\b(?:how (?:do|can|could|would|should|might|to) (?:i|we|one|you|someone|people|they)|"
     r"how (?:i|we|one) (?:can|could|would|should|might)|should (?:i|we)|what (?:do|should|"
     r"can|could) (?:i|we) do|how (?:is|are) (?:it|this|that|they) (?:usually |typically )?(?:don"
@@ -92,7 +94,7 @@ _OPERATIONAL = re.compile(
     r"how many|instructions|methods?|ways?)\b"
 )
 # Follow-ups that seek safety or help rather than the harm itself.
-_HELP_SEEKING = re.compile(
+_HELP_SEEKING = LazyPattern(
     r"\b(?:see a doctor|doctor|vet|veterinarian|emergency|poison control|treat(?:ment)?|"
     r"symptoms|first aid|prevent\w*|protect\w*|defend\w*|report\w*|hotline|therapist|counsel\w*|"
     r"recover\w*|stay safe|keep (?:it|them) (?:away|out of reach)|support (?:her|him|them)|"
@@ -111,17 +113,17 @@ _HELP_SEEKING = re.compile(
     r"(?:allow|permit|ban|have legali[sz]ed)|is (?:it|this|that) (?:legal|allowed|banned))\b"
 )
 # Questions about what others did in the past ask for history, not for means.
-_HISTORICAL = re.compile(
+_HISTORICAL = LazyPattern(
     r"^\W*(?:\w+\W+){0,4}?(?:why|how|when|what|who|where|which \w+) (?:did|were|was|had) "
     r"(?!(?:i|we|you)\b)"
 )
-_FIRST_PERSON_ASK = re.compile(
+_FIRST_PERSON_ASK = LazyPattern(
     r"\b(?:can|could|should|would|do|will|might) (?:i|we)\b|\b(?:i|we) (?:want|need|plan|"
     r"intend|would like|am going|'m going)\b"
 )
 _HARM_MIN_HISTORY: Final = 0.5
 # Fiction, media, lessons, investigation, or the user as the one harmed.
-_FRAMING = re.compile(
+_FRAMING = LazyPattern(
     r"\b(?:novels?|thrillers?|mystery|fiction|story|stories|book|books|movie|movies|films?|"
     r"documentar\w*|series|tv show|episode|podcast|article|news|history (?:class|lesson|essay)|"
     r"video ?games?|(?:in|the|this|a) game|gaming|boss fight|teach(?:ing)?|"
@@ -140,7 +142,7 @@ _FRAMING = re.compile(
 )
 _FRAMED_TOPIC: Final = 0.5
 _TOPIC_NOW: Final = 0.5  # weight of this turn's own harm topics in its follow-up context
-_REFUSAL = re.compile(
+_REFUSAL = LazyPattern(
     r"^\W*(?:i(?:'m| am) sorry|i apologi[sz]e|sorry),? but\b|\b(?:i(?:'m| am) sorry,? but|"
     r"i (?:can(?:not|'t)|won't|will not|must decline to|am unable to|am not able to)|i'm (?:unab"
     r"le|not able) to)\b[^.!?\n]{0,40}\b(?:help|assist|provide|support|comply|answer|fulfil\w*|"
@@ -150,7 +152,7 @@ _REFUSAL = re.compile(
     r"inappropriate) (?:for me )?to\b"
 )
 # A reply that warns about harm tells the session where the conversation is heading.
-_CAUTION = re.compile(
+_CAUTION = LazyPattern(
     r"\b(?:illegal|unlawful|against the law|unethical|immoral|harmful|dangerous|inappropriate|"
     r"offensive|hateful|discriminat\w*|violen(?:t|ce)|cruel\w*|abus(?:e|ive)|seek (?:professiona"
     r"l )?help|mental health professional|crisis (?:line|hotline|text line)|(?:do not|"
@@ -159,7 +161,7 @@ _CAUTION = re.compile(
     r"legal))\b"
 )
 # Refusals for lack of ability, not on safety grounds.
-_CAPABILITY = re.compile(
+_CAPABILITY = LazyPattern(
     r"\b(?:real[- ]time|browse|brows\w+|the internet|internet access|access to (?:the )?(?:inter"
     r"net|web|current|live|your|external|personal)|personal (?:opinions?|feelings|experiences?|"
     r"preferences|beliefs)|(?:have|hold|form) (?:opinions|feelings|emotions|preferences|"
@@ -168,7 +170,7 @@ _CAPABILITY = re.compile(
 )
 # Asking the model to take a side or pass judgment: harmless on most subjects, but on a
 # contested one (politics, identity groups) it is what multi-turn baiting builds up to.
-_OPINION = re.compile(
+_OPINION = LazyPattern(
     r"\b(?:what(?:'s| is| are) (?:your|ur) (?:personal )?(?:opinions?|views?|take|stance|thoughts?|"
     r"perspective|feelings?|position)|what do you (?:personally )?(?:think|feel|make)|how do you "
     r"feel|do you (?:personally )?(?:like|support|agree|hate|dislike|prefer|believe|trust|approve|"
@@ -189,7 +191,7 @@ _OPINION = re.compile(
     r"she) so|why (?:do|does|are|is|did|were) (?:they|them|these|those|he|she)\b)\b"
 )
 # The judgment must be about the subject: named in the turn, or referred back to.
-_SUBJECT_REF = re.compile(
+_SUBJECT_REF = LazyPattern(
     r"\b(?:they|them|their|theirs|he|him|his|she|her|it|these|those|(?:this|that|the) (?:\w+ )?"
     r"(?:group|movement|party|person|man|woman|law|laws|policy|issue|community|country|"
     r"government))\b"

@@ -13,10 +13,12 @@ from turnwall.errors import ConfigurationError
 from turnwall.scan.catalog import (
     INDEX_FILE,
     Catalog,
+    Signature,
     compile_entries,
     default_catalog,
     prefilter_index,
     rule_sources,
+    shipped_catalog_is_current,
 )
 from turnwall.scan.engine import detect
 from turnwall.scan.normalize import normalize
@@ -158,3 +160,96 @@ def test_a_catalog_compiled_without_the_index_indexes_the_same_rules(
 
     assert rules(Catalog(shipped)) == indexed
     assert len(rule_sources(shipped)) >= len(indexed) // 2
+
+
+def test_shipped_compiled_catalog_is_current() -> None:
+    assert shipped_catalog_is_current(), (
+        "signatures changed: run `make index` to rewrite the compiled catalog"
+    )
+
+
+def test_the_compiled_catalog_loads_the_signatures_the_yaml_files_define() -> None:
+    from_yaml = compile_entries(catalog_module._yaml_entries(catalog_module._signature_files()))
+    loaded = default_catalog().signatures
+
+    def described(signatures: tuple[Signature, ...] | list[Signature]) -> list[object]:
+        return [
+            (
+                sig.id,
+                sig.sources,
+                [p.pattern for p in sig.patterns],
+                [None if c is None else c.pattern for c in sig.compacts],
+                None if sig.unless is None else sig.unless.pattern,
+                sig.score,
+                sig.directions,
+                sig.topical,
+            )
+            for sig in signatures
+        ]
+
+    assert described(loaded) == described(from_yaml)
+
+
+def test_a_current_compiled_catalog_is_loaded_without_reading_the_yaml(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def no_yaml(files: object) -> list[tuple[str, Any]]:
+        raise AssertionError("the YAML files were parsed")
+
+    monkeypatch.setattr(catalog_module, "_yaml_entries", no_yaml)
+
+    loaded = catalog_module.default_catalog.__wrapped__()
+
+    assert loaded.by_id.keys() == default_catalog().by_id.keys()
+
+
+def test_edited_yaml_files_are_compiled_instead_of_the_stale_compiled_catalog(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    parsed: list[int] = []
+    parse = catalog_module._yaml_entries
+
+    def counted(files: list[tuple[str, bytes]]) -> list[tuple[str, Any]]:
+        parsed.append(len(files))
+        return parse(files)
+
+    monkeypatch.setattr(catalog_module, "_files_digest", lambda files: "edited since make index")
+    monkeypatch.setattr(catalog_module, "_yaml_entries", counted)
+
+    fresh = catalog_module.default_catalog.__wrapped__()
+
+    assert parsed
+    assert [sig.id for sig in fresh.signatures] == [sig.id for sig in default_catalog().signatures]
+
+
+LEAKS = [
+    "key AKIAQWERTYUIOPASDFGH here",
+    "AWS_SECRET_ACCESS_KEY: wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    "token ghp_Zq8vN3xK5mB7cR2tY6uW9pL1sD4fG0hJ3kE5 leaked",
+    "slack xoxb-123456789012-abcdefghijkl",
+    "sk-proj-Ab3Cd5Ef7Gh9Ij1Kl3Mn5Op7Qr9St1Uv3Wx5",
+    "jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N",
+    "Authorization: Bearer abcdefghijklmnopqrstuvwxyz012345",
+    "PASSWORD = 'hunter2-Very-Secret!'",
+    "postgres://admin:s3cretpass@db.example.net/prod",
+    "write to jane.doe@corp-mail.net today",
+    "SSN 123-45-6789, phone (555) 123-4567",
+    "IBAN DE89 3704 0044 0532 0130 00",
+    "-----BEGIN RSA PRIVATE KEY-----",
+]
+
+
+@pytest.mark.parametrize("text", LEAKS)
+def test_the_raw_view_gate_never_hides_a_match(text: str) -> None:
+    catalog = default_catalog()
+    patterns = [p for sig in catalog.signatures if sig.raw for p in sig.patterns]
+
+    hidden = [
+        p.pattern
+        for p in patterns
+        for variant in (text, text.upper(), text.lower())
+        if p.search(variant) and not catalog.may_match(p, variant)
+    ]
+
+    assert any(p.search(text) for p in patterns)
+    assert hidden == []
