@@ -29,6 +29,7 @@ bench: $(STAMP)  ## every benchmark: ratios against baselines measured in the sa
 	$(BIN)/python -m tests.benchmarks.bench_store
 	$(BIN)/python -m tests.benchmarks.bench_lambda
 	$(BIN)/python -m tests.benchmarks.bench_scan
+	$(BIN)/python -m tests.benchmarks.bench_semantic
 	$(BIN)/python -m tests.benchmarks.bench_cleanup
 
 load: $(STAMP)  ## concurrent clients against turnwall serve on Redis and DynamoDB (moto)
