@@ -28,7 +28,7 @@ CONTEXT_DECAY = 0.6
 BENIGN_BUDGET = 0.01
 THRESHOLD_FLOOR = 0.85
 TURN_HIDDEN = int(os.environ.get("TURN_HIDDEN", "64"))
-TURN_ALPHA = float(os.environ.get("TURN_ALPHA", "1e-2"))
+TURN_ALPHA = float(os.environ.get("TURN_ALPHA", "1e-1"))
 SEED = 12
 # The context head is overconfident on the synthetic conversations it is calibrated on
 # (it asks for 0.98 there); 0.9 was chosen on the development split of tests/unit/scan
