@@ -24,13 +24,14 @@ lint: $(STAMP)
 	$(BIN)/python -m ruff check shared functions tests infra
 	$(BIN)/python -m ruff format --check shared functions tests infra
 	$(BIN)/python -m mypy
-	$(BIN)/python -m mypy infra
+	$(BIN)/python -m mypy infra --exclude infra/semantic  # offline scripts needing scikit-learn
 
 bench: $(STAMP)  ## every benchmark: ratios against baselines measured in the same run
 	$(BIN)/python -m tests.benchmarks.bench_store
 	$(BIN)/python -m tests.benchmarks.bench_lambda
 	$(BIN)/python -m tests.benchmarks.bench_scan
 	$(BIN)/python -m tests.benchmarks.bench_worst_case
+	$(BIN)/python -m tests.benchmarks.bench_semantic
 	$(BIN)/python -m tests.benchmarks.bench_cleanup
 
 load: $(STAMP)  ## concurrent clients against turnwall serve on Redis and DynamoDB (moto)

@@ -53,6 +53,11 @@ class Settings(BaseModel):
         default="default",
         description="detection policy: default, strict, or monitor (never blocks)",
     )
+    scan_tier: Literal["lexical", "semantic"] = Field(
+        default="lexical",
+        description="lexical: signatures only (fast, no extra dependency); semantic: also "
+        "the embedding tier (needs numpy, ~8 MB of model files, a few ms per turn)",
+    )
     upstream_url: str | None = Field(
         default=None, description="OpenAI-compatible base URL, e.g. https://api.openai.com/v1"
     )

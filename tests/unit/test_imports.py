@@ -75,3 +75,25 @@ def test_every_http_function_is_checked() -> None:
     on_disk = {path.parent.name for path in (ROOT / "functions").glob("*/app.py")}
 
     assert on_disk - {"cleanup"} == set(FORBIDDEN)
+
+
+SCAN_PROBE = """
+import sys
+from turnwall.scan import Scanner
+scanner = Scanner(tier=sys.argv[1])
+scanner.scan_input("hello", {})
+print("numpy" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize(("tier", "imports_numpy"), [("lexical", "False"), ("semantic", "True")])
+def test_only_the_semantic_tier_imports_numpy(tier: str, imports_numpy: str) -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", SCAN_PROBE, tier],
+        env={**os.environ, "PYTHONPATH": str(ROOT / "shared")},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+
+    assert out == [imports_numpy]

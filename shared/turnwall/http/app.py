@@ -122,7 +122,9 @@ def create_app(
 
         settings = runtime.settings
         scans = ScanService(
-            runtime.store, Scanner(profile=settings.scan_profile), settings.max_message_bytes
+            runtime.store,
+            Scanner(profile=settings.scan_profile, tier=settings.scan_tier),
+            settings.max_message_bytes,
         )
         app.state.scan_service = scans
         if operations is None or "chat_completions" in operations:

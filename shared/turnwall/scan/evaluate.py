@@ -1,6 +1,6 @@
 """Measure the scanner on labelled data laid out like `shared/eval` (see its README).
 
-    turnwall eval DIR [--profile default] [--no-baseline]
+    turnwall eval DIR [--profile default] [--tier lexical|semantic] [--no-baseline]
 
 Reads DIR/input/*.jsonl (prompts), DIR/output/*.jsonl (model outputs) and
 DIR/multiturn/*.jsonl (conversations), and prints precision, recall, F1 and
@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from turnwall.scan.policy import PROFILES
-from turnwall.scan.scanner import Scanner
+from turnwall.scan.scanner import TIERS, Scanner
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -131,12 +131,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("directory", type=Path, help="folder with input/, output/, multiturn/")
     parser.add_argument("--profile", default="default", choices=sorted(PROFILES))
     parser.add_argument("--no-baseline", action="store_true", help="skip InferenceWall")
+    parser.add_argument(
+        "--tier", default="lexical", choices=TIERS, help="lexical, or lexical plus semantic"
+    )
     args = parser.parse_args(argv)
     directory: Path = args.directory
     if not directory.is_dir():
         _say(f"turnwall eval: {directory} is not a directory", stream=sys.stderr)
         return 2
-    scanner = Scanner(profile=args.profile)
+    scanner = Scanner(profile=args.profile, tier=args.tier)
     baseline = None if args.no_baseline else load_baseline()
     rows: list[Row] = []
     for path in sorted(directory.glob("input/*.jsonl")):
@@ -151,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.extend(file_rows)
     if len(multiturn) > 1:
         rows.extend(_pooled(multiturn))
-    _print_table(rows, profile=args.profile, baseline=baseline is not None)
+    _print_table(rows, profile=args.profile, tier=args.tier, baseline=baseline is not None)
     return 0
 
 
@@ -279,11 +282,11 @@ def _fmt(value: float | None, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def _print_table(rows: list[Row], *, profile: str, baseline: bool) -> None:
+def _print_table(rows: list[Row], *, profile: str, tier: str, baseline: bool) -> None:
     width = max((len(row.file) for row in rows), default=10)
     names = "".join(f"{name:>7}" for name in ("P", "R", "F1", "FPR", "turn"))
     lead = f"{'file':<{width}}  {'mode':<16}{'n':>5}  "
-    _say(f"Turnwall scan, profile {profile!r} (flag and block count as positive)")
+    _say(f"Turnwall scan, profile {profile!r}, tier {tier!r} (flag and block count as positive)")
     if not baseline:
         _say("InferenceWall: skipped (not installed; pip install inferwall to compare)")
     groups = f"{'':<{len(lead)}}| {'turnwall':<{len(names)}}"

@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any, Final, overload
 
+from turnwall.errors import ConfigurationError
 from turnwall.scan.catalog import Catalog, LazyPattern, Signature, default_catalog
 from turnwall.scan.engine import (
     Finding,
@@ -49,6 +50,9 @@ from turnwall.scan.session import (
 if TYPE_CHECKING:
     from turnwall.models import Decision
     from turnwall.scan.models import Category, Direction
+    from turnwall.scan.semantic.tier import SemanticJudgement, SemanticTier
+
+TIERS: Final = ("lexical", "semantic")
 
 _PROBING: Final = frozenset({"injection", "jailbreak", "system_prompt_extraction"})
 _PROBE_FLOOR: Final = 0.25
@@ -238,6 +242,22 @@ _CONTESTED = _rule(
     "SES-CONTESTED-OPINION", "Opinion sought on a contested subject", "content_safety", 0.5, "flag"
 )
 _LEAK = _rule("SES-LEAK-AFTER-PROBE", "Leak after probing", "data_leakage", 0.7, "block")
+# The semantic tier's readings, reported like signatures; their SEM- prefix names the tier.
+_SEMANTIC: Final = {
+    rule.id: rule
+    for rule in (
+        _rule("SEM-INJECTION", "Reads as a prompt injection", "injection", 0.5, "flag"),
+        _rule("SEM-JAILBREAK", "Reads as a jailbreak", "jailbreak", 0.5, "flag"),
+        _rule("SEM-HARMFUL", "Reads as a harmful request", "content_safety", 0.5, "flag"),
+        _rule(
+            "SEM-SESSION-INTENT",
+            "Pursues the harmful aim of earlier turns",
+            "content_safety",
+            0.5,
+            "flag",
+        ),
+    )
+}
 
 
 class Scanner:
@@ -246,10 +266,22 @@ class Scanner:
     Build one per profile and reuse it: the catalog is compiled once per process.
     """
 
-    def __init__(self, profile: str = "default", *, catalog: Catalog | None = None) -> None:
-        """Raises ConfigurationError for an unknown profile or a broken catalog."""
+    def __init__(
+        self,
+        profile: str = "default",
+        *,
+        catalog: Catalog | None = None,
+        tier: str = "lexical",
+    ) -> None:
+        """Raises ConfigurationError for an unknown profile or tier, a broken catalog, or
+        the semantic tier without numpy or its model files.
+
+        `tier` "lexical" runs the signatures alone; "semantic" adds the embedding tier
+        (turnwall.scan.semantic) to user turns.
+        """
         self.policy: Policy = policy_for(profile)
         self.catalog: Catalog = catalog if catalog is not None else default_catalog()
+        self.semantic: SemanticTier | None = _semantic_tier(tier)
 
     @overload
     def scan_input(
@@ -271,14 +303,23 @@ class Scanner:
         normalized = normalize(text)
         findings = detect(self.catalog, normalized, "input")
         if state is None:
+            if self.semantic is not None:
+                findings += _semantic_findings(self.semantic.judge_input(text, None))
             return self._outcome(findings, "input"), None
         session = SessionState.from_dict(state)
         turn = session.turns_scanned + 1
         reasons: list[str] = []
+        judgement = None
+        if self.semantic is not None:
+            judgement = self.semantic.judge_input(text, session.semantic, turn)
+            session.semantic = judgement.context
+            findings += _semantic_findings(judgement)
+            reasons.extend(judgement.reasons)
         single = turn_score(findings)
-        findings = findings + self._correlate_input(
-            session, turn, normalized.base, findings, single, reasons
-        )
+        added = self._correlate_input(session, turn, normalized.base, findings, single, reasons)
+        if judgement is not None:
+            added = _second_opinion(judgement, added, reasons, turn)
+        findings = findings + added
         return self._close_turn(session, turn, findings, "input", reasons)
 
     @overload
@@ -524,3 +565,56 @@ class Scanner:
             for f in sorted(findings, key=lambda f: (-f.score, f.signature.id))
         ]
         return ScanOutcome(decision=decision, score=score, matches=matches, session=None)
+
+
+# --- semantic tier (issue 12) -----------------------------------------------------------
+def _semantic_tier(tier: str) -> SemanticTier | None:
+    """The semantic tier for `tier`, imported only when asked for (it needs numpy)."""
+    if tier not in TIERS:
+        raise ConfigurationError(f"unknown scan tier {tier!r} (known: {', '.join(TIERS)})")
+    if tier == "lexical":
+        return None
+    try:
+        from turnwall.scan.semantic.tier import SemanticTier
+    except ImportError as exc:
+        raise ConfigurationError(
+            "the semantic scan tier needs numpy: pip install 'turnwall[semantic]'"
+        ) from exc
+    try:
+        return SemanticTier()
+    except (OSError, ValueError, KeyError) as exc:
+        raise ConfigurationError(f"the semantic scan tier's model cannot load: {exc}") from exc
+
+
+# Lexical session rules that judge where a conversation is heading from its words alone;
+# with the semantic tier on, they stand only where it reads harm too. The reason prefix
+# each rule writes (see _correlate_input) goes with it.
+_OVERRULED: Final = {
+    _HARM_REFERENCE.id: "harmful_reference:",
+    _CONTESTED.id: "contested_opinion:",
+    _ESCALATION.id: "escalation:",
+}
+
+
+def _second_opinion(
+    judgement: SemanticJudgement, added: list[Finding], reasons: list[str], turn: int
+) -> list[Finding]:
+    """Drop the lexical session findings the semantic tier does not back."""
+    if judgement.sees_harm:
+        return added
+    dropped = {f.signature.id for f in added if f.signature.id in _OVERRULED}
+    if not dropped:
+        return added
+    prefixes = tuple(_OVERRULED[rule] for rule in dropped)
+    reasons[:] = [reason for reason in reasons if not reason.startswith(prefixes)]
+    reasons.append(
+        f"semantic_tier: turn {turn} reads as benign in context; overruled "
+        + ", ".join(sorted(dropped))
+    )
+    return [f for f in added if f.signature.id not in dropped]
+
+
+def _semantic_findings(judgement: SemanticJudgement) -> list[Finding]:
+    return [
+        Finding(_SEMANTIC[found.signature_id], found.score, None) for found in judgement.findings
+    ]

@@ -45,8 +45,11 @@ _KNOWN: Final = frozenset(
         "harm_turn",
         "contested",
         "reasons",
+        "semantic",
     }
 )
+# The semantic tier's conversation context: 256 float16 values, base64 (684 chars).
+SEMANTIC_CHARS: Final = 1024
 
 
 @dataclass(slots=True)
@@ -67,6 +70,7 @@ class SessionState:
     harm_turn: int = 0
     contested: float = 0.0
     reasons: list[str] = field(default_factory=list)
+    semantic: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -99,6 +103,7 @@ class SessionState:
             harm_turn=_int(raw.get("harm_turn")),
             contested=_unit(raw.get("contested")),
             reasons=[str(r)[:REASON_CHARS] for r in _list(raw.get("reasons"))][-REASONS_KEPT:],
+            semantic=_text(raw.get("semantic"), SEMANTIC_CHARS),
         )
         extra = {key: value for key, value in raw.items() if key not in _KNOWN}
         if extra and len(json.dumps(extra, default=str)) <= _EXTRA_BYTES:
@@ -127,6 +132,8 @@ class SessionState:
                 "reasons": self.reasons[-REASONS_KEPT:],
             }
         )
+        if self.semantic:
+            data["semantic"] = self.semantic
         return data
 
     def remember_reason(self, reason: str) -> None:
@@ -148,6 +155,10 @@ def _unit(value: Any) -> float:
     if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
         return min(max(float(value), 0.0), 1.0)
     return 0.0
+
+
+def _text(value: Any, limit: int) -> str:
+    return value if isinstance(value, str) and len(value) <= limit else ""
 
 
 def _list(value: Any) -> list[Any]:

@@ -1,0 +1,1 @@
+"""The semantic tier (see model.py)."""

@@ -1,0 +1,142 @@
+"""The semantic tier: what a turn and its conversation are heading for, by embedding.
+
+The lexical signatures stay the fast, explainable first tier. This one reads meaning:
+
+* turn intent: a head over the turn's embedding says whether it is an injection, a
+  jailbreak or a harmful request, or none of these; only a reading above the label's
+  calibrated threshold becomes a finding (`SEM-INJECTION`, `SEM-JAILBREAK`,
+  `SEM-HARMFUL`), so doubtful look-alikes add nothing to the session;
+* session intent: the user turns so far are folded into one decayed context vector,
+  and a second head judges the new turn against it, so "a plan for that" after a
+  harmful aim inherits it (`SEM-SESSION-INTENT`), while a run of safe look-alikes
+  leaves a safe context behind.
+
+The session state keeps "carried:context": how suspicious the earlier turns read (a
+decayed maximum) and the context as 256 float16 values (base64), under 700 chars.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Final
+
+from turnwall.scan.semantic.model import (
+    SemanticModel,
+    decode_context,
+    encode_context,
+    load_model,
+)
+
+if TYPE_CHECKING:
+    from turnwall.scan.models import Category
+
+# label of the turn head -> (signature id, category)
+_TURN_SIGNATURES: Final[dict[str, tuple[str, Category]]] = {
+    "injection": ("SEM-INJECTION", "injection"),
+    "jailbreak": ("SEM-JAILBREAK", "jailbreak"),
+    "harmful": ("SEM-HARMFUL", "content_safety"),
+}
+SESSION_SIGNATURE: Final = ("SEM-SESSION-INTENT", "content_safety")
+# Below this reading of harm, the tier overrules a lexical follow-up or escalation rule:
+# an even chance, well under any flagging threshold, so real pursuits keep their flag.
+SUPPORT: Final = 0.7
+# The context head judges a pursuit only where an earlier turn read at least this
+# suspicious; it fades by CARRY_DECAY a turn. A follow-up to safe turns ("if we change
+# the previous question...") has no harmful aim to pursue, however follow-up it sounds.
+CARRY_MIN: Final = 0.3
+CARRY_SUPPORT: Final = 0.15
+CARRY_DECAY: Final = 0.8
+_TOP_SCORE: Final = 0.95
+
+
+@dataclass(frozen=True, slots=True)
+class SemanticFinding:
+    """One reading of the semantic tier above its threshold."""
+
+    signature_id: str
+    category: Category
+    score: float
+
+
+@dataclass(slots=True)
+class SemanticJudgement:
+    """The semantic tier's findings on one turn, and the session context after it."""
+
+    findings: list[SemanticFinding] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+    # How strongly the turn reads as harmful, alone or as a pursuit of earlier turns.
+    harm: float = 0.0
+    # How suspicious the earlier turns read (a decayed maximum), before this one.
+    carried: float = 0.0
+    context: str = ""
+
+    @property
+    def sees_harm(self) -> bool:
+        """Whether the tier backs a lexical session finding on this turn: it reads harm
+        in the turn or its pursuit, or the conversation before it was already suspect."""
+        return self.harm >= SUPPORT or self.carried >= CARRY_SUPPORT
+
+
+def _score(probability: float, threshold: float) -> float:
+    """Map a probability at or above its threshold onto [0.5, 0.95]: 0.5 is a flag."""
+    span = max(1.0 - threshold, 1e-6)
+    return round(min(_TOP_SCORE, 0.5 + 0.5 * (probability - threshold) / span), 4)
+
+
+class SemanticTier:
+    """Judges user turns by meaning; build once per process (the model is shared)."""
+
+    def __init__(self, model: SemanticModel | None = None) -> None:
+        self.model = model if model is not None else load_model()
+        self._thresholds: dict[str, float] = dict(self.model.meta["thresholds"])
+        self._context_threshold = float(self.model.meta["context_threshold"])
+
+    def judge_input(self, text: str, context: str | None, turn: int = 1) -> SemanticJudgement:
+        """Judge a user turn; `context` is the stored session context ("" for a new
+        session, None without a session, when no context is kept)."""
+        embedding = self.model.embed(text)
+        intent = self.model.intent(embedding)
+        judgement = SemanticJudgement(harm=1.0 - intent.benign)
+        for label, (signature_id, category) in _TURN_SIGNATURES.items():
+            probability = intent.probabilities.get(label, 0.0)
+            threshold = self._thresholds[label]
+            if probability >= threshold:
+                judgement.findings.append(
+                    SemanticFinding(signature_id, category, _score(probability, threshold))
+                )
+                judgement.reasons.append(
+                    f"semantic_tier: turn {turn} reads as {label} ({probability:.2f})"
+                )
+        if context is None:
+            return judgement
+        carried, stored = _split_state(context)
+        judgement.carried = carried
+        before = decode_context(stored, self.model.dimensions)
+        if before.any():
+            pursuit = self.model.continues_harm(embedding, before)
+            if pursuit >= self._context_threshold and carried >= CARRY_MIN:
+                judgement.findings.append(
+                    SemanticFinding(
+                        SESSION_SIGNATURE[0],
+                        "content_safety",
+                        _score(pursuit, self._context_threshold),
+                    )
+                )
+                judgement.reasons.append(
+                    f"semantic_tier: turn {turn} pursues the harmful aim of earlier turns"
+                )
+            judgement.harm = max(judgement.harm, pursuit)
+        carried = max(carried * CARRY_DECAY, 1.0 - intent.benign)
+        folded = encode_context(self.model.fold(before, embedding))
+        judgement.context = f"{carried:.3f}:{folded}"
+        return judgement
+
+
+def _split_state(value: str) -> tuple[float, str]:
+    """The stored "carried:context" pair; nothing carried for anything unreadable."""
+    carried, _, stored = value.partition(":")
+    try:
+        level = float(carried)
+    except ValueError:
+        return 0.0, ""
+    return (min(max(level, 0.0), 1.0) if level == level else 0.0), stored
