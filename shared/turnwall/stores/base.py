@@ -1124,15 +1124,9 @@ class SessionStore(ABC):
 
     @abstractmethod
     def _put_idempotency(
-        self,
-        tenant: str,
-        digest: str,
-        blob: bytes,
-        expires_at: float,
-        now: float,
-        only_if_absent: bool,
+        self, tenant: str, digest: str, blob: bytes, until: float, now: float, only_if_absent: bool
     ) -> bytes | None:
-        """Store `blob` under the tenant's key `digest` until `expires_at`. With
+        """Store `blob` under the tenant's key `digest` until `until`. With
         `only_if_absent`, only while no record live at `now` is stored, and then return
         that record's blob instead (None when stored)."""
 

@@ -779,20 +779,14 @@ class DynamoDBSessionStore(SessionStore):
         ]
 
     def _put_idempotency(
-        self,
-        tenant: str,
-        digest: str,
-        blob: bytes,
-        expires_at: float,
-        now: float,
-        only_if_absent: bool,
+        self, tenant: str, digest: str, blob: bytes, until: float, now: float, only_if_absent: bool
     ) -> bytes | None:
         key: _Item = {PARTITION_KEY: {"S": f"I#{tenant}"}, SORT_KEY: {"S": digest}}
         item: _Item = {
             **key,
             "blob": {"B": blob},
-            "expires_at_exact": _number(expires_at),
-            TTL_ATTRIBUTE: _number(math.ceil(expires_at)),
+            "expires_at_exact": _number(until),
+            TTL_ATTRIBUTE: _number(math.ceil(until)),
         }
         if not only_if_absent:
             self._write(lambda: self.client.put_item(TableName=self.table_name, Item=item))
@@ -814,7 +808,7 @@ class DynamoDBSessionStore(SessionStore):
                     TableName=self.table_name, Key=key, ConsistentRead=True
                 ).get("Item")
             if stored is None:  # removed meanwhile: claim again
-                return self._put_idempotency(tenant, digest, blob, expires_at, now, True)
+                return self._put_idempotency(tenant, digest, blob, until, now, True)
             return stored["blob"]["B"]
         return None
 

@@ -209,13 +209,7 @@ class MemorySessionStore(SessionStore):
             return updated
 
     def _put_idempotency(
-        self,
-        tenant: str,
-        digest: str,
-        blob: bytes,
-        expires_at: float,
-        now: float,
-        only_if_absent: bool,
+        self, tenant: str, digest: str, blob: bytes, until: float, now: float, only_if_absent: bool
     ) -> bytes | None:
         records = self.state.idempotency
         with self._lock:
@@ -223,9 +217,9 @@ class MemorySessionStore(SessionStore):
             if only_if_absent and current is not None and current[1] > now:
                 return current[0]
             if len(records) > 100_000:  # forget lapsed ones; nothing else removes them
-                for key in [k for k, (_, until) in records.items() if until <= now]:
+                for key in [k for k, (_, ends) in records.items() if ends <= now]:
                     del records[key]
-            records[(tenant, digest)] = (blob, expires_at)
+            records[(tenant, digest)] = (blob, until)
             return None
 
     def _delete_idempotency(self, tenant: str, digest: str) -> None:

@@ -810,16 +810,10 @@ class RedisSessionStore(SessionStore):
 
     @_translated
     def _put_idempotency(
-        self,
-        tenant: str,
-        digest: str,
-        blob: bytes,
-        expires_at: float,
-        now: float,
-        only_if_absent: bool,
+        self, tenant: str, digest: str, blob: bytes, until: float, now: float, only_if_absent: bool
     ) -> bytes | None:
         # A relative expiry: the caller's clock may run apart from the server's.
-        keep_ms = max(1, _ms(expires_at) - _ms(now))
+        keep_ms = max(1, _ms(until) - _ms(now))
         key = _idempotency_key(tenant, digest)
         if not only_if_absent:
             self.client.set(key, blob, px=keep_ms)
@@ -830,7 +824,7 @@ class RedisSessionStore(SessionStore):
         return (
             existing
             if existing is not None
-            else self._put_idempotency(tenant, digest, blob, expires_at, now, only_if_absent)
+            else self._put_idempotency(tenant, digest, blob, until, now, only_if_absent)
         )
 
     @_translated
