@@ -608,10 +608,18 @@ class SessionStore(ABC):
         return replace(
             head,
             model=None if model is None else self._seal_model(head, model),
-            metadata_blob=self._moved(
-                source.metadata_blob, _metadata_context(source), _metadata_context(head)
+            metadata_blob=(
+                None
+                if source.metadata_blob is None
+                else self._moved(
+                    source.metadata_blob, _metadata_context(source), _metadata_context(head)
+                )
             ),
-            risk_blob=self._moved(source.risk_blob, _risk_context(source), _risk_context(head)),
+            risk_blob=(
+                None
+                if source.risk_blob is None
+                else self._moved(source.risk_blob, _risk_context(source), _risk_context(head))
+            ),
         )
 
     def _copy_messages(
@@ -631,10 +639,9 @@ class SessionStore(ABC):
         moved = [
             replace(
                 message,
-                blob=self.cipher.seal(
-                    self.cipher.open(
-                        message.blob, message_context(source, message.seq, message.role)
-                    ),
+                blob=self._moved(
+                    message.blob,
+                    message_context(source, message.seq, message.role),
                     message_context(head, message.seq, message.role),
                 ),
             )
@@ -642,10 +649,8 @@ class SessionStore(ABC):
         ]
         return self._commit_append(head, moved, None, now, creating=creating)
 
-    def _moved(self, blob: bytes | None, old_context: bytes, new_context: bytes) -> bytes | None:
+    def _moved(self, blob: bytes, old_context: bytes, new_context: bytes) -> bytes:
         """A sealed value opened at its old place and sealed for a new one."""
-        if blob is None:
-            return None
         return self.cipher.seal(self.cipher.open(blob, old_context), new_context)
 
     def get_history(
@@ -1097,9 +1102,9 @@ class SessionStore(ABC):
 
         With `creating`, `head` is a new record to insert, valid only while no live
         session has the id (an expired one is replaced). Otherwise the stored session
-        must still be live, not ended, with head's incarnation and message_count. The commit sets
-        ``message_count``, ``updated_at = now``, ``expires_at = now + ttl`` and, when
-        `model` is given, ``model``.
+        must still be live, not ended, with head's incarnation and message_count. The
+        commit sets ``message_count``, ``updated_at = now``, ``expires_at = now + ttl``
+        and, when `model` is given, ``model``.
         """
 
     @abstractmethod
