@@ -109,10 +109,8 @@ def create_app(
     wanted = ROUTE_MODULES.keys() if operations is None else operations
     for module in dict.fromkeys(m for op, m in ROUTE_MODULES.items() if op in wanted):
         # An import statement (not importlib), so `-X importtime` reports the module.
-        router = __import__(f"turnwall.http.routes.{module}", fromlist=["router"]).router
-        for route in router.routes:
-            if getattr(route, "name", None) in wanted:
-                app.router.routes.append(route)
+        table = __import__(f"turnwall.http.routes.{module}", fromlist=["routes"]).routes
+        table.add_to(app, wanted)
     install_error_handlers(app)
     app.state.runtime = runtime
     if operations is None or SCAN_OPERATIONS & set(operations):

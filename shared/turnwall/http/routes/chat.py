@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from turnwall.errors import ValidationFailed
 from turnwall.http.deps import caller_of, chat_service_of, idempotent, session_id_from
+from turnwall.http.routes import RouteTable
 from turnwall.http.schemas import error_responses
 from turnwall.validation import check_session_id
 
-router = APIRouter(
+routes = RouteTable(
     tags=["chat"],
     responses=error_responses(400, 401, 409, 422, 429, 502, 503, 504),
 )
@@ -38,7 +39,7 @@ class ChatCompletionRequest(BaseModel):
     stream: bool = False
 
 
-@router.post("/v1/chat/completions", name="chat_completions")
+@routes.post("/v1/chat/completions", name="chat_completions")
 async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
     """Chat Completions with the session's history (session id in a header; once per
     `Idempotency-Key`, when not streamed)."""

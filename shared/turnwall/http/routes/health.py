@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse
 
 import turnwall
 from turnwall.errors import StoreUnavailable
 from turnwall.http.deps import runtime_of
+from turnwall.http.routes import RouteTable
 from turnwall.http.schemas import Health
 
-router = APIRouter(tags=["health"])
+routes = RouteTable(tags=["health"])
 
 
-@router.get("/v1/health", name="health", responses={503: {"model": Health}})
+@routes.get("/v1/health", name="health", responses={503: {"model": Health}})
 async def health(request: Request) -> JSONResponse:
     """200 when the store answers, 503 when it does not."""
     runtime = runtime_of(request)

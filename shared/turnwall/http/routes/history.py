@@ -4,21 +4,22 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import Query, Request
 from fastapi.responses import Response
 
 from turnwall.http.deps import caller_of, idempotent, json_response
+from turnwall.http.routes import RouteTable
 from turnwall.http.schemas import AppendPublic, AppendRequest, HistoryPublic, error_responses
 from turnwall.models import NewMessage
 
-router = APIRouter(
+routes = RouteTable(
     prefix="/v1/sessions/{session_id}",
     tags=["history"],
     responses=error_responses(401, 403, 404, 422, 429, 503),
 )
 
 
-@router.get("/history", name="get_history", response_model=HistoryPublic)
+@routes.get("/history", name="get_history", response_model=HistoryPublic)
 async def get_history(
     session_id: str,
     request: Request,
@@ -39,7 +40,7 @@ async def get_history(
     return json_response(HistoryPublic.of(page))
 
 
-@router.post(
+@routes.post(
     "/messages",
     name="append_messages",
     response_model=AppendPublic,

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import Response
 
 from turnwall.http.deps import caller_of, json_response, scan_service_of, session_id_from
+from turnwall.http.routes import RouteTable
 from turnwall.http.schemas import (
     AnalyzePublic,
     AnalyzeRequest,
@@ -22,25 +23,25 @@ from turnwall.validation import check_session_id
 if TYPE_CHECKING:
     from turnwall.scan.models import Direction
 
-router = APIRouter(
+routes = RouteTable(
     tags=["scan"],
     responses=error_responses(401, 403, 422, 429, 503),
 )
 
 
-@router.post("/v1/scan/input", name="scan_input", response_model=ScanResultPublic)
+@routes.post("/v1/scan/input", name="scan_input", response_model=ScanResultPublic)
 async def scan_input(body: ScanInputRequest, request: Request) -> Response:
     """Scan a prompt, with the session's earlier turns when a session id is given."""
     return await _scan_one(request, "input", body.text, body.session_id)
 
 
-@router.post("/v1/scan/output", name="scan_output", response_model=ScanResultPublic)
+@routes.post("/v1/scan/output", name="scan_output", response_model=ScanResultPublic)
 async def scan_output(body: ScanOutputRequest, request: Request) -> Response:
     """Scan a model response, optionally with the prompt it answers."""
     return await _scan_one(request, "output", body.text, body.session_id, prompt=body.prompt)
 
 
-@router.post("/v1/analyze", name="analyze", response_model=AnalyzePublic)
+@routes.post("/v1/analyze", name="analyze", response_model=AnalyzePublic)
 async def analyze(body: AnalyzeRequest, request: Request) -> Response:
     """Scan a prompt and, when given, the response to it, as two turns of one session."""
     caller = caller_of(request, "scan")

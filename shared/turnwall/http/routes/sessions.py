@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query, Request
+from fastapi import Body, Query, Request
 from fastapi.responses import Response
 
 from turnwall.http.deps import Caller, caller_of, idempotent, json_response
+from turnwall.http.routes import RouteTable
 from turnwall.http.schemas import (
     SessionCreate,
     SessionDeleted,
@@ -23,7 +24,7 @@ from turnwall.logs import logger
 from turnwall.models import Session
 from turnwall.stores.base import EndedSession
 
-router = APIRouter(
+routes = RouteTable(
     prefix="/v1/sessions",
     tags=["sessions"],
     responses=error_responses(401, 403, 422, 429, 503),
@@ -31,7 +32,7 @@ router = APIRouter(
 _NOT_FOUND = error_responses(404)
 
 
-@router.post(
+@routes.post(
     "",
     name="create_session",
     status_code=201,
@@ -60,7 +61,7 @@ async def create_session(
     return await idempotent(request, caller, create)
 
 
-@router.get("", name="list_sessions", response_model=SessionListPublic)
+@routes.get("", name="list_sessions", response_model=SessionListPublic)
 async def list_sessions(
     request: Request,
     prefix: Annotated[str, Query(max_length=128)] = "",
@@ -75,7 +76,7 @@ async def list_sessions(
     return json_response(SessionListPublic.of(page))
 
 
-@router.get("/{session_id}", name="get_session", response_model=SessionPublic, responses=_NOT_FOUND)
+@routes.get("/{session_id}", name="get_session", response_model=SessionPublic, responses=_NOT_FOUND)
 async def get_session(session_id: str, request: Request) -> Response:
     """Read a session (slides its expiry)."""
     caller = caller_of(request, "sessions")
@@ -83,7 +84,7 @@ async def get_session(session_id: str, request: Request) -> Response:
     return _session_response(session)
 
 
-@router.patch(
+@routes.patch(
     "/{session_id}",
     name="update_session",
     response_model=SessionPublic,
@@ -104,7 +105,7 @@ async def update_session(session_id: str, body: SessionUpdate, request: Request)
     return _session_response(session)
 
 
-@router.post(
+@routes.post(
     "/{session_id}/fork",
     name="fork_session",
     status_code=201,
@@ -127,7 +128,7 @@ async def fork_session(
     return _session_response(session, 201)
 
 
-@router.post(
+@routes.post(
     "/{session_id}/end",
     name="end_session",
     response_model=SessionPublic,
@@ -140,7 +141,7 @@ async def end_session(session_id: str, request: Request) -> Response:
     return _session_response(session)
 
 
-@router.delete(
+@routes.delete(
     "/{session_id}",
     name="delete_session",
     response_model=SessionDeleted,
@@ -157,7 +158,7 @@ async def delete_session(session_id: str, request: Request) -> Response:
     return json_response(SessionDeleted(session_id=session_id))
 
 
-@router.delete("", name="delete_sessions", response_model=SessionsDeleted)
+@routes.delete("", name="delete_sessions", response_model=SessionsDeleted)
 async def delete_sessions(
     request: Request,
     prefix: Annotated[str, Query(max_length=128)] = "",
