@@ -15,7 +15,7 @@ import string
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, Literal
+from typing import TYPE_CHECKING, Final, Literal, NamedTuple
 
 from turnwall.errors import (
     ConfigurationError,
@@ -67,8 +67,7 @@ class ApiKeyRecord:
         return self.key_hash[:KEY_ID_LENGTH]
 
 
-@dataclass(frozen=True, slots=True)
-class Principal:
+class Principal(NamedTuple):
     """Who is calling: the tenant and role of an accepted key."""
 
     tenant: str

@@ -19,7 +19,7 @@ import contextlib
 import math
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from turnwall.errors import RateLimited
 
@@ -31,8 +31,7 @@ MAX_BATCH = 100
 _LOCK_STRIPES = 64
 
 
-@dataclass(frozen=True, slots=True)
-class RateLimitStatus:
+class RateLimitStatus(NamedTuple):
     """What the RateLimit-* response headers report."""
 
     limit: int

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from turnwall.auth import Authenticator, parse_bootstrap_keys
 from turnwall.lifecycle_events import build_lifecycle_events
@@ -18,8 +17,7 @@ if TYPE_CHECKING:
     from turnwall.stores.base import SessionStore
 
 
-@dataclass(frozen=True, slots=True)
-class Runtime:
+class Runtime(NamedTuple):
     """Settings, store, authenticator, limiter and lifecycle events shared by every request.
 
     ``lifecycle_events`` is None unless IW_EVENT_BUS_NAME names a bus.

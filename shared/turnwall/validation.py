@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from turnwall.errors import InvalidSessionId, ValidationFailed
 from turnwall.models import ROLES
@@ -29,8 +28,7 @@ NOT_UNICODE: Final = "must be valid Unicode text (it holds an unpaired surrogate
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
-@dataclass(frozen=True, slots=True)
-class Limits:
+class Limits(NamedTuple):
     """The configurable bounds a store enforces (see `Settings`)."""
 
     default_ttl_secs: int = 1800

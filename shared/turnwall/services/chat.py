@@ -19,8 +19,7 @@ import json
 import time
 import uuid
 from collections import deque
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from turnwall.errors import (
     ContentBlocked,
@@ -50,8 +49,7 @@ HOLD_BACK_CHARS = 512
 _SCAN_STEP_CHARS = 64
 
 
-@dataclass(frozen=True, slots=True)
-class ChatTurn:
+class ChatTurn(NamedTuple):
     """A checked chat request, ready for the upstream model."""
 
     tenant: str

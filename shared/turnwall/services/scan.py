@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from turnwall.errors import ConcurrentUpdate, ValidationFailed
 from turnwall.stores.base import MAX_COMMIT_ATTEMPTS, back_off
@@ -16,8 +15,7 @@ if TYPE_CHECKING:
 Direction = Literal["input", "output"]
 
 
-@dataclass(frozen=True, slots=True)
-class ScanResult:
+class ScanResult(NamedTuple):
     """One scanned text: the scanner's outcome and the session it was scanned in."""
 
     outcome: ScanOutcome

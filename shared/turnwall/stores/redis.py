@@ -978,8 +978,11 @@ class RedisSessionStore(SessionStore):
                 ),
             )
             return int(cursors[node]), keys
-        next_cursor, found = self.client.scan(scan_cursor, _INDEX_KEY_PATTERN, _SCAN_COUNT, "zset")
-        return int(next_cursor), cast("list[bytes]", found)
+        next_cursor, found = cast(
+            "tuple[int, list[bytes]]",
+            self.client.scan(scan_cursor, _INDEX_KEY_PATTERN, _SCAN_COUNT, "zset"),
+        )
+        return int(next_cursor), found
 
     def _index_add(self, tenant: str, entries: Sequence[tuple[int, str]]) -> None:
         args: list[int | str] = []

@@ -9,8 +9,7 @@ table only records the declarations, so a function builds the one route it serve
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection
@@ -18,8 +17,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
 
-@dataclass(frozen=True, slots=True)
-class RouteDeclaration:
+class RouteDeclaration(NamedTuple):
     """One route as declared: what `APIRouter.add_api_route` would have been given."""
 
     method: str
@@ -29,17 +27,22 @@ class RouteDeclaration:
     options: dict[str, Any]
 
 
-@dataclass(slots=True)
 class RouteTable:
     """The routes of one module, added to an app by name (see the module docstring).
 
     `prefix`, `tags` and `responses` apply to every route, as on an `APIRouter`.
     """
 
-    prefix: str = ""
-    tags: list[str] = field(default_factory=list)
-    responses: dict[int | str, dict[str, Any]] = field(default_factory=dict)
-    declarations: list[RouteDeclaration] = field(default_factory=list)
+    def __init__(
+        self,
+        prefix: str = "",
+        tags: list[str] | None = None,
+        responses: dict[int | str, dict[str, Any]] | None = None,
+    ) -> None:
+        self.prefix = prefix
+        self.tags = tags or []
+        self.responses = responses or {}
+        self.declarations: list[RouteDeclaration] = []
 
     @property
     def names(self) -> set[str]:
