@@ -55,7 +55,8 @@ $(SAM_VENV)/.installed:
 validate: $(SAM_VENV)/.installed
 	$(SAM_VENV)/bin/python -m samcli validate --lint --region us-east-1
 
-build: $(SAM_VENV)/.installed  ## sam build, then the layer compiled to bytecode (cold starts)
+build: $(SAM_VENV)/.installed  ## sam build (layer requirements from pyproject.toml), then the layer compiled to bytecode
+	$(PYTHON) infra/layer_requirements.py
 	$(SAM_VENV)/bin/python -m samcli build --region us-east-1
 	$(SAM_VENV)/bin/python infra/compile_layer.py .aws-sam/build/TurnwallLayer/python
 

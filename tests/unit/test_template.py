@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from infra.layer_requirements import layer_requirements
 from tests.functional.conftest import load_function
 from tests.support.events import ROOT
 from turnwall.stores.dynamodb_table import load_template
@@ -64,3 +65,17 @@ def test_sam_build_finds_a_requirements_file_that_installs_nothing(code_uri: str
     requirements = (ROOT / code_uri / "requirements.txt").read_text().splitlines()
 
     assert [line for line in requirements if line.strip() and not line.startswith("#")] == []
+
+
+def test_the_layer_requirements_are_generated_from_pyproject() -> None:
+    # pyproject.toml is the one dependency list; sam build reads the file derived from it.
+    committed = (ROOT / "shared" / "requirements.txt").read_text()
+
+    assert committed == layer_requirements(), "run: python infra/layer_requirements.py"
+
+
+def test_the_layer_leaves_out_what_lambda_provides_or_only_local_runs_use() -> None:
+    names = {line.split(">")[0].split("[")[0] for line in layer_requirements().splitlines()}
+
+    assert not names & {"boto3", "uvicorn", "tqdm"}
+    assert {"fastapi", "mangum", "redis", "cryptography", "numpy"} <= names
