@@ -15,7 +15,11 @@
    runs), the modules it imports that the bare app does not, summed by top-level
    package (self time). Time outside imports (building the app, the store client, the
    scan catalog) is the rest of the init figure.
-3. Warm GET: one handler instance invoked many times with an API Gateway v2 event for
+3. With BENCH_INSTRUCTIONS=1 and valgrind on PATH: the same cold init counted in
+   instructions (`valgrind --tool=callgrind`), one process each. Instruction counts do
+   not move with a noisy neighbour, so this column settles a ratio near its target on
+   a busy machine; a run takes about 20 s per function.
+4. Warm GET: one handler instance invoked many times with an API Gateway v2 event for
    GET /v1/sessions/{id} on a private redis-server; the baseline is a bare async route
    doing a raw redis GET of the same session's stored bytes and one Fernet decrypt.
    Target ratio <= 1.5.
@@ -50,6 +54,8 @@ COLD_TARGETS: Final = {"scan": 1.5, "chat": 1.5}  # the lexical scan catalog loa
 WARM_TARGET: Final = 1.5
 IMPORT_PACKAGES_SHOWN: Final = 5
 IMPORT_RUNS: Final = 3
+COUNT_INSTRUCTIONS = os.environ.get("BENCH_INSTRUCTIONS") == "1"
+_CALLGRIND: Final = ("valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null")
 WARM_CALLS = 6000
 WARM_ROUNDS = 12
 KEY = "iwk_admin_" + "B" * 40
@@ -152,6 +158,35 @@ def import_breakdown(modules: dict[str, float], bare: dict[str, float]) -> str:
     return f"{total:5.0f} ms: {shown}" + (f", others {rest:.0f}" if rest >= 0.5 else "")
 
 
+def instructions(script: str, *args: str, env: dict[str, str]) -> int:
+    """Instructions one fresh interpreter executes running the script (callgrind)."""
+    stderr = subprocess.run(
+        [*_CALLGRIND, sys.executable, "-c", script, *args],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stderr
+    return int(stderr.split("Collected : ")[1].split()[0])
+
+
+def instruction_table(functions: list[str], env: dict[str, str]) -> str:
+    bare = instructions(_COLD_BARE, env=env)
+    table = Table(("function", "instructions", "ratio", "target", "verdict"))
+    table.add("bare FastAPI+Mangum", f"{bare / 1e6:.0f} M", "1.00x", "-", "-")
+    for function in functions:
+        ratio = instructions(_COLD_FUNCTION, app_path(function), env=env) / bare
+        target = COLD_TARGETS.get(function, COLD_TARGET)
+        table.add(
+            function,
+            f"{ratio * bare / 1e6:.0f} M",
+            f"{ratio:.2f}x",
+            at_most(target),
+            verdict(ratio, target),
+        )
+    return table.render("  ")
+
+
 def per_call_us(fn: Callable[..., Any], event: dict[str, Any], calls: int) -> float:
     context = LambdaContext()
     started = time.perf_counter()
@@ -213,6 +248,9 @@ def main() -> None:
         for function in functions:
             modules = imported_ms(_COLD_FUNCTION, app_path(function), env=env)
             print(f"  {function:<10}{import_breakdown(modules, bare_modules)}")
+        if COUNT_INSTRUCTIONS and shutil.which("valgrind"):
+            print("\ncold init in instructions (callgrind, one process each)")
+            print(instruction_table(functions, env))
         warm(env, server.url, encryption_key)
     finally:
         server.stop()

@@ -17,7 +17,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import pytest
 from redis import Redis
@@ -264,7 +264,7 @@ def _form_cluster(nodes: list[RedisServer]) -> None:
 
 
 def _cluster_ready(client: Redis, node_count: int) -> bool:
-    info: dict[str, str] = client.cluster("INFO")  # redis-py parses the reply into a dict
+    info = cast("dict[str, str]", client.cluster("INFO"))  # redis-py parses it into a dict
     return (
         info.get("cluster_state") == "ok"
         and info.get("cluster_known_nodes") == str(node_count)
