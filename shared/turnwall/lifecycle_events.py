@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     from turnwall.settings import Settings
-    from turnwall.stores.base import EndedSession
+    from turnwall.stores.records import EndedSession
 
 SOURCE: Final = "turnwall"
 SESSION_EXPIRED: Final = "Session Expired"

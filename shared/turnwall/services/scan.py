@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from turnwall.errors import ConcurrentUpdate, ValidationFailed
-from turnwall.stores.base import MAX_COMMIT_ATTEMPTS
 from turnwall.stores.retry import back_off
+from turnwall.stores.sessions import MAX_COMMIT_ATTEMPTS
 
 if TYPE_CHECKING:
     from turnwall.models import Session

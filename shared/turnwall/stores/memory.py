@@ -7,22 +7,18 @@ import threading
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
 
-from turnwall.stores.base import (
-    EndedSession,
-    SessionRecord,
-    SessionStore,
-    StoredMessage,
-    SweepReport,
-    Touch,
-)
+from turnwall.stores.base import SessionStore
 from turnwall.stores.cursors import decode_position, encode_position
+from turnwall.stores.maintenance import SweepReport
+from turnwall.stores.records import EndedSession, SessionRecord, StoredMessage, Touch
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     from turnwall.crypto import Cipher
     from turnwall.models import ApiKeyRecord
-    from turnwall.stores.base import ExpiryCallback, Version
+    from turnwall.stores.maintenance import ExpiryCallback
+    from turnwall.stores.records import Version
     from turnwall.validation import Limits
 
 _Key = tuple[str, str]

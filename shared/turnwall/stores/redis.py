@@ -61,22 +61,17 @@ from redis.retry import Retry
 
 from turnwall.errors import ConfigurationError, DecryptionError, StoreUnavailable
 from turnwall.models import ApiKeyRecord
-from turnwall.stores.base import (
-    EndedSession,
-    SessionRecord,
-    SessionStore,
-    StoredMessage,
-    SweepReport,
-    Touch,
-    out_of_time,
-)
+from turnwall.stores.base import SessionStore
 from turnwall.stores.cursors import decode_position, encode_position
+from turnwall.stores.maintenance import SweepReport, out_of_time
+from turnwall.stores.records import EndedSession, SessionRecord, StoredMessage, Touch
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping, Sequence
 
     from turnwall.crypto import Cipher
-    from turnwall.stores.base import ExpiryCallback, Version
+    from turnwall.stores.maintenance import ExpiryCallback
+    from turnwall.stores.records import Version
     from turnwall.validation import Limits
 
 __all__ = ["RedisClient", "RedisSessionStore", "translate_backend_errors"]
