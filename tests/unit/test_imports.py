@@ -132,3 +132,13 @@ def test_no_store_module_imports_the_layers_above_it() -> None:
     }
 
     assert {path: names for path, names in offenders.items() if names} == {}
+
+
+def test_only_the_redis_client_module_imports_redis() -> None:
+    importers = sorted(
+        path.name
+        for path in (STORES / "redis").glob("*.py")
+        if any(name == "redis" or name.startswith("redis.") for name in imported_modules(path))
+    )
+
+    assert importers == ["client.py"]
