@@ -4,8 +4,8 @@
 arithmetic, expiry on read, encryption and its bindings, cursors, optimistic retries.
 A backend implements only the small private hooks declared here, each one atomic on
 its own (a Lua script, a DynamoDB transaction, a critical section). The other rooms
-(`api_keys`, `rate_counters`, `idempotency`, `maintenance`, `transfer`) add their own
-public flow and hooks on top; `base.SessionStore` is all of them together.
+(`risk`, `idempotency`, `api_keys`, `rate_counters`, `maintenance`, `transfer`) add
+their own public flow and hooks; `base.SessionStore` is all of them together.
 
 Sliding expiry: every operation on a session sets ``expires_at = now + ttl_secs``. A
 record whose ``expires_at <= now`` is treated as missing everywhere, whatever the
