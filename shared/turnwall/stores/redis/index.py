@@ -32,7 +32,9 @@ if TYPE_CHECKING:
 CREATE_IN_FLIGHT_SECS: Final = 60
 
 
-def add(connection: RedisConnection, tenant: str, entries: Sequence[tuple[int, str]]) -> None:
+def index_sessions(
+    connection: RedisConnection, tenant: str, entries: Sequence[tuple[int, str]]
+) -> None:
     """Index (score, id) entries, only ever raising a score."""
     args: list[int | str] = []
     for score, session_id in entries:
@@ -46,7 +48,7 @@ def mark_deleted(connection: RedisConnection, tenant: str, session_id: str, now_
     connection.lower_score(by_expiry, session_id, now_ms + CREATE_IN_FLIGHT_SECS * 1000)
 
 
-def prune(
+def prune_index(
     connection: RedisConnection, tenant: str, cutoff_ms: int, session_ids: Sequence[str]
 ) -> int:
     """Drop those of `session_ids` still scored <= `cutoff_ms`; how many went."""
@@ -55,7 +57,9 @@ def prune(
     return int(connection.run(INDEX_PRUNE, keys=index_keys(tenant), args=[cutoff_ms, *session_ids]))
 
 
-def ids_after(connection: RedisConnection, tenant: str, after: str, count: int) -> list[str]:
+def indexed_ids_after(
+    connection: RedisConnection, tenant: str, after: str, count: int
+) -> list[str]:
     """Up to `count` of the tenant's indexed ids, ascending, strictly after `after`."""
     _, by_name = index_keys(tenant)
     low = b"(" + after.encode() if after else b"-"

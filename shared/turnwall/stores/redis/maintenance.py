@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Final
 from turnwall.stores.cursors import decode_position, encode_position
 from turnwall.stores.maintenance import SessionMaintenance, SweepReport, out_of_time
 from turnwall.stores.records import EndedSession
-from turnwall.stores.redis import index
+from turnwall.stores.redis.index import index_sessions, indexed_ids_after, live_records, prune_index
 from turnwall.stores.redis.layout import (
     INDEX_KEY_PATTERN,
     KEY_TTL_GRACE_SECS,
@@ -60,7 +60,7 @@ class RedisMaintenance(SessionMaintenance, SessionTransfer):
         if removed < 0:
             return 0
         # The entry goes only if still scored <= now: a create racing in raised it first.
-        return removed + index.prune(self.connection, tenant, now_ms, [session_id])
+        return removed + prune_index(self.connection, tenant, now_ms, [session_id])
 
     def _sweep(
         self,
@@ -124,8 +124,8 @@ class RedisMaintenance(SessionMaintenance, SessionTransfer):
                 tenant = tenant_of_index_key(key)
                 while True:
                     wanted = limit - len(records)
-                    ids = index.ids_after(self.connection, tenant, after, wanted)
-                    records += index.live_records(self.connection, tenant, ids, now_ms)
+                    ids = indexed_ids_after(self.connection, tenant, after, wanted)
+                    records += live_records(self.connection, tenant, ids, now_ms)
                     if len(ids) < wanted:
                         after = ""
                         break
@@ -230,7 +230,7 @@ class RedisMaintenance(SessionMaintenance, SessionTransfer):
                 expired.append((incarnation.decode(), ended))
         if live:
             # Re-scored above now, so the next batch moves on past them.
-            index.add(self.connection, tenant, live)
+            index_sessions(self.connection, tenant, live)
         if expired:
             on_expired([ended for _, ended in expired])
         removed = 0
@@ -239,7 +239,7 @@ class RedisMaintenance(SessionMaintenance, SessionTransfer):
                 PURGE, keys=session_keys(tenant, ended.session_id), args=[now_ms, incarnation]
             )
             removed += max(0, int(purged))
-        removed += index.prune(self.connection, tenant, now_ms, dead)
+        removed += prune_index(self.connection, tenant, now_ms, dead)
         return _TenantSweep(
             tuple(ended for _, ended in expired), removed, len(ids), more=len(ids) == _SWEEP_BATCH
         )

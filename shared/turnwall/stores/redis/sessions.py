@@ -11,7 +11,7 @@ from __future__ import annotations
 import bisect
 from typing import TYPE_CHECKING
 
-from turnwall.stores.redis import index
+from turnwall.stores.redis.index import index_sessions, live_records, mark_deleted, prune_index
 from turnwall.stores.redis.layout import (
     KEY_TTL_GRACE_SECS,
     index_keys,
@@ -39,7 +39,7 @@ class RedisSessions(RiskStateStorage):
     connection: RedisConnection
 
     def _insert(self, record: SessionRecord, now: float) -> bool:
-        index.add(self.connection, record.tenant, [(ms(record.expires_at), record.session_id)])
+        index_sessions(self.connection, record.tenant, [(ms(record.expires_at), record.session_id)])
         inserted = self.connection.run(
             INSERT,
             keys=session_keys(record.tenant, record.session_id),
@@ -82,7 +82,7 @@ class RedisSessions(RiskStateStorage):
         )
         if outcome in (1, 2):
             # Not a removal: see `index` for why a delete only lowers the score.
-            index.mark_deleted(self.connection, tenant, session_id, ms(now))
+            mark_deleted(self.connection, tenant, session_id, ms(now))
         return int(message_count) if outcome == 2 else None
 
     def _commit_append(
@@ -96,7 +96,7 @@ class RedisSessions(RiskStateStorage):
     ) -> SessionRecord | None:
         create_fields: list[str | int | bytes] = []
         if creating:
-            index.add(
+            index_sessions(
                 self.connection, head.tenant, [(ms(now) + head.ttl_secs * 1000, head.session_id)]
             )
             create_fields = record_fields(head)
@@ -163,7 +163,7 @@ class RedisSessions(RiskStateStorage):
         candidates = live[bisect.bisect_right(live, after) :] if after is not None else live
         page = self._fill_page(tenant, candidates, records, limit, now_ms)
         if dead:
-            index.prune(self.connection, tenant, now_ms, dead)
+            prune_index(self.connection, tenant, now_ms, dead)
         return page, len(live)
 
     def _commit_risk(
@@ -193,7 +193,7 @@ class RedisSessions(RiskStateStorage):
             position += len(batch)
             missing = [s for s in batch if s not in records]
             if missing:
-                for record in index.live_records(self.connection, tenant, missing, now_ms):
+                for record in live_records(self.connection, tenant, missing, now_ms):
                     records[record.session_id] = record
             page += [records[s] for s in batch if s in records]
         return page
