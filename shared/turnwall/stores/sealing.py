@@ -4,8 +4,8 @@ Every ciphertext is bound to its place (tenant, session id, incarnation, field, 
 messages seq and role), so a value copied to another session, another incarnation of
 the same id or another seq does not open. Here are the binding contexts, the small
 encodings (JSON bodies, sealed model tokens), and the functions that seal a record's
-values and open them into what callers see; every store room uses these, no backend
-does.
+values and open them into what callers see. The store rooms use them; backends only
+ever store and compare the ciphertexts.
 """
 
 from __future__ import annotations
