@@ -20,7 +20,9 @@ if TYPE_CHECKING:
 
     from tests.conftest import StoreFactory
     from tests.support.clock import FakeClock
-    from turnwall.stores.base import EndedSession, SessionRecord, SessionStore, SweepReport
+    from turnwall.stores.base import SessionStore
+    from turnwall.stores.maintenance import SweepReport
+    from turnwall.stores.records import EndedSession, SessionRecord
 
 
 def user(text: str) -> NewMessage:

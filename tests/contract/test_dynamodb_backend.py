@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import socket
 import time
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -260,7 +259,7 @@ def test_api_key_records_round_trip(store: DynamoDBSessionStore, tenant: str) ->
 
     store.save_api_key(record)
     assert store.find_api_key(key_hash) == record
-    revoked = replace(record, revoked_at=1_700_000_100.5)
+    revoked = record._replace(revoked_at=1_700_000_100.5)
     store.save_api_key(revoked)
 
     assert store.find_api_key(key_hash) == revoked

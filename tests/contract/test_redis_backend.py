@@ -12,7 +12,6 @@ import hashlib
 import subprocess
 import sys
 import time
-from dataclasses import replace
 from typing import TYPE_CHECKING, cast
 
 import pytest
@@ -22,9 +21,8 @@ from redis.cluster import RedisCluster
 from redis.connection import SSLConnection
 
 from tests.support.redis_servers import start_redis_cluster, start_redis_server
-from turnwall.auth import ApiKeyRecord
 from turnwall.errors import ConfigurationError, StoreUnavailable
-from turnwall.models import NewMessage
+from turnwall.models import ApiKeyRecord, NewMessage
 from turnwall.settings import load_settings
 from turnwall.stores import build_store
 from turnwall.stores.redis import RedisSessionStore
@@ -38,6 +36,7 @@ if TYPE_CHECKING:
     from tests.support.redis_servers import RedisServer
     from turnwall.crypto import Cipher
     from turnwall.stores.base import SessionStore
+    from turnwall.stores.records import EndedSession
 
 
 def user(text: str) -> NewMessage:
@@ -61,6 +60,17 @@ def index_scores(client: Redis, tenant: str) -> dict[str, float]:
         "list[tuple[bytes, float]]", client.zrange(f"tw:idx:{{{tenant}}}", 0, -1, withscores=True)
     )
     return {member.decode(): score for member, score in entries}
+
+
+def sweep_to_the_end(store: SessionStore) -> list[EndedSession]:
+    """Sweep the whole (shared) server from a fresh cursor; every session it removed."""
+    ended: list[EndedSession] = []
+    report = store.sweep()
+    ended += report.removed_sessions
+    while report.next_cursor is not None:
+        report = store.sweep(cursor=report.next_cursor)
+        ended += report.removed_sessions
+    return ended
 
 
 # ------------------------------------------------------------------ failure
@@ -202,11 +212,10 @@ def test_raw_values_hold_no_plaintext(
 
 
 @pytest.mark.redis
-def test_pruning_removes_expired_and_deleted_entries_and_keeps_live_ones(
+def test_the_sweep_prunes_expired_and_deleted_entries_and_keeps_live_ones(
     redis_store_factory: StoreFactory, raw: Redis, tenant: str, clock: FakeClock
 ) -> None:
     store = redis_store_factory()
-    assert isinstance(store, RedisSessionStore)
     store.create_session(tenant, "expired", ttl_secs=60)
     store.create_session(tenant, "deleted", ttl_secs=600)
     store.create_session(tenant, "slid", ttl_secs=60)
@@ -216,13 +225,14 @@ def test_pruning_removes_expired_and_deleted_entries_and_keeps_live_ones(
     slid = store.get_session(tenant, "slid")  # now lives past its index score
     clock.advance(20)
 
-    removed = store.prune_tenant_index(tenant)
+    ended = sweep_to_the_end(store)
 
-    assert removed == 2
+    assert [s.session_id for s in ended if s.tenant == tenant] == ["expired"]
     scores = index_scores(raw, tenant)
     assert sorted(scores) == ["long", "slid"]
     assert scores["slid"] == pytest.approx(slid.expires_at * 1000, abs=1)  # re-scored
-    assert store.prune_tenant_index(tenant) == 0
+    assert [s for s in sweep_to_the_end(store) if s.tenant == tenant] == []
+    assert sorted(index_scores(raw, tenant)) == ["long", "slid"]
     assert [s.session_id for s in store.list_sessions(tenant).sessions] == ["long", "slid"]
 
 
@@ -236,8 +246,8 @@ def test_pruning_never_drops_an_entry_of_a_create_in_flight(
     raw.zadd(f"tw:idx:{{{tenant}}}", {"arriving": (clock() + 1800) * 1000})
     raw.zadd(f"tw:idx:{{{tenant}}}:ids", {"arriving": 0})
 
-    assert store.prune_tenant_index(tenant) == 0
-    page = store.list_sessions(tenant)  # listing prunes lazily, but not this one
+    sweep_to_the_end(store)  # the scheduled prune does not drop it
+    page = store.list_sessions(tenant)  # listing prunes lazily, but not this one either
 
     assert page.sessions == [] and page.total == 0
     assert "arriving" in index_scores(raw, tenant)
@@ -279,7 +289,7 @@ def test_api_key_records_round_trip(redis_store: SessionStore, tenant: str) -> N
 
     redis_store.save_api_key(record)
     assert redis_store.find_api_key(key_hash) == record
-    revoked = replace(record, revoked_at=1_700_000_100.5)
+    revoked = record._replace(revoked_at=1_700_000_100.5)
     redis_store.save_api_key(revoked)
 
     assert redis_store.find_api_key(key_hash) == revoked

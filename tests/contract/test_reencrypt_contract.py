@@ -15,11 +15,12 @@ from cryptography.fernet import Fernet
 from turnwall.crypto import Cipher
 from turnwall.errors import DecryptionError, InvalidCursor, ValidationFailed
 from turnwall.models import NewMessage
-from turnwall.stores.base import SEALED_MODEL_PREFIX
+from turnwall.stores.sealing import SEALED_MODEL_PREFIX
 
 if TYPE_CHECKING:
     from tests.conftest import StoreFactory
-    from turnwall.stores.base import ReencryptReport, SessionStore
+    from turnwall.stores.base import SessionStore
+    from turnwall.stores.maintenance import ReencryptReport
 
 SESSIONS = 5
 MESSAGES = 3

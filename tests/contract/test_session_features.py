@@ -24,7 +24,7 @@ from turnwall.errors import (
     ValidationFailed,
 )
 from turnwall.models import NewMessage
-from turnwall.stores.base import StoredResponse
+from turnwall.stores.idempotency import StoredResponse
 
 if TYPE_CHECKING:
     from tests.conftest import StoreFactory

@@ -18,7 +18,7 @@ from turnwall.lifecycle_events import (
     build_lifecycle_events,
 )
 from turnwall.settings import load_settings
-from turnwall.stores.base import EndedSession
+from turnwall.stores.records import EndedSession
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -18,7 +18,7 @@ from turnwall.stores.memory import MemorySessionStore, MemoryState
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from turnwall.stores.base import RequestCounts
+    from turnwall.stores.rate_counters import RequestCounts
 
 
 def limiter(per_minute: int, clock: FakeClock, state: MemoryState | None = None) -> RateLimiter:

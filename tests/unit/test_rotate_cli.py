@@ -12,12 +12,14 @@ from turnwall import cli
 from turnwall.crypto import Cipher
 from turnwall.models import NewMessage
 from turnwall.settings import get_settings
-from turnwall.stores.base import ReencryptReport, SessionStore
+from turnwall.stores.base import SessionStore
 from turnwall.stores.redis import RedisSessionStore
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
+
+    from turnwall.stores.maintenance import ReencryptReport
 
 # A database of the test Redis no other test writes to, so every session is ours.
 _ROTATION_DB = 7

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import time
 import uuid
@@ -369,7 +368,3 @@ def _request_id(scope: Scope) -> str:
             if _SAFE_REQUEST_ID.fullmatch(candidate):
                 return candidate
     return uuid.uuid4().hex
-
-
-def dump_openapi(app: FastAPI) -> str:
-    return json.dumps(app.openapi(), indent=2)

@@ -18,7 +18,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from turnwall.errors import InvalidApiKey, Unauthorized
-from turnwall.stores.base import StoredResponse
+from turnwall.stores.idempotency import StoredResponse
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from turnwall.errors import ConcurrentUpdate, ValidationFailed
-from turnwall.stores.base import MAX_COMMIT_ATTEMPTS, back_off
+from turnwall.stores.retry import back_off
+from turnwall.stores.sessions import MAX_COMMIT_ATTEMPTS
 
 if TYPE_CHECKING:
     from turnwall.models import Session

@@ -22,7 +22,7 @@ from turnwall.http.schemas import (
 from turnwall.lifecycle_events import EventPublishFailed
 from turnwall.logs import logger
 from turnwall.models import Session
-from turnwall.stores.base import EndedSession
+from turnwall.stores.records import EndedSession
 
 routes = RouteTable(
     prefix="/v1/sessions",
