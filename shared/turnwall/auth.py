@@ -24,6 +24,10 @@ from turnwall.errors import (
     KeyNotFound,
     Unauthorized,
 )
+
+# re-exported for stores/dynamodb.py until it moves to the new modules
+from turnwall.models import ApiKeyRecord as ApiKeyRecord
+from turnwall.models import KeyRole as KeyRole
 from turnwall.validation import check_tenant
 
 if TYPE_CHECKING:
@@ -31,7 +35,6 @@ if TYPE_CHECKING:
 
     from turnwall.stores.base import SessionStore
 
-KeyRole = Literal["scan", "admin"]
 Permission = Literal["sessions", "scan", "chat", "keys", "bulk"]
 ROLE_PERMISSIONS: Final[dict[str, frozenset[str]]] = {
     "scan": frozenset({"sessions", "scan", "chat"}),
@@ -39,7 +42,6 @@ ROLE_PERMISSIONS: Final[dict[str, frozenset[str]]] = {
 }
 KEY_FORMAT: Final = re.compile(r"iwk_(scan|admin)_[A-Za-z0-9]{32,256}")
 _KEY_ALPHABET: Final = string.ascii_letters + string.digits
-KEY_ID_LENGTH: Final = 16
 DEFAULT_CACHE_SECS: Final = 30.0
 
 
@@ -50,21 +52,6 @@ def hash_key(key: str) -> str:
 def generate_key(role: KeyRole) -> str:
     """A new key: `iwk_<role>_` and 40 random base62 characters (~238 bits)."""
     return f"iwk_{role}_" + "".join(secrets.choice(_KEY_ALPHABET) for _ in range(40))
-
-
-@dataclass(frozen=True, slots=True)
-class ApiKeyRecord:
-    """A stored key: its digest, owner tenant, role, and revocation time if revoked."""
-
-    key_hash: str
-    tenant: str
-    role: KeyRole
-    created_at: float
-    revoked_at: float | None = None
-
-    @property
-    def key_id(self) -> str:
-        return self.key_hash[:KEY_ID_LENGTH]
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,12 +13,11 @@ bus (or on Redis) never load it.
 from __future__ import annotations
 
 import json
-import random
-import time
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, cast
 
 from turnwall.errors import ConfigurationError, TurnwallError
 from turnwall.models import iso_utc
+from turnwall.stores.retry import back_off
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -157,8 +156,8 @@ class LifecycleEvents:
 
 
 def _pause(attempt: int) -> None:
-    # Full jitter, as for the stores: refused entries are mostly throttling.
-    time.sleep(random.random() * min(1.0, 0.05 * 2**attempt))
+    # Refused entries are mostly throttling: wait longer than a store's write race.
+    back_off(attempt, base_secs=0.05, cap_secs=1.0)
 
 
 def build_lifecycle_events(settings: Settings) -> LifecycleEvents | None:

@@ -15,6 +15,9 @@ ROLES: Final[frozenset[str]] = frozenset(get_args(Role))
 Decision = Literal["allow", "flag", "block"]
 Order = Literal["asc", "desc"]
 Status = Literal["active", "ended"]
+KeyRole = Literal["scan", "admin"]
+# A key's public id: the first hex characters of its digest.
+KEY_ID_LENGTH: Final = 16
 
 
 def iso_utc(epoch_secs: float) -> str:
@@ -124,3 +127,18 @@ class RiskState:
     session: Session
     state: dict[str, Any] = field(default_factory=dict)
     version: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRecord:
+    """A stored API key: its digest, owner tenant, role, and revocation time if revoked."""
+
+    key_hash: str
+    tenant: str
+    role: KeyRole
+    created_at: float
+    revoked_at: float | None = None
+
+    @property
+    def key_id(self) -> str:
+        return self.key_hash[:KEY_ID_LENGTH]

@@ -22,9 +22,8 @@ from redis.cluster import RedisCluster
 from redis.connection import SSLConnection
 
 from tests.support.redis_servers import start_redis_cluster, start_redis_server
-from turnwall.auth import ApiKeyRecord
 from turnwall.errors import ConfigurationError, StoreUnavailable
-from turnwall.models import NewMessage
+from turnwall.models import ApiKeyRecord, NewMessage
 from turnwall.settings import load_settings
 from turnwall.stores import build_store
 from turnwall.stores.redis import RedisSessionStore

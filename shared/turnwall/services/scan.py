@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from turnwall.errors import ConcurrentUpdate, ValidationFailed
-from turnwall.stores.base import MAX_COMMIT_ATTEMPTS, back_off
+from turnwall.stores.base import MAX_COMMIT_ATTEMPTS
+from turnwall.stores.retry import back_off
 
 if TYPE_CHECKING:
     from turnwall.models import Session

@@ -25,7 +25,6 @@ import base64
 import binascii
 import hashlib
 import json
-import random
 import re
 import secrets
 import time
@@ -49,6 +48,7 @@ from turnwall.errors import (
     ValidationFailed,
 )
 from turnwall.models import (
+    ApiKeyRecord,
     AppendResult,
     HistoryPage,
     Message,
@@ -58,6 +58,12 @@ from turnwall.models import (
     Session,
     SessionPage,
 )
+from turnwall.stores.cursors import (
+    decode_listing_cursor,
+    decode_seq_cursor,
+    encode_listing_cursor,
+)
+from turnwall.stores.retry import back_off
 from turnwall.validation import (
     MAX_MESSAGES_PER_APPEND,
     SESSION_ID_RULE,
@@ -72,7 +78,6 @@ from turnwall.validation import (
 )
 
 if TYPE_CHECKING:
-    from turnwall.auth import ApiKeyRecord
     from turnwall.crypto import Cipher
     from turnwall.models import Order, Role
 
@@ -488,7 +493,7 @@ class SessionStore(ABC):
                 f"prefix must be a start of an id: {SESSION_ID_RULE}", details={"field": "prefix"}
             )
         limit = _check_limit(limit)
-        after = _decode_cursor(cursor, "l") if cursor else None
+        after = decode_listing_cursor(cursor, "l") if cursor else None
         if after is not None and not after.startswith(prefix):
             raise InvalidCursor(
                 "cursor does not belong to this listing", details={"field": "cursor"}
@@ -496,7 +501,9 @@ class SessionStore(ABC):
         now = self.clock()
         records, total = self._scan_tenant(tenant, prefix, after, limit + 1, now)
         page = records[:limit]
-        next_cursor = _encode_cursor("l", page[-1].session_id) if len(records) > limit else None
+        next_cursor = (
+            encode_listing_cursor("l", page[-1].session_id) if len(records) > limit else None
+        )
         return SessionPage([self._to_session(r, now) for r in page], total, next_cursor)
 
     # ---------------------------------------------------------------- history
@@ -666,7 +673,7 @@ class SessionStore(ABC):
         if order not in ("asc", "desc"):
             raise ValidationFailed("order must be asc or desc", details={"field": "order"})
         limit = _check_limit(limit)
-        position = _decode_seq_cursor(cursor, order) if cursor else None
+        position = decode_seq_cursor(cursor, order) if cursor else None
         now = self.clock()
         record = self._touch_or_raise(tenant, session_id, now, READ_ONLY)
         count = record.message_count
@@ -682,7 +689,7 @@ class SessionStore(ABC):
         messages = [self._open_message(record, item) for item in stored]
         if order == "desc":
             messages.reverse()
-        next_cursor = _encode_cursor(order, str(next_seq)) if next_seq is not None else None
+        next_cursor = encode_listing_cursor(order, str(next_seq)) if next_seq is not None else None
         return HistoryPage(self._to_session(record, now), messages, next_cursor)
 
     # ---------------------------------------------------------------- risk state
@@ -1445,30 +1452,6 @@ def _check_limit(limit: object) -> int:
     return check_count(limit, "limit", (1, MAX_PAGE))
 
 
-def _encode_cursor(kind: str, value: str) -> str:
-    return base64.urlsafe_b64encode(f"{kind}:{value}".encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str, kind: str) -> str:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        found_kind, _, value = (
-            base64.urlsafe_b64decode(padded.encode("ascii")).decode().partition(":")
-        )
-    except (ValueError, UnicodeError, binascii.Error) as exc:
-        raise InvalidCursor("cursor is malformed", details={"field": "cursor"}) from exc
-    if found_kind != kind or not value:
-        raise InvalidCursor("cursor does not belong to this listing", details={"field": "cursor"})
-    return value
-
-
-def _decode_seq_cursor(cursor: str, order: str) -> int:
-    value = _decode_cursor(cursor, order)
-    if not value.isdigit() or int(value) < 1:
-        raise InvalidCursor("cursor is malformed", details={"field": "cursor"})
-    return int(value)
-
-
 def out_of_time(deadline: float | None) -> bool:
     """Whether a sweep's `deadline` (a ``time.monotonic()`` instant) has passed."""
     return deadline is not None and time.monotonic() >= deadline
@@ -1476,9 +1459,3 @@ def out_of_time(deadline: float | None) -> bool:
 
 def _ignore_expired(sessions: Sequence[EndedSession]) -> None:
     return None
-
-
-def back_off(attempt: int) -> None:
-    """Sleep before retry `attempt` (0-based) of an optimistic write that lost a race."""
-    # Full jitter keeps a crowd of appenders to one session from retrying in lockstep.
-    time.sleep(random.random() * min(0.02, 0.0005 * (2 ** min(attempt, 6))))

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import bisect
-import json
 import threading
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
 
-from turnwall.errors import InvalidCursor
 from turnwall.stores.base import (
     EndedSession,
     SessionRecord,
@@ -19,12 +15,13 @@ from turnwall.stores.base import (
     SweepReport,
     Touch,
 )
+from turnwall.stores.cursors import decode_position, encode_position
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from turnwall.auth import ApiKeyRecord
     from turnwall.crypto import Cipher
+    from turnwall.models import ApiKeyRecord
     from turnwall.stores.base import ExpiryCallback, Version
     from turnwall.validation import Limits
 
@@ -294,7 +291,7 @@ class MemorySessionStore(SessionStore):
             removed_sessions=ended,
             removed_items=removed,
             examined_items=len(page),
-            next_cursor=_encode_key(page[-1]) if more and page else None,
+            next_cursor=encode_position(*page[-1]) if more and page else None,
         )
 
     def _iterate_sessions(
@@ -307,7 +304,7 @@ class MemorySessionStore(SessionStore):
             page = keys[start : start + limit]
             records = [self._sessions[key] for key in page]
         more = start + len(page) < len(keys)
-        next_cursor = _encode_key(page[-1]) if more and page else None
+        next_cursor = encode_position(*page[-1]) if more and page else None
         return [record for record in records if record.is_live(now)], next_cursor
 
     def _restore_record(self, record: SessionRecord, now: float) -> bool:
@@ -406,15 +403,6 @@ class MemorySessionStore(SessionStore):
         self._messages[key] = messages
 
 
-def _encode_key(key: _Key) -> str:
-    return base64.urlsafe_b64encode(json.dumps(list(key)).encode()).decode()
-
-
 def _decode_key(cursor: str) -> _Key:
-    try:
-        tenant, session_id = json.loads(base64.urlsafe_b64decode(cursor.encode("ascii")))
-    except (ValueError, TypeError, UnicodeError, binascii.Error) as exc:
-        raise InvalidCursor("sweep cursor is malformed", details={"field": "cursor"}) from exc
-    if not isinstance(tenant, str) or not isinstance(session_id, str):
-        raise InvalidCursor("sweep cursor is malformed", details={"field": "cursor"})
+    tenant, session_id = decode_position(cursor, (str, str), "sweep")
     return tenant, session_id

@@ -43,8 +43,6 @@ session ended, so those are pruned without being reported.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import bisect
 import functools
 import hashlib
@@ -61,8 +59,8 @@ from redis.backoff import ExponentialBackoff
 from redis.cluster import RedisCluster
 from redis.retry import Retry
 
-from turnwall.auth import ApiKeyRecord
-from turnwall.errors import ConfigurationError, DecryptionError, InvalidCursor, StoreUnavailable
+from turnwall.errors import ConfigurationError, DecryptionError, StoreUnavailable
+from turnwall.models import ApiKeyRecord
 from turnwall.stores.base import (
     EndedSession,
     SessionRecord,
@@ -72,6 +70,7 @@ from turnwall.stores.base import (
     Touch,
     out_of_time,
 )
+from turnwall.stores.cursors import decode_position, encode_position
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -630,13 +629,9 @@ class RedisSessionStore(SessionStore):
                         break
                     after = ids[-1]
                     if len(records) >= limit:
-                        return records, _encode_reencrypt_position(
-                            nodes[index], scan_cursor, position, after
-                        )
+                        return records, encode_position(nodes[index], scan_cursor, position, after)
                 if len(records) >= limit:
-                    return records, _encode_reencrypt_position(
-                        nodes[index], scan_cursor, position + 1, ""
-                    )
+                    return records, encode_position(nodes[index], scan_cursor, position + 1, "")
             done = 0
             following = _next_scan(nodes, index, next_cursor)
             if following is None:
@@ -1016,7 +1011,7 @@ def _report(
         removed_sessions=tuple(ended),
         removed_items=removed,
         examined_items=examined,
-        next_cursor=None if position is None else _encode_scan_position(*position),
+        next_cursor=None if position is None else encode_position(*position),
     )
 
 
@@ -1030,48 +1025,18 @@ def _next_scan(nodes: list[str], index: int, next_cursor: int) -> tuple[int, int
     return None
 
 
-def _encode_scan_position(node: str, scan_cursor: int, done: int) -> str:
+def _decode_scan_position(cursor: str) -> tuple[str, int, int]:
     """Where a sweep stopped: the node, its SCAN cursor, and how many keys of the batch
     that cursor returns are swept already."""
-    return base64.urlsafe_b64encode(json.dumps([node, scan_cursor, done]).encode()).decode()
-
-
-def _decode_scan_position(cursor: str) -> tuple[str, int, int]:
-    try:
-        node, scan_cursor, done = json.loads(base64.urlsafe_b64decode(cursor.encode("ascii")))
-    except (ValueError, TypeError, UnicodeError, binascii.Error) as exc:
-        raise InvalidCursor("sweep cursor is malformed", details={"field": "cursor"}) from exc
-    if not (isinstance(node, str) and _is_count(scan_cursor) and _is_count(done)):
-        raise InvalidCursor("sweep cursor is malformed", details={"field": "cursor"})
+    node, scan_cursor, done = decode_position(cursor, (str, int, int), "sweep")
     return node, scan_cursor, done
 
 
-def _encode_reencrypt_position(node: str, scan_cursor: int, done: int, after: str) -> str:
+def _decode_reencrypt_position(cursor: str) -> tuple[str, int, int, str]:
     """Where a reencrypt step stopped: as a sweep position, plus the last session id
     visited in the tenant it stopped in ("" when it stopped between tenants)."""
-    position = [node, scan_cursor, done, after]
-    return base64.urlsafe_b64encode(json.dumps(position).encode()).decode()
-
-
-def _decode_reencrypt_position(cursor: str) -> tuple[str, int, int, str]:
-    try:
-        node, scan_cursor, done, after = json.loads(
-            base64.urlsafe_b64decode(cursor.encode("ascii"))
-        )
-    except (ValueError, TypeError, UnicodeError, binascii.Error) as exc:
-        raise InvalidCursor("reencrypt cursor is malformed", details={"field": "cursor"}) from exc
-    if not (
-        isinstance(node, str)
-        and _is_count(scan_cursor)
-        and _is_count(done)
-        and isinstance(after, str)
-    ):
-        raise InvalidCursor("reencrypt cursor is malformed", details={"field": "cursor"})
+    node, scan_cursor, done, after = decode_position(cursor, (str, int, int, str), "reencrypt")
     return node, scan_cursor, done, after
-
-
-def _is_count(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _session_keys(tenant: str, session_id: str) -> tuple[str, str]:
