@@ -19,14 +19,13 @@ from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from cryptography.fernet import Fernet
 
-from turnwall.auth import ApiKeyRecord
 from turnwall.errors import (
     ConfigurationError,
     SessionNotFound,
     StoreUnavailable,
     ValidationFailed,
 )
-from turnwall.models import NewMessage
+from turnwall.models import ApiKeyRecord, NewMessage
 from turnwall.settings import load_settings
 from turnwall.stores import build_store
 from turnwall.stores.base import StoredMessage
@@ -37,7 +36,7 @@ from turnwall.stores.dynamodb import (
     TTL_ATTRIBUTE,
     DynamoDBSessionStore,
 )
-from turnwall.stores.dynamodb_table import load_template, table_spec
+from turnwall.stores.dynamodb.table import load_template, table_spec
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -149,7 +149,7 @@ def test_key_counter_idempotency_and_cursor_items_keep_their_layout(
     dynamodb_table: str,
     pinned_clock: FakeClock,
 ) -> None:
-    from turnwall.auth import ApiKeyRecord
+    from turnwall.models import ApiKeyRecord
 
     store = dynamodb_store_factory()
     store.save_api_key(ApiKeyRecord("ab" * 32, TENANT, "admin", 1_700_000_000.5, 1_700_000_100.0))

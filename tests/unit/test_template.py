@@ -8,7 +8,7 @@ import pytest
 
 from tests.functional.conftest import load_function
 from tests.support.events import ROOT
-from turnwall.stores.dynamodb_table import load_template
+from turnwall.stores.dynamodb.table import load_template
 
 TEMPLATE: dict[str, Any] = load_template(ROOT / "template.yaml")
 API_FUNCTIONS = {
