@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from turnwall.models import NewMessage
+from turnwall.models import ApiKeyRecord, NewMessage
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -149,8 +149,6 @@ def test_key_counter_idempotency_and_cursor_items_keep_their_layout(
     dynamodb_table: str,
     pinned_clock: FakeClock,
 ) -> None:
-    from turnwall.models import ApiKeyRecord
-
     store = dynamodb_store_factory()
     store.save_api_key(ApiKeyRecord("ab" * 32, TENANT, "admin", 1_700_000_000.5, 1_700_000_100.0))
     store.count_requests(["key:abc"], window_secs=60, amount=3)

@@ -62,8 +62,8 @@ class DynamoDBRecords:
             stored = self.table.get(key)
             if stored is None:  # removed meanwhile: claim again
                 return self._put_idempotency(tenant, digest, blob, until, now, True)
-            blob_stored: bytes = stored["blob"]
-            return blob_stored
+            previous: bytes = stored["blob"]
+            return previous
         return None
 
     def _delete_idempotency(self, tenant: str, digest: str) -> None:
