@@ -3,9 +3,9 @@
 The cleanup function (functions/cleanup/app.py) hands each event to `Cleanup`:
 
 - a DynamoDB Streams batch, filtered in the template down to TTL deletions of session
-  items (`ttl_deletion_of` reads each record, on Powertools' `DynamoDBRecord`): each
-  record's leftover messages are purged (`SessionStore.purge_expired_
-  session`, idempotent, so a replayed record is harmless), `Session Expired` is
+  items (`ttl_deletion_of` reads each record, a Powertools `DynamoDBRecord`): each
+  record's leftover messages are purged (`SessionStore.purge_expired_session`,
+  idempotent, so a replayed record is harmless), `Session Expired` is
   published, and records that fail are reported back one by one (partial batch
   response), so Lambda retries from the first failure instead of the whole batch;
 - a scheduled event: one bounded step of `SessionStore.sweep`, resumed from the cursor
@@ -27,6 +27,9 @@ from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
     EventType,
     process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import (
+    DynamoDBRecordEventName,
 )
 
 from turnwall.errors import InvalidCursor, TurnwallError, ValidationFailed
@@ -265,10 +268,6 @@ def ttl_deletion_of(record: DynamoDBRecord) -> TtlDeletion | None:
     """
     # Stream records only ever come from DynamoDB, whose store package knows the item
     # layout; importing it here keeps boto3 out of Redis-backed containers.
-    from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import (
-        DynamoDBRecordEventName,
-    )
-
     from turnwall.stores.dynamodb.layout import SESSION_SORT_KEY, SORT_KEY, TTL_SERVICE_PRINCIPAL
 
     identity = record.user_identity
