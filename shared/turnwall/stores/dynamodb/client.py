@@ -375,8 +375,11 @@ _DESERIALIZER: Final = _Deserializer()
 def to_attributes(values: Mapping[str, Any]) -> dict[str, AttributeValueTypeDef]:
     """Attribute values for plain `values`.
 
-    A float is written as its repr, the shortest text that reads back as the same
-    float (TypeSerializer refuses floats; DynamoDB keeps 38 digits).
+    TypeSerializer refuses floats, so a float goes in as the Decimal of its repr, the
+    shortest text that reads back as the same float (DynamoDB keeps 38 digits). For
+    every float from 1e-4 to 1e16 (times, durations) that is the repr itself, as the
+    hand-written codec sent it; beyond, only the spelling of the exponent differs
+    ("1E+16"), and DynamoDB stores numbers by value.
     """
     return {name: _SERIALIZER.serialize(_exact(value)) for name, value in values.items()}
 
