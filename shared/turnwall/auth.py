@@ -23,10 +23,7 @@ from turnwall.errors import (
     KeyNotFound,
     Unauthorized,
 )
-
-# re-exported for stores/dynamodb.py until it moves to the new modules
-from turnwall.models import ApiKeyRecord as ApiKeyRecord
-from turnwall.models import KeyRole as KeyRole
+from turnwall.models import ApiKeyRecord, KeyRole
 from turnwall.validation import check_tenant
 
 if TYPE_CHECKING:

@@ -3,8 +3,9 @@
 The cleanup function (functions/cleanup/app.py) hands each event to `Cleanup`:
 
 - a DynamoDB Streams batch, filtered in the template down to TTL deletions of session
-  items: each record's leftover messages are purged (`SessionStore.purge_expired_
-  session`, idempotent, so a replayed record is harmless), `Session Expired` is
+  items (`ttl_deletion_of` reads each record, a Powertools `DynamoDBRecord`): each
+  record's leftover messages are purged (`SessionStore.purge_expired_session`,
+  idempotent, so a replayed record is harmless), `Session Expired` is
   published, and records that fail are reported back one by one (partial batch
   response), so Lambda retries from the first failure instead of the whole batch;
 - a scheduled event: one bounded step of `SessionStore.sweep`, resumed from the cursor
@@ -27,13 +28,17 @@ from aws_lambda_powertools.utilities.batch import (
     EventType,
     process_partial_response,
 )
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import (
+    DynamoDBRecordEventName,
+)
 
-from turnwall.errors import InvalidCursor, TurnwallError
+from turnwall.errors import InvalidCursor, TurnwallError, ValidationFailed
 from turnwall.lifecycle_events import build_lifecycle_events
 from turnwall.logs import logger
 from turnwall.settings import get_settings
 from turnwall.stores import build_store
-from turnwall.stores.base import EndedSession, out_of_time
+from turnwall.stores.maintenance import out_of_time
+from turnwall.stores.records import EndedSession
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -46,7 +51,8 @@ if TYPE_CHECKING:
 
     from turnwall.lifecycle_events import LifecycleEvents
     from turnwall.settings import Settings
-    from turnwall.stores.base import SessionStore, SweepReport
+    from turnwall.stores.base import SessionStore
+    from turnwall.stores.maintenance import SweepReport
 
 # Stop starting new work this long before Lambda's own timeout.
 _SAFETY_MARGIN_SECS: Final = 5.0
@@ -148,7 +154,7 @@ class Cleanup:
             if started[0] and out_of_time(deadline):
                 raise CleanupOutOfTime("left for a retry: the invocation is about to time out")
             started[0] = True
-            self.purge_after_ttl_deletion(record.raw_event)
+            self.purge_after_ttl_deletion(record)
 
         # A batch that failed as a whole is reported like any other, not raised: Lambda
         # then retries from its first record without counting a function error.
@@ -159,7 +165,7 @@ class Cleanup:
             event=event, record_handler=handle, processor=processor, context=context
         )
 
-    def purge_after_ttl_deletion(self, record: Mapping[str, Any]) -> int | None:
+    def purge_after_ttl_deletion(self, record: DynamoDBRecord) -> int | None:
         """Purge what a TTL-deleted session left and publish `Session Expired`.
 
         Returns how many stored records went (0 on a replay), or None when the record
@@ -169,10 +175,6 @@ class Cleanup:
             ValidationFailed: a TTL deletion record without its old image.
             StoreUnavailable, EventPublishFailed: the record should be retried.
         """
-        # Stream records only ever come from DynamoDB, whose store module knows the
-        # item layout; importing it here keeps boto3 out of Redis-backed containers.
-        from turnwall.stores.dynamodb import ttl_deletion_of
-
         deletion = ttl_deletion_of(record)
         if deletion is None:
             return None
@@ -244,6 +246,57 @@ class Cleanup:
     def _announce_expired(self, sessions: Sequence[EndedSession]) -> None:
         if self.lifecycle_events is not None:
             self.lifecycle_events.session_expired(sessions)
+
+
+@dataclass(frozen=True, slots=True)
+class TtlDeletion:
+    """A session item that DynamoDB's TTL process deleted, as its stream record shows it."""
+
+    tenant: str
+    session_id: str
+    incarnation: str
+    message_count: int
+    expired_at: float
+
+
+def ttl_deletion_of(record: DynamoDBRecord) -> TtlDeletion | None:
+    """The session a DynamoDB Streams record reports deleted by TTL; None for every
+    other record: writes, deletes by clients (explicit deletes, the sweep), TTL
+    deletions of items that are not sessions (rate counters).
+
+    Raises:
+        ValidationFailed: a TTL deletion of a session item without a usable old image
+            (the stream must carry old images).
+    """
+    # Stream records only ever come from DynamoDB, whose store package knows the item
+    # layout; importing it here keeps boto3 out of Redis-backed containers.
+    from turnwall.stores.dynamodb.layout import SESSION_SORT_KEY, SORT_KEY, TTL_SERVICE_PRINCIPAL
+
+    identity = record.user_identity
+    if (
+        record.event_name is not DynamoDBRecordEventName.REMOVE
+        or identity.get("type") != "Service"
+        or identity.get("principalId") != TTL_SERVICE_PRINCIPAL
+    ):
+        return None
+    change = record.dynamodb
+    if change is None or change.keys.get(SORT_KEY) != SESSION_SORT_KEY:
+        return None
+    try:
+        old = change.old_image
+        return TtlDeletion(
+            tenant=old["tenant"],
+            session_id=old["session_id"],
+            incarnation=old["incarnation"],
+            message_count=int(old["message_count"]),
+            expired_at=float(old["expires_at_exact"]),
+        )
+    except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+        raise ValidationFailed(
+            "a TTL deletion of a session item came without its old image; the table's "
+            "stream must be NEW_AND_OLD_IMAGES",
+            details={"field": "dynamodb.OldImage"},
+        ) from exc
 
 
 def _deadline(context: LambdaContext | None, budget_secs: float | None) -> float:

@@ -207,7 +207,7 @@ def _opened(path: Path | None, mode: str, default: TextIO) -> Iterator[IO[str]]:
 def _create_table(args: argparse.Namespace) -> int:
     import boto3
 
-    from turnwall.stores.dynamodb_table import create_table_from_template
+    from turnwall.stores.dynamodb.table import create_table_from_template
 
     client = boto3.client("dynamodb", region_name=args.region, endpoint_url=args.endpoint_url)
     create_table_from_template(client, args.name)

@@ -18,17 +18,15 @@ from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from cryptography.fernet import Fernet
 
-from turnwall.auth import ApiKeyRecord
 from turnwall.errors import (
     ConfigurationError,
     SessionNotFound,
     StoreUnavailable,
     ValidationFailed,
 )
-from turnwall.models import NewMessage
+from turnwall.models import ApiKeyRecord, NewMessage
 from turnwall.settings import load_settings
 from turnwall.stores import build_store
-from turnwall.stores.base import StoredMessage
 from turnwall.stores.dynamodb import (
     PARTITION_KEY,
     SORT_KEY,
@@ -36,7 +34,8 @@ from turnwall.stores.dynamodb import (
     TTL_ATTRIBUTE,
     DynamoDBSessionStore,
 )
-from turnwall.stores.dynamodb_table import load_template, table_spec
+from turnwall.stores.dynamodb.table import load_template, table_spec
+from turnwall.stores.records import StoredMessage
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

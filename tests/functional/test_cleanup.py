@@ -38,7 +38,7 @@ from turnwall.errors import ValidationFailed
 from turnwall.models import NewMessage
 from turnwall.settings import get_settings
 from turnwall.stores.dynamodb import DynamoDBSessionStore
-from turnwall.stores.dynamodb_table import load_template
+from turnwall.stores.dynamodb.table import load_template
 from turnwall.stores.redis import RedisSessionStore
 from turnwall.validation import Limits
 

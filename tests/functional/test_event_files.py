@@ -10,7 +10,7 @@ import pytest
 
 from tests.functional.conftest import load_function
 from tests.support.events import ROOT, ApiResponse, LambdaContext
-from turnwall.stores.dynamodb_table import load_template
+from turnwall.stores.dynamodb.table import load_template
 
 TEMPLATE: dict[str, Any] = load_template(ROOT / "template.yaml")
 LOCAL_ENV: dict[str, str] = json.loads((ROOT / "infra" / "env.local.json").read_text())[

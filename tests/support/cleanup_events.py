@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 
 from tests.support.events import ROOT, LambdaContext
-from turnwall.stores.dynamodb_table import load_template
+from turnwall.stores.dynamodb.table import load_template
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

@@ -212,7 +212,7 @@ def new_client(endpoint_url: str) -> DynamoDBClient:
 
 def create_table(client: DynamoDBClient, prefix: str = "sessions") -> str:
     """A new table built from template.yaml; returns its name."""
-    from turnwall.stores.dynamodb_table import create_table_from_template
+    from turnwall.stores.dynamodb.table import create_table_from_template
 
     name = f"{prefix}-{uuid.uuid4().hex[:12]}"
     create_table_from_template(client, name)

@@ -105,9 +105,6 @@ def test_only_the_semantic_tier_imports_numpy(tier: str, imports_numpy: str) -> 
 
 
 STORES = ROOT / "shared" / "turnwall" / "stores"
-# re-exported for stores/dynamodb.py until it moves to the new modules: the DynamoDB
-# store still imports turnwall.auth; drop this exclusion once its package lands.
-_NOT_YET_MOVED = {"dynamodb.py", "dynamodb_table.py"}
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -128,7 +125,6 @@ def test_no_store_module_imports_the_layers_above_it() -> None:
             name for name in imported_modules(path) if name.startswith(above)
         )
         for path in STORES.rglob("*.py")
-        if path.name not in _NOT_YET_MOVED
     }
 
     assert {path: names for path, names in offenders.items() if names} == {}

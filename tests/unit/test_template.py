@@ -9,7 +9,7 @@ import pytest
 from infra.layer_requirements import layer_requirements
 from tests.functional.conftest import load_function
 from tests.support.events import ROOT
-from turnwall.stores.dynamodb_table import load_template
+from turnwall.stores.dynamodb.table import load_template
 
 TEMPLATE: dict[str, Any] = load_template(ROOT / "template.yaml")
 API_FUNCTIONS = {

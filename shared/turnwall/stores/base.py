@@ -24,18 +24,8 @@ from abc import ABC
 
 from turnwall.stores.api_keys import ApiKeyStorage
 from turnwall.stores.idempotency import IdempotencyStorage
-
-# re-exported for stores/dynamodb.py and cleanup.py until they move to the new modules
-from turnwall.stores.maintenance import ExpiryCallback as ExpiryCallback
 from turnwall.stores.maintenance import SessionMaintenance
-from turnwall.stores.maintenance import SweepReport as SweepReport
-from turnwall.stores.maintenance import out_of_time as out_of_time
 from turnwall.stores.rate_counters import RateCounters
-from turnwall.stores.records import EndedSession as EndedSession
-from turnwall.stores.records import SessionRecord as SessionRecord
-from turnwall.stores.records import StoredMessage as StoredMessage
-from turnwall.stores.records import Touch as Touch
-from turnwall.stores.records import Version as Version
 from turnwall.stores.risk import RiskStateStorage
 from turnwall.stores.transfer import SessionTransfer
 

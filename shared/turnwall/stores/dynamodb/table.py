@@ -21,8 +21,8 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import CreateTableInputTypeDef
 
-# shared/turnwall/stores/dynamodb_table.py -> the repository root.
-DEFAULT_TEMPLATE_PATH: Final = Path(__file__).resolve().parents[3] / "template.yaml"
+# shared/turnwall/stores/dynamodb/table.py -> the repository root.
+DEFAULT_TEMPLATE_PATH: Final = Path(__file__).resolve().parents[4] / "template.yaml"
 TABLE_RESOURCE: Final = "SessionsTable"
 
 # CloudFormation property -> create_table argument, for those with the same shape in both.
