@@ -8,7 +8,7 @@ import tomllib
 from pathlib import PurePosixPath
 
 from tests.support.events import ROOT
-from turnwall.stores.dynamodb_table import load_template
+from turnwall.stores.dynamodb.table import load_template
 from turnwall.stores.redis import scripts
 
 PACKAGE = ROOT / "shared" / "turnwall"
