@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING, Any, Final, Literal, cast
 
 from turnwall.errors import ConfigurationError
 from turnwall.scan.models import CATEGORIES, Category, Direction
-from turnwall.scan.normalize import chunk, compact_pattern, fold, word_set
+from turnwall.scan.normalize import Sentences, chunk, compact_pattern, fold, word_set
 from turnwall.scan.prefilter import PREFIX_CHARS, Analysis, Prefilter, analyse, needles
-from turnwall.scan.reach import MAX_REACH, bound_repeats, reach
+from turnwall.scan.reach import LOOKBEHIND_CHARS, MAX_REACH, bound_repeats, lookbehind, reach
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
@@ -155,6 +155,16 @@ class Rule:
     # Cannot match across a sentence end, so each sentence can be searched on its own.
     bounded: bool = False
     groups: int = 0
+    # The most one match attempt reads from where it starts (`reach.reach`).
+    reach: int = MAX_REACH
+    # Searched sentence by sentence (bounded, with required words) rather than in windows.
+    in_sentences: bool = False
+
+    def settles(self, match: re.Match[str], end: int, size: int) -> bool:
+        """Whether a match found in a window ending at `end` of a text of `size` is what
+        the whole text holds there: the window showed the attempt all it reads. Else the
+        window holds no match that counts (a leftmost match starts later)."""
+        return end >= size or match.start() + self.reach <= end
 
     def search(self, text: str, start: int, end: int) -> re.Match[str] | None:
         """The leftmost match in `text[start:end]`, trying only where one could begin."""
@@ -212,35 +222,60 @@ class Catalog:
         direction: Direction,
         *,
         run_together: bool = False,
-        chunks: list[Chunk] | None = None,
+        sentences: Sentences | None = None,
     ) -> list[tuple[Rule, int, int]]:
         """Which rules to search, and where: `(rule, start, end)` ranges of `text`.
 
-        A rule whose pattern cannot match a full stop is searched only in the sentences
-        that hold all its required words; the others in the whole text. With
-        `run_together`, words may have been written without spaces between them
-        ("ignoreallprevious"), so every position inside a long word may start one.
-        `chunks` are `normalize.chunk(text)` when already at hand.
+        A rule whose pattern cannot match a full stop is searched only in the chunks
+        (`sentences.changed`) that hold all its required words. The others are searched
+        around the places where all their required words lie within their reach of one
+        another, in order; a match there counts only if it starts where the window shows
+        the whole of what the attempt reads (see `Rule.settles`). With `run_together`,
+        words may have been written without spaces between them ("ignoreallprevious"), so
+        every position inside a long word may start one, and those rules search the
+        whole text. `sentences` are `NormalizedText.sentences(view)` when at hand.
         """
+        if sentences is None:
+            chunks = chunk(text)
+            sentences = Sentences(chunks, chunks, frozenset().union(*(w for _, _, w in chunks)))
         direction_index = self._directions[direction]
-        sentences, texts = direction_index.sentences, direction_index.texts
+        in_sentences, texts = direction_index.sentences, direction_index.texts
         searches: list[tuple[Rule, int, int]] = []
-        every_word: list[frozenset[str]] = []
-        for start, end, words in chunks if chunks is not None else chunk(text):
-            if run_together:
+        words = sentences.words
+        if run_together:
+            every_word: list[frozenset[str]] = []
+            for start, end, chunk_words in sentences.changed:
                 # The prefilter reads no more than a word's first PREFIX_CHARS characters,
                 # so a suffix is cut there: a long run-together word stays linear.
-                words = frozenset(
+                chunk_words = frozenset(
                     w[i : i + PREFIX_CHARS]
-                    for w in words
+                    for w in chunk_words
                     for i in range(len(w) if len(w) > 12 else 1)
                 )
-            every_word.append(words)
-            for number in sentences.prefilter.ready(words):
-                searches.append((sentences.rules[number], start, end))
+                every_word.append(chunk_words)
+                for number in in_sentences.prefilter.ready(chunk_words):
+                    searches.append((in_sentences.rules[number], start, end))
+            words = frozenset().union(*every_word)
+        else:
+            ready_anywhere, useful = in_sentences.prefilter.gate(words)
+            if ready_anywhere:
+                for start, end, chunk_words in sentences.changed:
+                    present = chunk_words & useful
+                    if present:
+                        for number in in_sentences.prefilter.ready(present):
+                            searches.append((in_sentences.rules[number], start, end))
         ascii_text = text.isascii()
-        whole = frozenset().union(*every_word)
-        for number in [*texts.prefilter.ready(whole), *texts.prefilter.always]:
+        ready, useful = texts.prefilter.gate(words)
+        ready = [number for number in ready if not (ascii_text and texts.rules[number].non_ascii)]
+        if ready and not run_together:
+            windows = _windows(
+                texts.prefilter, ready, texts.rules, sentences.chunks, len(text), useful
+            )
+            for number in ready:
+                searches.extend((texts.rules[number], start, end) for start, end in windows[number])
+        else:
+            searches.extend((texts.rules[number], 0, len(text)) for number in ready)
+        for number in texts.prefilter.always:
             rule = texts.rules[number]
             if not (ascii_text and rule.non_ascii):
                 searches.append((rule, 0, len(text)))
@@ -329,10 +364,12 @@ def _index(signatures: list[Signature]) -> _Direction:
                     width=width if width is not None and width <= _MAX_WIDTH else None,
                     bounded=_sentence_bounded(source),
                     groups=len(groups),
+                    reach=_reach_of(source),
+                    in_sentences=_sentence_bounded(source) and bool(groups),
                 )
             )
             requirements.append(groups)
-    in_sentences = [rule.bounded and bool(rule.groups) for rule in rules]
+    in_sentences = [rule.in_sentences for rule in rules]
     return _Direction(
         sentences=_part(rules, requirements, in_sentences, wanted=True),
         texts=_part(rules, requirements, in_sentences, wanted=False),
@@ -349,6 +386,51 @@ def _part(
         rules=tuple(rules[number] for number in chosen),
         prefilter=Prefilter([requirements[number] for number in chosen]),
     )
+
+
+def _windows(
+    prefilter: Prefilter,
+    ready: list[int],
+    rules: tuple[Rule, ...],
+    chunks: list[Chunk],
+    size: int,
+    useful: frozenset[str],
+) -> dict[int, list[tuple[int, int]]]:
+    """For each ready rule, the ranges of the text where a match could be: the chunks
+    holding its required words, grouped while each lies within the rule's reach of the
+    last, each group holding all of them, widened by the reach on both sides.
+
+    A match reads at most `reach` characters and holds a word of every required group,
+    so all of those lie in one group; a window starting `reach` before the group and
+    ending `reach` after its last chunk shows every attempt that starts up to that chunk
+    all it reads (`Rule.settles`)."""
+    wanted = set(ready)
+    found: dict[int, list[tuple[int, int]]] = {number: [] for number in ready}
+    for index, (_, _, words) in enumerate(chunks):
+        present = words & useful
+        if not present:
+            continue
+        for number, bits in prefilter.satisfied(present).items():
+            if number in wanted:
+                found[number].append((index, bits))
+    windows: dict[int, list[tuple[int, int]]] = {}
+    for number, hits in found.items():
+        rule = rules[number]
+        full = prefilter.full(number)
+        ranges: list[tuple[int, int]] = []
+        first = last = -1
+        bits = 0
+        for index, hit in [*hits, (-1, 0)]:
+            if index >= 0 and last >= 0 and chunks[index][0] - chunks[last][1] < rule.reach:
+                last, bits = index, bits | hit
+                continue
+            if last >= 0 and bits == full:
+                start = max(0, chunks[first][0] - rule.reach)
+                ranges.append((start, min(size, chunks[last][1] + rule.reach)))
+            first = last = index
+            bits = hit
+        windows[number] = ranges
+    return windows
 
 
 def _word_list_entries(source: str) -> list[tuple[str, str | None]] | None:
@@ -726,12 +808,25 @@ def _compile(where: str, source: str) -> LazyPattern:
         except re.error as exc:
             raise ConfigurationError(f"{where}: bad pattern: {exc}") from exc
         found = reach(source)
+        behind = lookbehind(source)
+        if behind is None or behind > LOOKBEHIND_CHARS:
+            raise ConfigurationError(
+                f"{where}: pattern {source[:60]!r} looks further back than "
+                f"{LOOKBEHIND_CHARS} characters"
+            )
     if found is None or found > MAX_REACH:
         raise ConfigurationError(
             f"{where}: pattern {source[:60]!r} can read an unbounded or over-long window "
             f"(reach {found}, at most {MAX_REACH}): give every repeat an upper bound"
         )
     return LazyPattern(source, compiled)
+
+
+def _reach_of(source: str) -> int:
+    key = _index_key(source)
+    shipped = shipped_reaches()
+    found = shipped[key] if key in shipped else reach(source)
+    return MAX_REACH if found is None else found
 
 
 def _compact(where: str, source: str) -> LazyPattern | None:

@@ -22,6 +22,8 @@ from itertools import accumulate
 from typing import TYPE_CHECKING, Final
 from urllib.parse import unquote
 
+from turnwall.scan.reach import LOOKBEHIND_CHARS
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -153,6 +155,7 @@ _HIDDEN: set[str] = set()
 _FOLD_CACHE_LIMIT: Final = 8_192
 
 _WORD = re.compile(r"[^\W_]+")
+_NON_WORD_CHAR = re.compile(r"[\W_]")
 _LATIN_LETTER = re.compile(r"[a-z]")
 # A leet character between two letters, or opening a word before two letters: one
 # search in C instead of a look at every digit of a long text.
@@ -207,6 +210,65 @@ class NormalizedText:
     tokens: frozenset[str] = frozenset()
     # The base view cut after full stops, with the words of each piece.
     chunks: list[Chunk] = field(default_factory=list)
+    # The base view with everything but letters and digits blanked (see `_word_text`).
+    _words: str = ""
+    # By the id of the view: decoded views share names.
+    _sentences: dict[int, Sentences] = field(default_factory=dict)
+
+    def sentences(self, view: View) -> Sentences:
+        """The chunks of `view` and the words of the whole view, worked out once per view:
+        scanning the same text in both directions pays for them once.
+
+        The leet view changes characters one for one and never a full stop, so it has the
+        base's chunks. Those it leaves as they were, with the few characters before them
+        that a lookbehind reads, hold exactly the base's matches of a rule that cannot
+        leave its sentence, and the base view has searched them already: `changed` lists
+        only the others.
+        """
+        known = self._sentences.get(id(view))
+        if known is not None:
+            return known
+        if view.name == "base":
+            found = Sentences(self.chunks, self.chunks, self.tokens)
+        elif view.name == "leet":
+            chunks: list[Chunk] = []
+            changed: list[Chunk] = []
+            for start, end, base_words in self.chunks:
+                before = max(0, start - LOOKBEHIND_CHARS)
+                if view.text[before:end] == self.base[before:end]:
+                    chunks.append((start, end, base_words))
+                else:
+                    piece = (start, end, word_set(view.text, start, end))
+                    chunks.append(piece)
+                    changed.append(piece)
+            found = Sentences(chunks, changed, _union(chunks))
+        elif view.name in ("rot13", "reversed"):
+            # Both map letters to letters and leave the rest: their words are the base's,
+            # mapped the same way, and rot13 keeps every full stop where it was.
+            rot13 = view.name == "rot13"
+            words = self._words.translate(_ROT13) if rot13 else self._words[::-1]
+            bounds = [(start, end) for start, end, _ in self.chunks] if rot13 else None
+            chunks = _chunk_at(words, bounds or _chunk_bounds(view.text))
+            found = Sentences(chunks, chunks, _union(chunks))
+        else:
+            chunks = chunk(view.text)
+            found = Sentences(chunks, chunks, _union(chunks))
+        self._sentences[id(view)] = found
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class Sentences:
+    """A view cut into chunks (see `chunk`), for the prefilter."""
+
+    chunks: list[Chunk]
+    # The chunks a rule that cannot match "." must still search in this view.
+    changed: list[Chunk]
+    words: frozenset[str]
+
+
+def _union(chunks: list[Chunk]) -> frozenset[str]:
+    return frozenset().union(*(words for _, _, words in chunks))
 
 
 def fold(text: str) -> str:
@@ -232,8 +294,9 @@ def normalize(text: str, *, decode: bool = True) -> NormalizedText:
     if _has_long_space(base):
         base, locate_base = _squeeze(base, locate_base)
     normalized = NormalizedText(original=text, base=base, evasion=evasion)
-    normalized.chunks = chunk(base)
-    normalized.tokens = frozenset().union(*(words for _, _, words in normalized.chunks))
+    normalized._words = _word_text(base)
+    normalized.chunks = _chunk_at(normalized._words, _chunk_bounds(base))
+    normalized.tokens = _union(normalized.chunks)
     normalized.views.append(View("base", base, locate_base))
     _add_derived_views(normalized, locate_base)
     if decode:
@@ -244,14 +307,31 @@ def normalize(text: str, *, decode: bool = True) -> NormalizedText:
 def chunk(text: str) -> list[Chunk]:
     """`text` cut after full stops into runs of at least CHUNK_CHARS characters, each
     with its set of words. A pattern that cannot match "." matches inside one run."""
-    chunks: list[Chunk] = []
+    return _chunk_at(_word_text(text), _chunk_bounds(text))
+
+
+def _chunk_bounds(text: str) -> list[tuple[int, int]]:
+    bounds: list[tuple[int, int]] = []
     start = 0
     while start < len(text):
         stop = text.find(".", start + CHUNK_CHARS)
         end = len(text) if stop < 0 else stop + 1
-        chunks.append((start, end, word_set(text, start, end)))
+        bounds.append((start, end))
         start = end
-    return chunks
+    return bounds
+
+
+def _chunk_at(words: str, bounds: list[tuple[int, int]]) -> list[Chunk]:
+    return [(start, end, frozenset(words[start:end].split())) for start, end in bounds]
+
+
+def _word_text(text: str) -> str:
+    """`text` with every character that is not a letter or digit made a space: its words
+    are then `.split()` of any slice, cut in C once for the whole text rather than per
+    sentence (the same words `word_set` finds)."""
+    if text.isascii():
+        return text.translate(_ASCII_NON_WORD)
+    return _NON_WORD_CHAR.sub(" ", text)
 
 
 def word_set(text: str, start: int = 0, end: int | None = None) -> frozenset[str]:

@@ -35,7 +35,7 @@ from turnwall.scan.engine import (
     turn_score,
 )
 from turnwall.scan.models import Match, ScanOutcome, SessionVerdict, stricter
-from turnwall.scan.normalize import normalize
+from turnwall.scan.normalize import NormalizedText, normalize
 from turnwall.scan.policy import Policy, combine, policy_for
 from turnwall.scan.session import (
     FRAGMENT_CHARS,
@@ -282,6 +282,17 @@ class Scanner:
         self.policy: Policy = policy_for(profile)
         self.catalog: Catalog = catalog if catalog is not None else default_catalog()
         self.semantic: SemanticTier | None = _semantic_tier(tier)
+        # The last text normalized: /v1/analyze and chat may scan one text as a prompt and
+        # then as a response, and its views and chunks serve both directions.
+        self._last: tuple[str, NormalizedText] | None = None
+
+    def _normalize(self, text: str) -> NormalizedText:
+        last = self._last  # one read: another thread may replace it meanwhile
+        if last is not None and (last[0] is text or last[0] == text):
+            return last[1]
+        normalized = normalize(text)
+        self._last = (text, normalized)
+        return normalized
 
     @overload
     def scan_input(
@@ -300,7 +311,7 @@ class Scanner:
         """Scan a user turn with its session's state (a dict, {} for a new session) and
         return the outcome and the state to store; `state` None means no session, and
         then None comes back."""
-        normalized = normalize(text)
+        normalized = self._normalize(text)
         findings = detect(self.catalog, normalized, "input")
         if state is None:
             if self.semantic is not None:
@@ -341,7 +352,7 @@ class Scanner:
         """Scan a model response, like `scan_input`. `prompt` is what the response
         answers (system prompt and/or user turn, if known): the response is also checked
         for verbatim copies of it and for access codes or secrets it contains."""
-        normalized = normalize(text)
+        normalized = self._normalize(text)
         findings = detect(self.catalog, normalized, "output", PromptContext.of(prompt))
         if state is None:
             return self._outcome(findings, "output"), None
