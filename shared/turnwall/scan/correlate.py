@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Final, Protocol
 
 from turnwall.scan.catalog import LazyPattern, Signature
 from turnwall.scan.engine import Finding, split_matches
+from turnwall.scan.lexicon import cue
 from turnwall.scan.policy import combine
 from turnwall.scan.session import (
     FRAGMENT_CHARS,
@@ -57,136 +58,31 @@ _FOLLOW_UP_CHARS: Final = 600
 
 # Compiled on first use: most Lambda containers that load this module scan few turns
 # with a session, and compiling these at import is a measurable share of a cold start.
-_REFERENCE = LazyPattern(
-    r"\b(?:it|its|it's|that|this|these|those|them|they|their|him|his|her|such|one|ones|"
-    r"there|same|former|latter|aforementioned|mentioned|previous(?:ly)?|earlier|above|"
-    r"said|described|suggested|listed|discussed|explained|told|again|proposed|recommended|"
-    r"gave|provided|offered|type|kind|method|option|what about|how about)\b"
-)
-_REQUEST = LazyPattern(
-    r"\b(?:how|what|what's|which|where|why|who|when|can you|could you|would you|will you|"
-    r"can i|could i|may i|is it ok|"
-    r"tell me|show me|give me|explain|describe|elaborate|list|suggest|recommend|help me|"
-    r"teach me|walk me|more|details?|examples?|specific\w*|best|most|effective|easiest|"
-    r"safest|do you think|don't you think|wouldn't you say|should i|is it|is there|are there|any)\b"
-)
+# Their phrases are data: signatures/session-cues.txt (turnwall.scan.lexicon).
+_REFERENCE = LazyPattern(cue("reference"))
+_REQUEST = LazyPattern(cue("request"))
 # Follow-ups that ask for the means: methods, places, specifics, materials.
-_OPERATIONAL = LazyPattern(
-    r"\b(?:how (?:do|can|could|would|should|might|to) (?:i|we|one|you|someone|people|they)|"
-    r"how (?:i|we|one) (?:can|could|would|should|might)|should (?:i|we)|what (?:do|should|"
-    r"can|could) (?:i|we) do|how (?:is|are) (?:it|this|that|they) (?:usually |typically )?(?:don"
-    r"e|made|used|taken|ingested|administered|performed|carried out)|how to|where (?:can|"
-    r"could|do|would|to|should|is|are)|what(?:'s| is| are)? (?:the )?(?:best|easiest|safest|"
-    r"most effective|quickest|cheapest|fastest|most)|which (?:\w+ )?(?:one|ones|is|are|"
-    r"would|should|of|kind|type|brand)|(?:give|tell|show|teach|guide|walk) (?:me|us)|more (?:det"
-    r"ails|information|specific\w*|about)|step[- ]by[- ]step|tools|materials|ingredients|"
-    r"supplies|can (?:i|you|we) (?:use|get|make|buy|do|send|put|find|go)|could you (?:provide|"
-    r"give|help|explain|suggest|recommend|tell|list)|examples?|specifics?|help me|how much|"
-    r"how many|instructions|methods?|ways?)\b"
-)
+_OPERATIONAL = LazyPattern(cue("operational"))
 # Follow-ups that seek safety or help rather than the harm itself.
-_HELP_SEEKING = LazyPattern(
-    r"\b(?:see a doctor|doctor|vet|veterinarian|emergency|poison control|treat(?:ment)?|"
-    r"symptoms|first aid|prevent\w*|protect\w*|defend\w*|report\w*|hotline|therapist|counsel\w*|"
-    r"recover\w*|stay safe|keep (?:it|them) (?:away|out of reach)|support (?:her|him|them)|"
-    r"what (?:should|do|can) (?:i|we) (?:actually |even )?do if|bring (?:it|this|that) up|"
-    r"(?:i|he|she|we|they|my \w+|our \w+) (?:accidentally )?(?:ate|swallowed|ingested|drank|"
-    r"inhaled)|exposed to|bitten|stung|"
-    r"is it safe|safe for|how (?:do|can|should) (?:i|we) (?:help|treat|stop|avoid|protect|"
-    r"keep|cope|deal)|(?:say|talk|speak|reach out|listen|be there) (?:to|for) (?:her|him|them|"
-    r"my \w+)|comfort|reassure|cheer (?:her|him|them) up|"
-    r"records|archives?|sources|citations|references|bibliography|documentar\w*|museums?|"
-    r"statistics|academic|historians?|scholars?|stor(?:e|ing|age)|maintenance|spot (?:it|them|one|"
-    r"the signs|a scam)|(?:determine|tell|find out|check|know) (?:if|"
-    r"whether)|signs of|warning signs|recogni[sz]e|keep (?:\w+ ){0,2}safe|safe from|make sure|"
-    r"(?:doesn't|does not|won't|never) happen again|essays?|homework|lesson plans?|quiz|exam|"
-    r"students|classroom|warn\w*|alert (?:my|the|our) \w+|which (?:states|countries|places) "
-    r"(?:allow|permit|ban|have legali[sz]ed)|is (?:it|this|that) (?:legal|allowed|banned))\b"
-)
+_HELP_SEEKING = LazyPattern(cue("help-seeking"))
 # Questions about what others did in the past ask for history, not for means.
-_HISTORICAL = LazyPattern(
-    r"^\W*(?:\w+\W+){0,4}?(?:why|how|when|what|who|where|which \w+) (?:did|were|was|had) "
-    r"(?!(?:i|we|you)\b)"
-)
-_FIRST_PERSON_ASK = LazyPattern(
-    r"\b(?:can|could|should|would|do|will|might) (?:i|we)\b|\b(?:i|we) (?:want|need|plan|"
-    r"intend|would like|am going|'m going)\b"
-)
+_HISTORICAL = LazyPattern(cue("historical"))
+_FIRST_PERSON_ASK = LazyPattern(cue("first-person-ask"))
 _HARM_MIN_HISTORY: Final = 0.5
 # Fiction, media, lessons, investigation, or the user as the one harmed.
-_FRAMING = LazyPattern(
-    r"\b(?:novels?|thrillers?|mystery|fiction|story|stories|book|books|movie|movies|films?|"
-    r"documentar\w*|series|tv show|episode|podcast|article|news|history (?:class|lesson|essay)|"
-    r"video ?games?|(?:in|the|this|a) game|gaming|boss fight|teach(?:ing)?|"
-    r"\d+(?:th|st|nd|rd) grad\w+|"
-    r"moderat\w*|automod\w*|rules about|code of conduct|content polic\w*|"
-    r"(?:in|for) (?:history|class|school)|(?<!\ba )lessons?|essay|homework|museum|historians?|"
-    r"detectives?|investigators?|forensic\w*|toxicolog\w*|"
-    r"(?:my|our) (?:\w+ ){0,2}(?:was|were|got|has been|had been) (?:\w+ )?(?:stolen|poisoned|"
-    r"attacked|killed|shot|robbed|hurt|injured|bitten|hacked|scammed|assaulted|abused|bullied|"
-    r"harassed|threatened)|(?:someone|somebody) (?:stole|hurt|attacked|poisoned|hacked|scammed|"
-    r"robbed|broke into|threatened)|(?:there was|there's been) an? (?:shooting|stabbing|robbery|"
-    r"attack|bombing|break-in|murder)|"
-    # someone else's self-harm: the user is worried about them
-    r"(?:cutting|hurting|harming|starving|burning|hurts|harms|cuts|starves) (?:herself|himself|"
-    r"themselves))\b"
-)
+_FRAMING = LazyPattern(cue("framing"))
 _FRAMED_TOPIC: Final = 0.5
 _TOPIC_NOW: Final = 0.5  # weight of this turn's own harm topics in its follow-up context
-_REFUSAL = LazyPattern(
-    r"^\W*(?:i(?:'m| am) sorry|i apologi[sz]e|sorry),? but\b|\b(?:i(?:'m| am) sorry,? but|"
-    r"i (?:can(?:not|'t)|won't|will not|must decline to|am unable to|am not able to)|i'm (?:unab"
-    r"le|not able) to)\b[^.!?\n]{0,40}\b(?:help|assist|provide|support|comply|answer|fulfil\w*|"
-    r"engage|give|share|generate|write|create|do that|continue|recommend|offer|discuss|"
-    r"participate|tell)|\bas an ai(?: language model)?,? i (?:can(?:not|'t)|don't|do not|"
-    r"won't)|\bi must (?:decline|refuse)|\b(?:it's|it is|it would be) (?:not appropriate|"
-    r"inappropriate) (?:for me )?to\b"
-)
+_REFUSAL = LazyPattern(cue("refusal"))
 # A reply that warns about harm tells the session where the conversation is heading.
-_CAUTION = LazyPattern(
-    r"\b(?:illegal|unlawful|against the law|unethical|immoral|harmful|dangerous|inappropriate|"
-    r"offensive|hateful|discriminat\w*|violen(?:t|ce)|cruel\w*|abus(?:e|ive)|seek (?:professiona"
-    r"l )?help|mental health professional|crisis (?:line|hotline|text line)|(?:do not|"
-    r"don't|cannot|can't) (?:condone|support|promote|encourage|endorse)|strongly (?:advise|"
-    r"recommend|discourage)\w* against|legal consequences|prohibited|not (?:safe|ethical|"
-    r"legal))\b"
-)
+_CAUTION = LazyPattern(cue("caution"))
 # Refusals for lack of ability, not on safety grounds.
-_CAPABILITY = LazyPattern(
-    r"\b(?:real[- ]time|browse|brows\w+|the internet|internet access|access to (?:the )?(?:inter"
-    r"net|web|current|live|your|external|personal)|personal (?:opinions?|feelings|experiences?|"
-    r"preferences|beliefs)|(?:have|hold|form) (?:opinions|feelings|emotions|preferences|"
-    r"beliefs)|physical (?:body|form)|images?|pictures?|photos?|files?|attachments?|links?|"
-    r"urls?|remember|memory|future events|predict|the weather|time zone|my knowledge cutoff)\b"
-)
+_CAPABILITY = LazyPattern(cue("capability"))
 # Asking the model to take a side or pass judgment: harmless on most subjects, but on a
 # contested one (politics, identity groups) it is what multi-turn baiting builds up to.
-_OPINION = LazyPattern(
-    r"\b(?:what(?:'s| is| are) (?:your|ur) (?:personal )?(?:opinions?|views?|take|stance|thoughts?|"
-    r"perspective|feelings?|position)|what do you (?:personally )?(?:think|feel|make)|how do you "
-    r"feel|do you (?:personally )?(?:like|support|agree|hate|dislike|prefer|believe|trust|approve|"
-    r"side)|(?:do|don't) you (?:really |honestly |personally )?(?:think|agree|find|feel)(?: that)? "
-    r"(?:he|she|they|it|it's|this|that|these|those|them)\b|don't you (?:think|agree|find|feel)|"
-    r"wouldn't you (?:say|agree)|would you (?:say|agree|vote|choose|pick|prefer)|"
-    r"(?:is|are|was|were|isn't|aren't) (?:it|this|that|they|he|she|these|those|them)\b"
-    r"[^.?!\n]{0,40}\b(?:fair|right|wrong|justified|acceptable|okay|ok|good|bad|evil|better|"
-    r"worse|beneficial|detrimental|moral|immoral|valid|true|to blame|responsible|a threat|"
-    r"legitimate|inferior|superior|dangerous|out of line|exaggerated|unnatural|weird|sinful|a sin|"
-    r"disgusting|normal|abnormal|promiscuous)|should (?:it|they|this|that|"
-    r"he|she|these|those) be (?:allowed|banned|legal|illegal|punished|jailed|deported|stopped)|"
-    r"who (?:would|do|should|will) you (?:choose|pick|vote|support|prefer|side)|which (?:one|side|"
-    r"party|group|candidate|religion|race)\b[^.?!\n]{0,30}\b(?:do|would|should|is|are) (?:you|"
-    r"better|worse|the (?:best|worst|most))|if you (?:had|have) to (?:choose|pick)|(?:best|"
-    r"worst) thing about|(?:negative|positive|any|bad|hostile) (?:feelings?|views?|opinions?|"
-    r"thoughts?) (?:towards?|about|on|against)|what (?:makes|made) (?:him|her|them|it|they|he|"
-    r"she) so|why (?:do|does|are|is|did|were) (?:they|them|these|those|he|she)\b)\b"
-)
+_OPINION = LazyPattern(cue("opinion"))
 # The judgment must be about the subject: named in the turn, or referred back to.
-_SUBJECT_REF = LazyPattern(
-    r"\b(?:they|them|their|theirs|he|him|his|she|her|it|these|those|(?:this|that|the) (?:\w+ )?"
-    r"(?:group|movement|party|person|man|woman|law|laws|policy|issue|community|country|"
-    r"government))\b"
-)
+_SUBJECT_REF = LazyPattern(cue("subject-reference"))
 _CONTESTED_DECAY: Final = 0.9
 _CONTESTED_MIN: Final = 0.15
 _REFUSAL_HARM: Final = 0.3

@@ -22,6 +22,7 @@ from itertools import accumulate
 from typing import TYPE_CHECKING, Final
 from urllib.parse import unquote
 
+from turnwall.scan.lexicon import words
 from turnwall.scan.reach import LOOKBEHIND_CHARS
 
 if TYPE_CHECKING:
@@ -167,19 +168,10 @@ _PADDED_RUN = re.compile(
     r"(?<![^\W\d_])(?:[^\W\d_][ \t._\-*|/\\,+~\u00b7\u2022:;]{1,3}){3,}[^\W\d_](?![^\W\d_])"
 )
 _PADDING = re.compile(r"[ \t._\-*|/\\,+~\u00b7\u2022:;]+")
-_TRANSFORM_WORDS: Final = frozenset(
-    """
-    rot13 rot caesar cipher ciphertext reverse reversed reversing backwards backward mirror
-    mirrored decode decoded decoding decrypt decrypted decryption encode encoded encoding
-    unscramble unscrambled base64 hex hexadecimal binary ascii unicode
-    """.split()
-)
+_TRANSFORM_WORDS: Final = words("transform-words")
 # Single letters other than the words "a" and "i": three of them hint at padded letters.
 _SINGLE_LETTERS: Final = frozenset("bcdefghjklmnopqrstuvwxyz")
-_STOPWORDS: Final = frozenset(
-    "the a an and or to of in on for is are was be you your i me my it this that with as "
-    "at by from not no do can will what how all please now".split()
-)
+_STOPWORDS: Final = words("stopwords")
 _BASE64_RUN = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{16,}={0,2}")
 _HEX_RUN = re.compile(r"(?:(?:\\x|0x)?[0-9a-fA-F]{2}[\s,:-]?){8,}")
 _BINARY_RUN = re.compile(r"(?:[01]{8}[\s,]*){4,}")

@@ -15,6 +15,8 @@ from re import _constants as sre  # type: ignore[attr-defined]
 from re import _parser as sre_parse  # type: ignore[attr-defined]
 from typing import TYPE_CHECKING, Any, Final
 
+from turnwall.scan.lexicon import words
+
 if TYPE_CHECKING:
     from collections.abc import Iterable
     from collections.abc import Set as AbstractSet
@@ -224,19 +226,7 @@ def _dedupe(groups: list[frozenset[str]]) -> list[frozenset[str]]:
 def _frequent(prefix: str) -> bool:
     if len(prefix) <= 2:
         return True
-    return any(word.startswith(prefix) for word in _FREQUENT_WORDS)
-
-
-_FREQUENT_WORDS: Final = frozenset(
-    """
-    the and you your yours for are was were with that this these those there their they them
-    then than have has had not but all any can could would should will what when where which
-    who how why from into about over under more most some such only also just one out our its
-    it's his her him she he we us me my mine to of in on at by or if is be do does did as so
-    no yes an a i get got make made use used like want need know think tell give take say said
-    see way now new way very much many other each every here well even still back after before
-    """.split()
-)
+    return any(word.startswith(prefix) for word in words("frequent-words"))
 
 
 class Prefilter:
