@@ -27,9 +27,10 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, Protocol
 
-from turnwall.scan.catalog import LazyPattern, Signature
+from turnwall.scan.catalog import Signature
 from turnwall.scan.engine import Finding, split_matches
 from turnwall.scan.lexicon import cue
+from turnwall.scan.patterns import LazyPattern
 from turnwall.scan.policy import combine
 from turnwall.scan.session import (
     FRAGMENT_CHARS,

@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Final, overload
 
 from turnwall.errors import ConfigurationError
-from turnwall.scan.catalog import Catalog, default_catalog
 from turnwall.scan.correlate import (
     CONTESTED,
     ESCALATION,
@@ -24,6 +23,7 @@ from turnwall.scan.correlate import (
     session_rule,
 )
 from turnwall.scan.engine import Finding, PromptContext, detect, may_block, turn_score
+from turnwall.scan.loader import default_catalog
 from turnwall.scan.models import Match, ScanOutcome, SessionVerdict, stricter
 from turnwall.scan.normalize import NormalizedText, normalize
 from turnwall.scan.policy import Policy, policy_for
@@ -31,6 +31,7 @@ from turnwall.scan.session import SessionState
 
 if TYPE_CHECKING:
     from turnwall.models import Decision
+    from turnwall.scan.catalog import Catalog
     from turnwall.scan.models import Direction
     from turnwall.scan.semantic.tier import SemanticJudgement, SemanticTier
 

@@ -9,19 +9,19 @@ from typing import TYPE_CHECKING
 import pytest
 
 import turnwall.scan.catalog as catalog_module
+import turnwall.scan.loader as loader_module
 from turnwall.errors import ConfigurationError
-from turnwall.scan.catalog import (
-    INDEX_FILE,
-    Catalog,
-    Signature,
+from turnwall.scan.catalog import Catalog, Signature
+from turnwall.scan.engine import detect
+from turnwall.scan.loader import (
     compile_entries,
     default_catalog,
     prefilter_index,
     rule_sources,
     shipped_catalog_is_current,
 )
-from turnwall.scan.engine import detect
 from turnwall.scan.normalize import normalize
+from turnwall.scan.patterns import INDEX_FILE
 from turnwall.scan.prefilter import required_groups
 
 if TYPE_CHECKING:
@@ -235,7 +235,7 @@ def test_shipped_compiled_catalog_is_current() -> None:
 
 
 def test_the_compiled_catalog_loads_the_signatures_the_yaml_files_define() -> None:
-    from_yaml = compile_entries(catalog_module._yaml_entries(catalog_module._signature_files()))
+    from_yaml = compile_entries(loader_module._yaml_entries(loader_module._signature_files()))
     loaded = default_catalog().signatures
 
     def described(signatures: tuple[Signature, ...] | list[Signature]) -> list[object]:
@@ -262,9 +262,9 @@ def test_a_current_compiled_catalog_is_loaded_without_reading_the_yaml(
     def no_yaml(files: object) -> list[tuple[str, Any]]:
         raise AssertionError("the YAML files were parsed")
 
-    monkeypatch.setattr(catalog_module, "_yaml_entries", no_yaml)
+    monkeypatch.setattr(loader_module, "_yaml_entries", no_yaml)
 
-    loaded = catalog_module.default_catalog.__wrapped__()
+    loaded = loader_module.default_catalog.__wrapped__()
 
     assert loaded.by_id.keys() == default_catalog().by_id.keys()
 
@@ -273,16 +273,16 @@ def test_edited_yaml_files_are_compiled_instead_of_the_stale_compiled_catalog(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     parsed: list[int] = []
-    parse = catalog_module._yaml_entries
+    parse = loader_module._yaml_entries
 
     def counted(files: list[tuple[str, bytes]]) -> list[tuple[str, Any]]:
         parsed.append(len(files))
         return parse(files)
 
-    monkeypatch.setattr(catalog_module, "_files_digest", lambda files: "edited since make index")
-    monkeypatch.setattr(catalog_module, "_yaml_entries", counted)
+    monkeypatch.setattr(loader_module, "_files_digest", lambda files: "edited since make index")
+    monkeypatch.setattr(loader_module, "_yaml_entries", counted)
 
-    fresh = catalog_module.default_catalog.__wrapped__()
+    fresh = loader_module.default_catalog.__wrapped__()
 
     assert parsed
     assert [sig.id for sig in fresh.signatures] == [sig.id for sig in default_catalog().signatures]

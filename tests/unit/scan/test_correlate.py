@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from turnwall.scan.catalog import default_catalog
 from turnwall.scan.correlate import (
     INPUT_CORRELATORS,
     ContestedOpinion,
@@ -17,6 +16,7 @@ from turnwall.scan.correlate import (
     correlate_output,
 )
 from turnwall.scan.engine import Finding
+from turnwall.scan.loader import default_catalog
 from turnwall.scan.session import SessionState
 
 

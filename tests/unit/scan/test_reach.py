@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from turnwall.errors import ConfigurationError
-from turnwall.scan.catalog import compile_entries, compiled_sources, default_catalog
+from turnwall.scan.loader import compile_entries, compiled_sources, default_catalog
 from turnwall.scan.reach import LOOKBEHIND_CHARS, bound_repeats, lookbehind, reach
 
 
