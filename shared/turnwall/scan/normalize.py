@@ -10,9 +10,6 @@ original text, so matches report where they are without carrying the text itself
 
 from __future__ import annotations
 
-import base64
-import binascii
-import html
 import re
 import unicodedata
 from bisect import bisect_right
@@ -20,8 +17,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import TYPE_CHECKING, Final
-from urllib.parse import unquote
 
+from turnwall.scan.decode import MAX_DECODED_CHARS, decoded_segments
 from turnwall.scan.lexicon import words
 from turnwall.scan.reach import LOOKBEHIND_CHARS
 
@@ -34,9 +31,8 @@ Chunk = tuple[int, int, frozenset[str]]
 
 # Bounds that keep one scan O(size of the text) with a small constant. The text itself
 # is scanned whole: every pattern reads a bounded window (`reach`), so a longer text
-# costs proportionally more, never quadratically more.
-MAX_DECODED_VIEWS: Final = 4
-MAX_DECODED_CHARS: Final = 4_096
+# costs proportionally more, never quadratically more. Decoded payloads are bounded in
+# number and size (`turnwall.scan.decode`) and in depth here.
 MAX_DECODE_DEPTH: Final = 2
 CHUNK_CHARS: Final = 40
 # Longer whitespace runs are squeezed to one character, so patterns can bound theirs.
@@ -172,13 +168,6 @@ _TRANSFORM_WORDS: Final = words("transform-words")
 # Single letters other than the words "a" and "i": three of them hint at padded letters.
 _SINGLE_LETTERS: Final = frozenset("bcdefghjklmnopqrstuvwxyz")
 _STOPWORDS: Final = words("stopwords")
-_BASE64_RUN = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{16,}={0,2}")
-_HEX_RUN = re.compile(r"(?:(?:\\x|0x)?[0-9a-fA-F]{2}[\s,:-]?){8,}")
-_BINARY_RUN = re.compile(r"(?:[01]{8}[\s,]*){4,}")
-_CODEPOINT_RUN = re.compile(r"(?:(?:[uU]\+|\\u)[0-9a-fA-F]{4,5}[\s,]*){3,}")
-_URL_ESCAPE = re.compile(r"%[0-9a-fA-F]{2}")
-_HEX_PAIR = re.compile(r"^[0-9a-f]{2}$")
-_HTML_ENTITY = re.compile(r"&#x?[0-9a-fA-F]+;")
 
 
 @dataclass(frozen=True, slots=True)
@@ -453,7 +442,7 @@ def _despace(base: str) -> tuple[str, list[int]]:
 def _add_decoded_views(normalized: NormalizedText, source: str, *, depth: int) -> None:
     """Decode embedded payloads (bounded in count, size and depth) and add their views."""
     tokens = normalized.tokens or word_set(normalized.base)
-    for start, end, decoded, name in _decoded_segments(source, tokens):
+    for start, end, decoded, name in decoded_segments(source, tokens):
         decoded = decoded[:MAX_DECODED_CHARS]
         folded = fold(decoded)
 
@@ -468,103 +457,6 @@ def _add_decoded_views(normalized: NormalizedText, source: str, *, depth: int) -
             _add_decoded_views(inner, decoded, depth=depth + 1)
             for view in inner.views:
                 normalized.views.append(View(view.name, view.text, locate_segment, obfuscated=True))
-
-
-def _decoded_segments(source: str, tokens: frozenset[str]) -> list[tuple[int, int, str, str]]:
-    segments: list[tuple[int, int, str, str]] = []
-    if not _maybe_encoded(source, tokens):
-        return segments
-    for found in _BASE64_RUN.finditer(source):
-        payload = found.group()
-        if payload.isalpha() and (payload.islower() or payload.isupper()):
-            continue  # a long plain word, not an encoding
-        text = _from_base64(payload)
-        if text is not None:
-            segments.append((found.start(), found.end(), text, "base64"))
-        if len(segments) >= MAX_DECODED_VIEWS:
-            return segments
-    for pattern, decoder, name in _SEGMENT_DECODERS:
-        for found in pattern.finditer(source):
-            text = decoder(found.group())
-            if text is not None:
-                segments.append((found.start(), found.end(), text, name))
-            if len(segments) >= MAX_DECODED_VIEWS:
-                return segments
-    if len(_URL_ESCAPE.findall(source, 0, MAX_DECODED_CHARS)) >= 4:
-        segments.append((0, len(source), unquote(source), "url"))
-    if len(_HTML_ENTITY.findall(source, 0, MAX_DECODED_CHARS)) >= 4:
-        segments.append((0, len(source), html.unescape(source), "html"))
-    return segments
-
-
-def _maybe_encoded(source: str, tokens: frozenset[str]) -> bool:
-    """Cheap evidence that an encoded run could be present at all."""
-    if "&#" in source or "\\" in source or ("%" in source and _URL_ESCAPE.search(source)):
-        return True
-    if max(map(len, tokens), default=0) >= 16:
-        return True
-    return sum(1 for token in tokens if len(token) == 2 and _HEX_PAIR.match(token)) >= 4
-
-
-def _from_base64(payload: str) -> str | None:
-    data = payload.rstrip("=")
-    data += "=" * (-len(data) % 4)
-    try:
-        if "-" in data or "_" in data:
-            raw = base64.urlsafe_b64decode(data)
-        else:
-            raw = base64.b64decode(data, validate=True)
-    except (binascii.Error, ValueError):
-        return None
-    return _printable(raw)
-
-
-def _from_hex(payload: str) -> str | None:
-    digits = re.sub(r"\\x|0x|[\s,:-]", "", payload)
-    if len(digits) % 2:
-        digits = digits[:-1]
-    try:
-        return _printable(bytes.fromhex(digits))
-    except ValueError:
-        return None
-
-
-def _from_binary(payload: str) -> str | None:
-    bits = re.sub(r"[\s,]", "", payload)
-    raw = bytes(int(bits[i : i + 8], 2) for i in range(0, len(bits) - len(bits) % 8, 8))
-    return _printable(raw)
-
-
-def _from_codepoints(payload: str) -> str | None:
-    points = re.findall(r"[0-9a-fA-F]{4,5}", payload)
-    try:
-        text = "".join(chr(int(point, 16)) for point in points)
-    except ValueError:
-        return None
-    return text if _mostly_text(text) else None
-
-
-_SEGMENT_DECODERS: Final[tuple[tuple[re.Pattern[str], Callable[[str], str | None], str], ...]] = (
-    (_HEX_RUN, _from_hex, "hex"),
-    (_BINARY_RUN, _from_binary, "binary"),
-    (_CODEPOINT_RUN, _from_codepoints, "codepoints"),
-)
-
-
-def _printable(raw: bytes) -> str | None:
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    return text if _mostly_text(text) else None
-
-
-def _mostly_text(text: str) -> bool:
-    if len(text) < 4:
-        return False
-    printable = sum(1 for char in text if char.isprintable() or char in "\n\t")
-    letters = sum(1 for char in text if char.isalpha())
-    return printable >= 0.95 * len(text) and letters >= 0.5 * len(text.replace(" ", ""))
 
 
 def _fold_char(char: str) -> str:
