@@ -17,10 +17,16 @@ from urllib.parse import unquote
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    _Gate = Callable[[str, frozenset[str]], bool]
+
 # What decoding adds to a scan is bounded by these whatever the length of the text (the
 # text itself is scanned whole; see `turnwall.scan.reach`).
-MAX_DECODED_VIEWS: Final = 4
-MAX_DECODED_CHARS: Final = 4_096
+# A text's payloads decode to no more than MAX_DECODED_TOTAL characters in all, however
+# many there are and however deep they nest: that bounds what decoding adds to a scan
+# by a constant (it is never more than the text's own size times a small factor either).
+MAX_DECODED_VIEWS: Final = 16  # segments decoded per text (and per decoded segment)
+MAX_DECODED_CHARS: Final = 16_384  # characters read of each
+MAX_DECODED_TOTAL: Final = 131_072
 _BASE64_RUN = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{16,}={0,2}")
 _HEX_RUN = re.compile(r"(?:(?:\\x|0x)?[0-9a-fA-F]{2}[\s,:-]?){8,}")
 _BINARY_RUN = re.compile(r"(?:[01]{8}[\s,]*){4,}")
@@ -45,7 +51,9 @@ def decoded_segments(source: str, tokens: frozenset[str]) -> list[tuple[int, int
             segments.append((found.start(), found.end(), text, "base64"))
         if len(segments) >= MAX_DECODED_VIEWS:
             return segments
-    for pattern, decoder, name in _SEGMENT_DECODERS:
+    for pattern, decoder, name, possible in _SEGMENT_DECODERS:
+        if not possible(source, tokens):
+            continue  # a search of the whole text that cannot find anything
         for found in pattern.finditer(source):
             text = decoder(found.group())
             if text is not None:
@@ -106,10 +114,26 @@ def _from_codepoints(payload: str) -> str | None:
     return text if _mostly_text(text) else None
 
 
-_SEGMENT_DECODERS: Final[tuple[tuple[re.Pattern[str], Callable[[str], str | None], str], ...]] = (
-    (_HEX_RUN, _from_hex, "hex"),
-    (_BINARY_RUN, _from_binary, "binary"),
-    (_CODEPOINT_RUN, _from_codepoints, "codepoints"),
+def _any_text(source: str, tokens: frozenset[str]) -> bool:
+    return True
+
+
+def _has_binary_octet(source: str, tokens: frozenset[str]) -> bool:
+    """Eight binary digits in a row lie inside one word, and folding keeps ASCII digits."""
+    return any(len(token) >= 8 and _OCTET.search(token) for token in tokens)
+
+
+def _has_codepoint_marker(source: str, tokens: frozenset[str]) -> bool:
+    return "\\u" in source or "u+" in source or "U+" in source
+
+
+_OCTET = re.compile(r"[01]{8}")
+_SEGMENT_DECODERS: Final[
+    tuple[tuple[re.Pattern[str], Callable[[str], str | None], str, _Gate], ...]
+] = (
+    (_HEX_RUN, _from_hex, "hex", _any_text),
+    (_BINARY_RUN, _from_binary, "binary", _has_binary_octet),
+    (_CODEPOINT_RUN, _from_codepoints, "codepoints", _has_codepoint_marker),
 )
 
 

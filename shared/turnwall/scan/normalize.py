@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import TYPE_CHECKING, Final
 
-from turnwall.scan.decode import MAX_DECODED_CHARS, decoded_segments
+from turnwall.scan.decode import MAX_DECODED_CHARS, MAX_DECODED_TOTAL, decoded_segments
 from turnwall.scan.lexicon import words
 from turnwall.scan.reach import LOOKBEHIND_CHARS
 
@@ -281,7 +281,7 @@ def normalize(text: str, *, decode: bool = True) -> NormalizedText:
     normalized.views.append(View("base", base, locate_base))
     _add_derived_views(normalized, locate_base)
     if decode:
-        _add_decoded_views(normalized, text, depth=1)
+        _add_decoded_views(normalized, text, depth=1, budget=[MAX_DECODED_TOTAL])
     return normalized
 
 
@@ -439,11 +439,17 @@ def _despace(base: str) -> tuple[str, list[int]]:
     return "".join(out), index
 
 
-def _add_decoded_views(normalized: NormalizedText, source: str, *, depth: int) -> None:
-    """Decode embedded payloads (bounded in count, size and depth) and add their views."""
+def _add_decoded_views(
+    normalized: NormalizedText, source: str, *, depth: int, budget: list[int]
+) -> None:
+    """Decode embedded payloads (bounded in count, size, depth and, through `budget`, the
+    characters decoded in all) and add their views."""
     tokens = normalized.tokens or word_set(normalized.base)
     for start, end, decoded, name in decoded_segments(source, tokens):
-        decoded = decoded[:MAX_DECODED_CHARS]
+        if budget[0] <= 0:
+            return
+        decoded = decoded[: min(MAX_DECODED_CHARS, budget[0])]
+        budget[0] -= len(decoded)
         folded = fold(decoded)
 
         def locate_segment(
@@ -454,7 +460,7 @@ def _add_decoded_views(normalized: NormalizedText, source: str, *, depth: int) -
         normalized.views.append(View(name, folded, locate_segment, obfuscated=True))
         if depth < MAX_DECODE_DEPTH:
             inner = NormalizedText(original=decoded, base=folded)
-            _add_decoded_views(inner, decoded, depth=depth + 1)
+            _add_decoded_views(inner, decoded, depth=depth + 1, budget=budget)
             for view in inner.views:
                 normalized.views.append(View(view.name, view.text, locate_segment, obfuscated=True))
 
