@@ -39,7 +39,7 @@ load: $(STAMP)  ## concurrent clients against turnwall serve on Redis and Dynamo
 	$(BIN)/python -m tests.benchmarks.load --backend dynamodb
 
 index: $(STAMP)  ## rewrite the compiled catalog and prefilter index after editing signatures
-	$(BIN)/python -c "from turnwall.scan.catalog import write_prefilter_index as w; print(w())"
+	$(BIN)/python -c "from turnwall.scan.loader import write_prefilter_index as w; print(w())"
 
 results: $(STAMP)  ## rerun every benchmark, the load runs and the evaluation into docs/RESULTS.md
 	$(BIN)/python -m tests.benchmarks.results

@@ -1,4 +1,5 @@
-"""Compile the built Lambda layer to bytecode, once, at build time.
+"""Compile the built Lambda layer to bytecode, once, at build time (and leave out the
+modules only a workstation runs).
 
     python infra/compile_layer.py .aws-sam/build/TurnwallLayer/python     (make build)
 
@@ -19,6 +20,20 @@ from pathlib import Path
 from typing import Final
 
 RUNTIME: Final = (3, 11)  # template.yaml: Runtime python3.11
+# Modules of the package for a workstation, never imported on Lambda: `sam build` copies
+# all of shared/, so they are taken out of the built layer here.
+NOT_SHIPPED: Final = ("turnwall/evaluation.py",)
+
+
+def prune_layer(directory: Path) -> list[str]:
+    """Remove the NOT_SHIPPED modules from a built layer; the ones that were there."""
+    removed: list[str] = []
+    for name in NOT_SHIPPED:
+        module = directory / name
+        if module.exists():
+            module.unlink()
+            removed.append(name)
+    return removed
 
 
 def compile_layer(directory: Path) -> bool:
@@ -37,6 +52,8 @@ def main(argv: list[str]) -> int:
     if len(argv) != 1 or not Path(argv[0]).is_dir():
         sys.stderr.write("usage: python infra/compile_layer.py LAYER_DIRECTORY\n")
         return 2
+    for name in prune_layer(Path(argv[0])):
+        sys.stdout.write(f"left {name} out of the layer\n")
     if sys.version_info[:2] != RUNTIME:
         sys.stderr.write(
             f"compile_layer: Python {sys.version_info.major}.{sys.version_info.minor} is not "

@@ -124,7 +124,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _eval(arguments: list[str]) -> int:
-    from turnwall.scan.evaluate import main as evaluate
+    from turnwall.evaluation import main as evaluate
 
     return evaluate(arguments)
 

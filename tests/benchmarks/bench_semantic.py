@@ -32,8 +32,8 @@ from tests.benchmarks.bench_scan import (
     session_state,
     timings_us,
 )
+from turnwall.evaluation import main as evaluate
 from turnwall.scan import Scanner
-from turnwall.scan.evaluate import main as evaluate
 
 BLIND = Path(__file__).parents[1] / "blind" / "semantic"
 _COLD = (

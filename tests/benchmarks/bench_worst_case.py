@@ -15,6 +15,7 @@ scanned in under 1 s.
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import os
 import sys
@@ -108,10 +109,22 @@ def routes(scanner: Scanner) -> dict[str, Callable[[str], object]]:
 def seconds(call: Callable[[str], object], text: str) -> float:
     best = float("inf")
     for _ in range(RUNS):
+        unseen = fresh(text)
         started = time.perf_counter()
-        call(text)
+        call(unseen)
         best = min(best, time.perf_counter() - started)
     return best
+
+
+_MARKS = itertools.count()
+
+
+def fresh(text: str) -> str:
+    """`text` with its first characters made unique: the scanner keeps what it worked out
+    for the last text it normalized (analyze and chat scan one text twice), and a run
+    must not reuse what an earlier run or route left there."""
+    mark = f"{next(_MARKS)} "
+    return mark + text[len(mark) :]
 
 
 def main() -> int:

@@ -64,7 +64,7 @@ RUNS: list[tuple[str, list[str], str]] = [
     ),
     (
         "Detector evaluation (issue: scan with session)",
-        ["-m", "turnwall.scan.evaluate", EVAL_DIR],
+        ["-m", "turnwall.evaluation", EVAL_DIR],
         "Precision, recall, F1, FPR per labelled file of ../shared/eval, turn-alone vs "
         "with-session, beside InferenceWall lite.",
     ),

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from infra.compile_layer import compile_layer, main
+from infra.compile_layer import NOT_SHIPPED, compile_layer, main, prune_layer
 
 _UNCHECKED_HASH = 0b01  # PEP 552 flags: hash-based, source not checked
 
@@ -51,3 +51,26 @@ def test_the_runtime_loads_the_bytecode_without_reading_the_source(tmp_path: Pat
 
 def test_a_missing_directory_is_a_usage_error(tmp_path: Path) -> None:
     assert main([str(tmp_path / "absent")]) == 2
+
+
+def test_workstation_modules_are_left_out_of_the_layer(tmp_path: Path) -> None:
+    layer = make_package(tmp_path)
+    for name in NOT_SHIPPED:
+        (layer / name).parent.mkdir(parents=True, exist_ok=True)
+        (layer / name).write_text("print('eval')\n")
+
+    assert prune_layer(layer) == list(NOT_SHIPPED)
+    assert not any((layer / name).exists() for name in NOT_SHIPPED)
+    assert (layer / "layerpkg" / "answer.py").exists()
+
+
+def test_no_function_imports_the_evaluation_cli() -> None:
+    root = Path(__file__).resolve().parents[2]
+    shipped = [
+        path
+        for path in (root / "shared" / "turnwall").rglob("*.py")
+        if path.name not in ("cli.py", "evaluation.py")
+    ]
+
+    assert NOT_SHIPPED == ("turnwall/evaluation.py",)
+    assert [p for p in shipped if "turnwall.evaluation" in p.read_text(encoding="utf-8")] == []

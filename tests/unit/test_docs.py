@@ -85,6 +85,6 @@ def test_results_commands_name_no_absolute_path() -> None:
 
 
 def test_machine_paths_are_recognised() -> None:
-    text = "python -m turnwall.scan.evaluate /work/shared/eval; GET /v1/sessions; ../shared/eval"
+    text = "python -m turnwall.evaluation /work/shared/eval; GET /v1/sessions; ../shared/eval"
 
     assert _MACHINE_PATH.findall(text) == ["/work/"]

@@ -26,7 +26,13 @@ module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
 print(json.dumps(sorted(sys.modules)))
 """
-NEVER = {"boto3", "botocore", "turnwall.stores.dynamodb", "pydantic_settings"}
+NEVER = {
+    "boto3",
+    "botocore",
+    "turnwall.stores.dynamodb",
+    "pydantic_settings",
+    "turnwall.evaluation",
+}
 SESSION_ONLY = NEVER | {
     "aws_lambda_powertools",
     "turnwall.scan",

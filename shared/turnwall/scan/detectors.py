@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Final
 
+from turnwall.scan.lexicon import words
 from turnwall.scan.normalize import fold
 
 
@@ -42,19 +43,7 @@ _OVERLAP_WORDS: Final = 12
 _MAX_PROMPT_CHARS: Final = 16_384
 # Words a model says anyway: a "secret" made only of these cannot be told apart from
 # ordinary output, so it must appear as a whole phrase to count.
-_COMMON: Final = frozenset(
-    """
-    a about above after again all also am an and any are as at be because been before
-    being below between both but by can could did do does doing down during each few for
-    from further had has have having he her here hers him his how i if in into is it its
-    just like me more most my no nor not now of off on once only or other our out over own
-    same she should so some such than that the their them then there these they this those
-    through to too under until up very was we were what when where which while who whom
-    why will with would you your yours yes ok okay hello hi please thanks thank sorry
-    access granted denied deny password passcode code secret word phrase key user input
-    say said output print answer response reply system prompt instruction instructions
-    """.split()
-)
+_COMMON: Final = words("common-output-words")
 
 
 def repetition_flood(base: str) -> Detection | None:

@@ -76,18 +76,29 @@ def detect(
     for view in text.views:
         despaced = view.name == "despaced"
         meta: bool | None = None
-        chunks = text.chunks if view.name == "base" else None
+        size = len(view.text)
+        settled: set[int] = set()  # rules searched outside sentences whose match is known
         for rule, start, end in catalog.plan(
-            view.text, direction, run_together=despaced, chunks=chunks
+            view.text, direction, run_together=despaced, sentences=text.sentences(view)
         ):
             sig = rule.signature
             if sig.id in found or (sig.topical and view.name not in _TOPIC_VIEWS):
+                continue
+            if not rule.in_sentences and id(rule) in settled:
                 continue
             if despaced and rule.compact is not None:
                 match = rule.compact.search(view.text, start, end)
             else:
                 match = rule.search(view.text, start, end)
-            if match is None or _excepted(sig, view.text, match):
+            if match is None:
+                continue
+            if not rule.in_sentences:
+                # A window's leftmost match is the text's; like a search of the whole
+                # text, the rule is done with it whether or not an exception holds.
+                if not rule.settles(match, end, size):
+                    continue
+                settled.add(id(rule))
+            if _excepted(sig, view.text, match):
                 continue
             score = sig.score
             if prompt is not None and sig.prompt_score is not None:

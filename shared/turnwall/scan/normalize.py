@@ -10,9 +10,6 @@ original text, so matches report where they are without carrying the text itself
 
 from __future__ import annotations
 
-import base64
-import binascii
-import html
 import re
 import unicodedata
 from bisect import bisect_right
@@ -20,7 +17,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import TYPE_CHECKING, Final
-from urllib.parse import unquote
+
+from turnwall.scan.decode import MAX_DECODED_CHARS, MAX_DECODED_TOTAL, decoded_segments
+from turnwall.scan.lexicon import words
+from turnwall.scan.reach import LOOKBEHIND_CHARS
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -31,9 +31,8 @@ Chunk = tuple[int, int, frozenset[str]]
 
 # Bounds that keep one scan O(size of the text) with a small constant. The text itself
 # is scanned whole: every pattern reads a bounded window (`reach`), so a longer text
-# costs proportionally more, never quadratically more.
-MAX_DECODED_VIEWS: Final = 4
-MAX_DECODED_CHARS: Final = 4_096
+# costs proportionally more, never quadratically more. Decoded payloads are bounded in
+# number and size (`turnwall.scan.decode`) and in depth here.
 MAX_DECODE_DEPTH: Final = 2
 CHUNK_CHARS: Final = 40
 # Longer whitespace runs are squeezed to one character, so patterns can bound theirs.
@@ -153,6 +152,7 @@ _HIDDEN: set[str] = set()
 _FOLD_CACHE_LIMIT: Final = 8_192
 
 _WORD = re.compile(r"[^\W_]+")
+_NON_WORD_CHAR = re.compile(r"[\W_]")
 _LATIN_LETTER = re.compile(r"[a-z]")
 # A leet character between two letters, or opening a word before two letters: one
 # search in C instead of a look at every digit of a long text.
@@ -164,26 +164,10 @@ _PADDED_RUN = re.compile(
     r"(?<![^\W\d_])(?:[^\W\d_][ \t._\-*|/\\,+~\u00b7\u2022:;]{1,3}){3,}[^\W\d_](?![^\W\d_])"
 )
 _PADDING = re.compile(r"[ \t._\-*|/\\,+~\u00b7\u2022:;]+")
-_TRANSFORM_WORDS: Final = frozenset(
-    """
-    rot13 rot caesar cipher ciphertext reverse reversed reversing backwards backward mirror
-    mirrored decode decoded decoding decrypt decrypted decryption encode encoded encoding
-    unscramble unscrambled base64 hex hexadecimal binary ascii unicode
-    """.split()
-)
+_TRANSFORM_WORDS: Final = words("transform-words")
 # Single letters other than the words "a" and "i": three of them hint at padded letters.
 _SINGLE_LETTERS: Final = frozenset("bcdefghjklmnopqrstuvwxyz")
-_STOPWORDS: Final = frozenset(
-    "the a an and or to of in on for is are was be you your i me my it this that with as "
-    "at by from not no do can will what how all please now".split()
-)
-_BASE64_RUN = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{16,}={0,2}")
-_HEX_RUN = re.compile(r"(?:(?:\\x|0x)?[0-9a-fA-F]{2}[\s,:-]?){8,}")
-_BINARY_RUN = re.compile(r"(?:[01]{8}[\s,]*){4,}")
-_CODEPOINT_RUN = re.compile(r"(?:(?:[uU]\+|\\u)[0-9a-fA-F]{4,5}[\s,]*){3,}")
-_URL_ESCAPE = re.compile(r"%[0-9a-fA-F]{2}")
-_HEX_PAIR = re.compile(r"^[0-9a-f]{2}$")
-_HTML_ENTITY = re.compile(r"&#x?[0-9a-fA-F]+;")
+_STOPWORDS: Final = words("stopwords")
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +191,65 @@ class NormalizedText:
     tokens: frozenset[str] = frozenset()
     # The base view cut after full stops, with the words of each piece.
     chunks: list[Chunk] = field(default_factory=list)
+    # The base view with everything but letters and digits blanked (see `_word_text`).
+    _words: str = ""
+    # By the id of the view: decoded views share names.
+    _sentences: dict[int, Sentences] = field(default_factory=dict)
+
+    def sentences(self, view: View) -> Sentences:
+        """The chunks of `view` and the words of the whole view, worked out once per view:
+        scanning the same text in both directions pays for them once.
+
+        The leet view changes characters one for one and never a full stop, so it has the
+        base's chunks. Those it leaves as they were, with the few characters before them
+        that a lookbehind reads, hold exactly the base's matches of a rule that cannot
+        leave its sentence, and the base view has searched them already: `changed` lists
+        only the others.
+        """
+        known = self._sentences.get(id(view))
+        if known is not None:
+            return known
+        if view.name == "base":
+            found = Sentences(self.chunks, self.chunks, self.tokens)
+        elif view.name == "leet":
+            chunks: list[Chunk] = []
+            changed: list[Chunk] = []
+            for start, end, base_words in self.chunks:
+                before = max(0, start - LOOKBEHIND_CHARS)
+                if view.text[before:end] == self.base[before:end]:
+                    chunks.append((start, end, base_words))
+                else:
+                    piece = (start, end, word_set(view.text, start, end))
+                    chunks.append(piece)
+                    changed.append(piece)
+            found = Sentences(chunks, changed, _union(chunks))
+        elif view.name in ("rot13", "reversed"):
+            # Both map letters to letters and leave the rest: their words are the base's,
+            # mapped the same way, and rot13 keeps every full stop where it was.
+            rot13 = view.name == "rot13"
+            words = self._words.translate(_ROT13) if rot13 else self._words[::-1]
+            bounds = [(start, end) for start, end, _ in self.chunks] if rot13 else None
+            chunks = _chunk_at(words, bounds or _chunk_bounds(view.text))
+            found = Sentences(chunks, chunks, _union(chunks))
+        else:
+            chunks = chunk(view.text)
+            found = Sentences(chunks, chunks, _union(chunks))
+        self._sentences[id(view)] = found
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class Sentences:
+    """A view cut into chunks (see `chunk`), for the prefilter."""
+
+    chunks: list[Chunk]
+    # The chunks a rule that cannot match "." must still search in this view.
+    changed: list[Chunk]
+    words: frozenset[str]
+
+
+def _union(chunks: list[Chunk]) -> frozenset[str]:
+    return frozenset().union(*(words for _, _, words in chunks))
 
 
 def fold(text: str) -> str:
@@ -232,26 +275,44 @@ def normalize(text: str, *, decode: bool = True) -> NormalizedText:
     if _has_long_space(base):
         base, locate_base = _squeeze(base, locate_base)
     normalized = NormalizedText(original=text, base=base, evasion=evasion)
-    normalized.chunks = chunk(base)
-    normalized.tokens = frozenset().union(*(words for _, _, words in normalized.chunks))
+    normalized._words = _word_text(base)
+    normalized.chunks = _chunk_at(normalized._words, _chunk_bounds(base))
+    normalized.tokens = _union(normalized.chunks)
     normalized.views.append(View("base", base, locate_base))
     _add_derived_views(normalized, locate_base)
     if decode:
-        _add_decoded_views(normalized, text, depth=1)
+        _add_decoded_views(normalized, text, depth=1, budget=[MAX_DECODED_TOTAL])
     return normalized
 
 
 def chunk(text: str) -> list[Chunk]:
     """`text` cut after full stops into runs of at least CHUNK_CHARS characters, each
     with its set of words. A pattern that cannot match "." matches inside one run."""
-    chunks: list[Chunk] = []
+    return _chunk_at(_word_text(text), _chunk_bounds(text))
+
+
+def _chunk_bounds(text: str) -> list[tuple[int, int]]:
+    bounds: list[tuple[int, int]] = []
     start = 0
     while start < len(text):
         stop = text.find(".", start + CHUNK_CHARS)
         end = len(text) if stop < 0 else stop + 1
-        chunks.append((start, end, word_set(text, start, end)))
+        bounds.append((start, end))
         start = end
-    return chunks
+    return bounds
+
+
+def _chunk_at(words: str, bounds: list[tuple[int, int]]) -> list[Chunk]:
+    return [(start, end, frozenset(words[start:end].split())) for start, end in bounds]
+
+
+def _word_text(text: str) -> str:
+    """`text` with every character that is not a letter or digit made a space: its words
+    are then `.split()` of any slice, cut in C once for the whole text rather than per
+    sentence (the same words `word_set` finds)."""
+    if text.isascii():
+        return text.translate(_ASCII_NON_WORD)
+    return _NON_WORD_CHAR.sub(" ", text)
 
 
 def word_set(text: str, start: int = 0, end: int | None = None) -> frozenset[str]:
@@ -378,11 +439,17 @@ def _despace(base: str) -> tuple[str, list[int]]:
     return "".join(out), index
 
 
-def _add_decoded_views(normalized: NormalizedText, source: str, *, depth: int) -> None:
-    """Decode embedded payloads (bounded in count, size and depth) and add their views."""
+def _add_decoded_views(
+    normalized: NormalizedText, source: str, *, depth: int, budget: list[int]
+) -> None:
+    """Decode embedded payloads (bounded in count, size, depth and, through `budget`, the
+    characters decoded in all) and add their views."""
     tokens = normalized.tokens or word_set(normalized.base)
-    for start, end, decoded, name in _decoded_segments(source, tokens):
-        decoded = decoded[:MAX_DECODED_CHARS]
+    for start, end, decoded, name in decoded_segments(source, tokens):
+        if budget[0] <= 0:
+            return
+        decoded = decoded[: min(MAX_DECODED_CHARS, budget[0])]
+        budget[0] -= len(decoded)
         folded = fold(decoded)
 
         def locate_segment(
@@ -393,106 +460,9 @@ def _add_decoded_views(normalized: NormalizedText, source: str, *, depth: int) -
         normalized.views.append(View(name, folded, locate_segment, obfuscated=True))
         if depth < MAX_DECODE_DEPTH:
             inner = NormalizedText(original=decoded, base=folded)
-            _add_decoded_views(inner, decoded, depth=depth + 1)
+            _add_decoded_views(inner, decoded, depth=depth + 1, budget=budget)
             for view in inner.views:
                 normalized.views.append(View(view.name, view.text, locate_segment, obfuscated=True))
-
-
-def _decoded_segments(source: str, tokens: frozenset[str]) -> list[tuple[int, int, str, str]]:
-    segments: list[tuple[int, int, str, str]] = []
-    if not _maybe_encoded(source, tokens):
-        return segments
-    for found in _BASE64_RUN.finditer(source):
-        payload = found.group()
-        if payload.isalpha() and (payload.islower() or payload.isupper()):
-            continue  # a long plain word, not an encoding
-        text = _from_base64(payload)
-        if text is not None:
-            segments.append((found.start(), found.end(), text, "base64"))
-        if len(segments) >= MAX_DECODED_VIEWS:
-            return segments
-    for pattern, decoder, name in _SEGMENT_DECODERS:
-        for found in pattern.finditer(source):
-            text = decoder(found.group())
-            if text is not None:
-                segments.append((found.start(), found.end(), text, name))
-            if len(segments) >= MAX_DECODED_VIEWS:
-                return segments
-    if len(_URL_ESCAPE.findall(source, 0, MAX_DECODED_CHARS)) >= 4:
-        segments.append((0, len(source), unquote(source), "url"))
-    if len(_HTML_ENTITY.findall(source, 0, MAX_DECODED_CHARS)) >= 4:
-        segments.append((0, len(source), html.unescape(source), "html"))
-    return segments
-
-
-def _maybe_encoded(source: str, tokens: frozenset[str]) -> bool:
-    """Cheap evidence that an encoded run could be present at all."""
-    if "&#" in source or "\\" in source or ("%" in source and _URL_ESCAPE.search(source)):
-        return True
-    if max(map(len, tokens), default=0) >= 16:
-        return True
-    return sum(1 for token in tokens if len(token) == 2 and _HEX_PAIR.match(token)) >= 4
-
-
-def _from_base64(payload: str) -> str | None:
-    data = payload.rstrip("=")
-    data += "=" * (-len(data) % 4)
-    try:
-        if "-" in data or "_" in data:
-            raw = base64.urlsafe_b64decode(data)
-        else:
-            raw = base64.b64decode(data, validate=True)
-    except (binascii.Error, ValueError):
-        return None
-    return _printable(raw)
-
-
-def _from_hex(payload: str) -> str | None:
-    digits = re.sub(r"\\x|0x|[\s,:-]", "", payload)
-    if len(digits) % 2:
-        digits = digits[:-1]
-    try:
-        return _printable(bytes.fromhex(digits))
-    except ValueError:
-        return None
-
-
-def _from_binary(payload: str) -> str | None:
-    bits = re.sub(r"[\s,]", "", payload)
-    raw = bytes(int(bits[i : i + 8], 2) for i in range(0, len(bits) - len(bits) % 8, 8))
-    return _printable(raw)
-
-
-def _from_codepoints(payload: str) -> str | None:
-    points = re.findall(r"[0-9a-fA-F]{4,5}", payload)
-    try:
-        text = "".join(chr(int(point, 16)) for point in points)
-    except ValueError:
-        return None
-    return text if _mostly_text(text) else None
-
-
-_SEGMENT_DECODERS: Final[tuple[tuple[re.Pattern[str], Callable[[str], str | None], str], ...]] = (
-    (_HEX_RUN, _from_hex, "hex"),
-    (_BINARY_RUN, _from_binary, "binary"),
-    (_CODEPOINT_RUN, _from_codepoints, "codepoints"),
-)
-
-
-def _printable(raw: bytes) -> str | None:
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    return text if _mostly_text(text) else None
-
-
-def _mostly_text(text: str) -> bool:
-    if len(text) < 4:
-        return False
-    printable = sum(1 for char in text if char.isprintable() or char in "\n\t")
-    letters = sum(1 for char in text if char.isalpha())
-    return printable >= 0.95 * len(text) and letters >= 0.5 * len(text.replace(" ", ""))
 
 
 def _fold_char(char: str) -> str:

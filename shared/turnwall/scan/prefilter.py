@@ -15,6 +15,8 @@ from re import _constants as sre  # type: ignore[attr-defined]
 from re import _parser as sre_parse  # type: ignore[attr-defined]
 from typing import TYPE_CHECKING, Any, Final
 
+from turnwall.scan.lexicon import words
+
 if TYPE_CHECKING:
     from collections.abc import Iterable
     from collections.abc import Set as AbstractSet
@@ -224,19 +226,7 @@ def _dedupe(groups: list[frozenset[str]]) -> list[frozenset[str]]:
 def _frequent(prefix: str) -> bool:
     if len(prefix) <= 2:
         return True
-    return any(word.startswith(prefix) for word in _FREQUENT_WORDS)
-
-
-_FREQUENT_WORDS: Final = frozenset(
-    """
-    the and you your yours for are was were with that this these those there their they them
-    then than have has had not but all any can could would should will what when where which
-    who how why from into about over under more most some such only also just one out our its
-    it's his her him she he we us me my mine to of in on at by or if is be do does did as so
-    no yes an a i get got make made use used like want need know think tell give take say said
-    see way now new way very much many other each every here well even still back after before
-    """.split()
-)
+    return any(word.startswith(prefix) for word in words("frequent-words"))
 
 
 class Prefilter:
@@ -267,6 +257,28 @@ class Prefilter:
         # satisfy nothing, and a set difference drops those before any per-word work.
         self._cache: dict[str, tuple[tuple[int, int], ...]] = {}
         self._barren: set[str] = set()
+
+    def gate(self, tokens: AbstractSet[str]) -> tuple[list[int], frozenset[str]]:
+        """`ready(tokens)`, and those of `tokens` that satisfy a group of a ready rule.
+        A part of the text has the same ready rules as its words' intersection with the
+        latter, which a sentence usually does not meet at all: then it costs one set
+        intersection in C."""
+        ready = self.ready(tokens)
+        wanted = set(ready)
+        useful = frozenset(
+            token
+            for token in tokens - self._barren
+            if any(rule in wanted for rule, _ in self._satisfying(token))
+        )
+        return ready, useful
+
+    def _satisfying(self, token: str) -> tuple[tuple[int, int], ...]:
+        cached = self._cache.get(token)
+        return self._satisfied(token) if cached is None else cached
+
+    def full(self, rule: int) -> int:
+        """The bit set of `rule` with every group satisfied."""
+        return self._full[rule]
 
     def ready(self, tokens: AbstractSet[str]) -> list[int]:
         """Rules with required words whose every group has a word in `tokens`."""

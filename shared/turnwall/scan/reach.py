@@ -36,6 +36,9 @@ RAW_SPACE_RUN: Final = 32
 RAW_TOKEN_RUN: Final = 256
 # The most one attempt of a shipped pattern may read; keeps the per-position constant sane.
 MAX_REACH: Final = 4_096
+# The most a lookbehind of a shipped pattern may read before where it is tried: a view
+# that differs from the base only in places lets the scan skip sentences further away.
+LOOKBEHIND_CHARS: Final = 32
 
 _OPEN_REPEAT = re.compile(r"\{(\d*),\}")
 _CLOSED_REPEAT = re.compile(r"\{\d*(?:,\d*)?\}")
@@ -131,11 +134,15 @@ def reach(pattern: str) -> int | None:
     """How many characters one match attempt of `pattern` can read, counting those its
     lookarounds read; None when unbounded (an open repeat, a backreference) or
     unparseable."""
+    items = _parse(pattern)
+    return None if items is None else _reach(items)
+
+
+def _parse(pattern: str) -> list[tuple[Any, Any]] | None:
     try:
-        items = list(sre_parse.parse(pattern))
+        return list(sre_parse.parse(pattern))
     except re.error:
         return None
-    return _reach(items)
 
 
 def _reach(items: list[tuple[Any, Any]]) -> int | None:
@@ -169,3 +176,37 @@ def _item_reach(op: Any, arg: Any) -> int | None:
             return None
         return int(high) * width
     return None  # backreferences, conditionals: no bound this module can vouch for
+
+
+def lookbehind(pattern: str) -> int | None:
+    """How many characters before the position it is tried at one match attempt of
+    `pattern` can read (its widest lookbehind); None when unbounded or unparseable."""
+    items = _parse(pattern)
+    return None if items is None else _lookbehind(items)
+
+
+def _lookbehind(items: list[tuple[Any, Any]]) -> int | None:
+    widest = 0
+    for op, arg in items:
+        inner: list[list[tuple[Any, Any]]] = []
+        if op in (sre.ASSERT, sre.ASSERT_NOT):
+            if arg[0] < 0:
+                width = _reach(list(arg[1]))
+                if width is None:
+                    return None
+                widest = max(widest, width)
+            inner = [list(arg[1])]
+        elif op is sre.BRANCH:
+            inner = [list(alternative) for alternative in arg[1]]
+        elif op is sre.SUBPATTERN:
+            inner = [list(arg[3])]
+        elif op is sre.ATOMIC_GROUP:
+            inner = [list(arg)]
+        elif op in (sre.MAX_REPEAT, sre.MIN_REPEAT, sre.POSSESSIVE_REPEAT):
+            inner = [list(arg[2])]
+        for part in inner:
+            width = _lookbehind(part)
+            if width is None:
+                return None
+            widest = max(widest, width)
+    return widest

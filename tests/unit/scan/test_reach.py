@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from turnwall.errors import ConfigurationError
-from turnwall.scan.catalog import compile_entries
-from turnwall.scan.reach import bound_repeats, reach
+from turnwall.scan.loader import compile_entries, compiled_sources, default_catalog
+from turnwall.scan.reach import LOOKBEHIND_CHARS, bound_repeats, lookbehind, reach
 
 
 @pytest.mark.parametrize(
@@ -54,4 +54,31 @@ def test_a_pattern_without_a_provable_bound_fails_the_load() -> None:
     entry = {"id": "T-1", "category": "injection", "score": 0.5, "patterns": [r"(\w)\1"]}
 
     with pytest.raises(ConfigurationError, match="unbounded"):
+        compile_entries([("test.yaml", entry)])
+
+
+@pytest.mark.parametrize(
+    ("pattern", "expected"),
+    [
+        (r"abc", 0),
+        (r"(?<!glue )gun", 5),
+        (r"(?:x(?<=ab))+", 2),
+        (r"(?<![^\W_])'|'(?![^\W_])", 1),
+        (r"(unclosed", None),
+    ],
+)
+def test_lookbehind_is_the_widest_look_back(pattern: str, expected: int | None) -> None:
+    assert lookbehind(pattern) == expected
+
+
+def test_shipped_patterns_look_back_no_further_than_the_leet_view_allows() -> None:
+    sources = compiled_sources(default_catalog().signatures)
+
+    assert max(lookbehind(source) or 0 for source in sources) <= LOOKBEHIND_CHARS
+
+
+def test_a_pattern_looking_far_back_fails_the_load() -> None:
+    entry = {"id": "T-1", "category": "injection", "score": 0.5, "patterns": [r"(?<!x{40})y"]}
+
+    with pytest.raises(ConfigurationError, match="further back"):
         compile_entries([("test.yaml", entry)])

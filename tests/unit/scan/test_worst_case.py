@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.benchmarks.bench_worst_case import ADVERSARIAL, PROSE, repeat
-from turnwall.scan.catalog import default_catalog
+from turnwall.scan.loader import default_catalog
 from turnwall.scan.normalize import fold
 from turnwall.scan.reach import reach
 

@@ -11,6 +11,9 @@ with the assistant replies scanned as outputs, when the rows have them); a conve
 counts as detected when any of its user turns is flagged or blocked, and the table shows
 at which user turn on average. InferenceWall (`pip install inferwall`, heuristic "lite"
 profile) is measured on the same rows as a baseline when it can be imported.
+
+A workstation tool, not part of scanning: no Lambda function imports it, and the layer
+build leaves it out (`infra/compile_layer.py`).
 """
 
 from __future__ import annotations

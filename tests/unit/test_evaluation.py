@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from turnwall.scan.evaluate import Tally, main
+from turnwall.evaluation import Tally, main
 
 if TYPE_CHECKING:
     from pathlib import Path
