@@ -144,3 +144,56 @@ def test_only_the_redis_client_module_imports_redis() -> None:
     )
 
     assert importers == ["client.py"]
+
+
+PACKAGE = ROOT / "shared" / "turnwall"
+
+
+def module_graph() -> dict[str, set[str]]:
+    """Which turnwall modules each one imports at module level, type-checking imports
+    included (a cycle through types is a cycle for a reader too); imports inside
+    functions, made lazily on purpose, do not count."""
+    files = {
+        ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts).removesuffix(
+            ".__init__"
+        ): path
+        for path in PACKAGE.rglob("*.py")
+    }
+    graph: dict[str, set[str]] = {name: set() for name in files}
+    for name, path in files.items():
+        for statement in ast.parse(path.read_text()).body:
+            if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                continue
+            for node in ast.walk(statement):
+                if isinstance(node, ast.Import):
+                    graph[name] |= {alias.name for alias in node.names} & files.keys()
+                elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                    # `from package import module` imports the module, not a cycle back
+                    submodules = {f"{node.module}.{alias.name}" for alias in node.names}
+                    found = submodules & files.keys()
+                    if found != submodules:
+                        found |= {node.module} & files.keys()
+                    graph[name] |= found
+        graph[name].discard(name)
+    return graph
+
+
+def test_the_import_graph_has_no_cycle() -> None:
+    graph = module_graph()
+    done: set[str] = set()
+
+    def cycle_from(module: str, path: list[str]) -> list[str] | None:
+        if module in path:
+            return [*path[path.index(module) :], module]
+        if module in done:
+            return None
+        for imported in sorted(graph[module]):
+            found = cycle_from(imported, [*path, module])
+            if found:
+                return found
+        done.add(module)
+        return None
+
+    cycles = [cycle for module in sorted(graph) if (cycle := cycle_from(module, []))]
+    assert cycles == []
+    assert graph["turnwall.http.app"]  # the graph sees imports at all
