@@ -20,8 +20,7 @@ import hashlib
 import json
 import re
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, NamedTuple
 
 from turnwall.crypto import binding_context
 from turnwall.errors import (
@@ -46,13 +45,12 @@ _IDEMPOTENCY_KEY: Final = re.compile(r"[\x21-\x7e][\x20-\x7e]{0,254}")
 IDEMPOTENCY_HOLD_SECS: Final = 120
 
 
-@dataclass(frozen=True, slots=True)
-class StoredResponse:
+class StoredResponse(NamedTuple):
     """The answer to the first request made with an idempotency key, to replay."""
 
     status: int
     body: bytes
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str]
 
 
 class IdempotencyStorage(ABC):

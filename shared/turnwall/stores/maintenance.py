@@ -12,8 +12,7 @@ import re
 import time
 from abc import abstractmethod
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 from turnwall.errors import DecryptionError, ValidationFailed
 from turnwall.stores.records import EndedSession, SessionRecord
@@ -42,8 +41,7 @@ __all__ = [
 _INCARNATION: Final = re.compile(r"[0-9a-f]{8,32}")
 
 
-@dataclass(frozen=True, slots=True)
-class SweepReport:
+class SweepReport(NamedTuple):
     """What one bounded `SessionStore.sweep` run did.
 
     ``removed_sessions`` are the expired sessions it removed (each reported once to
@@ -66,8 +64,7 @@ class SweepReport:
 ExpiryCallback = Callable[[Sequence[EndedSession]], None]
 
 
-@dataclass(frozen=True, slots=True)
-class ReencryptReport:
+class ReencryptReport(NamedTuple):
     """What one bounded `SessionStore.reencrypt` step did.
 
     ``sessions`` counts the live sessions it went through; ``values_resealed`` the

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bisect
 import threading
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from turnwall.stores.base import SessionStore
@@ -87,8 +87,7 @@ class MemorySessionStore(SessionStore):
             if touch.expected_version is not None and current.version != touch.expected_version:
                 return None
             ttl = touch.ttl_secs or current.ttl_secs
-            updated = replace(
-                current,
+            updated = current._replace(
                 ttl_secs=ttl,
                 expires_at=now + ttl,
                 updated_at=now if touch.modifies else current.updated_at,
@@ -143,8 +142,7 @@ class MemorySessionStore(SessionStore):
             self._messages[key].extend(messages)
             # From the stored record, not `head`: an update of TTL or metadata since
             # head was read must survive the append.
-            updated = replace(
-                current,
+            updated = current._replace(
                 message_count=current.message_count + len(messages),
                 updated_at=now,
                 expires_at=now + current.ttl_secs,
@@ -192,8 +190,7 @@ class MemorySessionStore(SessionStore):
                 or current.risk_version != head.risk_version
             ):
                 return None
-            updated = replace(
-                current,
+            updated = current._replace(
                 risk_blob=risk_blob,
                 risk_version=current.risk_version + 1,
                 expires_at=now + current.ttl_secs,
@@ -313,8 +310,7 @@ class MemorySessionStore(SessionStore):
                 or current.message_count != record.message_count
             ):
                 return False
-            self._sessions[key] = replace(
-                current,
+            self._sessions[key] = current._replace(
                 created_at=record.created_at,
                 updated_at=record.updated_at,
                 expires_at=record.expires_at,
@@ -342,7 +338,7 @@ class MemorySessionStore(SessionStore):
                 return False
             if not 1 <= seq <= len(messages) or messages[seq - 1].blob != old:
                 return False
-            messages[seq - 1] = replace(messages[seq - 1], blob=new)
+            messages[seq - 1] = messages[seq - 1]._replace(blob=new)
             return True
 
     def _get_sweep_cursor(self) -> str | None:
@@ -371,13 +367,13 @@ class MemorySessionStore(SessionStore):
                 return False
             if blob_field == "model":
                 assert isinstance(new, str)
-                self._sessions[key] = replace(current, model=new)
+                self._sessions[key] = current._replace(model=new)
             else:
                 assert isinstance(new, bytes)
                 self._sessions[key] = (
-                    replace(current, metadata_blob=new)
+                    current._replace(metadata_blob=new)
                     if blob_field == "metadata_blob"
-                    else replace(current, risk_blob=new)
+                    else current._replace(risk_blob=new)
                 )
             return True
 

@@ -7,8 +7,7 @@ backend only adds to counters atomically and lets them vanish after their window
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -16,8 +15,7 @@ if TYPE_CHECKING:
 __all__ = ["RateCounters", "RequestCounts"]
 
 
-@dataclass(frozen=True, slots=True)
-class RequestCounts:
+class RequestCounts(NamedTuple):
     """Counts per bucket in one rate-limit window, and when it ends (epoch secs)."""
 
     window: int

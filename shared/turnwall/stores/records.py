@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 __all__ = [
     "ENDING",
@@ -28,8 +27,7 @@ __all__ = [
 Version = tuple[str, int]
 
 
-@dataclass(frozen=True, slots=True)
-class SessionRecord:
+class SessionRecord(NamedTuple):
     """A session as a backend stores it: readable bookkeeping, sealed metadata and risk."""
 
     tenant: str
@@ -57,8 +55,7 @@ class SessionRecord:
         return f'"{digest.hexdigest()}"'
 
 
-@dataclass(frozen=True, slots=True)
-class StoredMessage:
+class StoredMessage(NamedTuple):
     """A message as a backend stores it: readable seq, role and time; sealed body."""
 
     seq: int
@@ -67,8 +64,7 @@ class StoredMessage:
     blob: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class EndedSession:
+class EndedSession(NamedTuple):
     """A session that expired or was deleted: what lifecycle events report.
 
     ``ended_at`` is the expiry for an expired session and the deletion time for a
@@ -81,8 +77,7 @@ class EndedSession:
     ended_at: float
 
 
-@dataclass(frozen=True, slots=True)
-class BulkDeletion:
+class BulkDeletion(NamedTuple):
     """What one `SessionStore.delete_sessions` call deleted, and how many live
     sessions matched its prefix beyond what it examined."""
 
@@ -90,8 +85,7 @@ class BulkDeletion:
     remaining: int
 
 
-@dataclass(frozen=True, slots=True)
-class Touch:
+class Touch(NamedTuple):
     """What `_touch` changes besides sliding the expiry.
 
     ``expires_at`` becomes ``now + (ttl_secs or the stored ttl)``; ``updated_at``

@@ -26,7 +26,6 @@ from __future__ import annotations
 import secrets
 import time
 from abc import ABC, abstractmethod
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Final
 
 from turnwall.errors import (
@@ -133,10 +132,10 @@ class SessionCore(ABC):
             now = self.clock()
             record = self._new_record(tenant, candidate, ttl, now, None)
             if model is not None:
-                record = replace(record, model=seal_model(self.cipher, record, model))
+                record = record._replace(model=seal_model(self.cipher, record, model))
             if metadata_json is not None:
-                record = replace(
-                    record, metadata_blob=seal_metadata(self.cipher, record, metadata_json)
+                record = record._replace(
+                    metadata_blob=seal_metadata(self.cipher, record, metadata_json)
                 )
             if self._insert(record, now):
                 return open_session(self.cipher, record, now)

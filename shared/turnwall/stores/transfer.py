@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import json
 from abc import abstractmethod
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, TypeVar
 
 from turnwall.errors import (
     ConcurrentUpdate,
@@ -64,8 +63,7 @@ _FORK_CHUNK: Final = 100  # messages per commit, as many as one append may hold
 _T = TypeVar("_T")
 
 
-@dataclass(frozen=True, slots=True)
-class ExportPage:
+class ExportPage(NamedTuple):
     """One step of `SessionStore.export_sessions`."""
 
     sessions: list[dict[str, Any]]
@@ -73,8 +71,7 @@ class ExportPage:
     unreadable: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class _ImportedSession:
+class _ImportedSession(NamedTuple):
     """An export document, checked against the spec's rules and this store's limits."""
 
     tenant: str
@@ -173,8 +170,7 @@ class SessionTransfer(SessionCore):
     def _forked_record(self, source: SessionRecord, session_id: str, now: float) -> SessionRecord:
         head = self._new_record(source.tenant, session_id, source.ttl_secs, now, None)
         model = open_model(self.cipher, source)
-        return replace(
-            head,
+        return head._replace(
             model=None if model is None else seal_model(self.cipher, head, model),
             metadata_blob=(
                 None
@@ -208,14 +204,13 @@ class SessionTransfer(SessionCore):
         if not stored:  # nothing to copy: the fork is the record alone
             return head if self._insert(head, now) else None
         copies = [
-            replace(
-                message,
+            message._replace(
                 blob=moved(
                     self.cipher,
                     message.blob,
                     message_context(source, message.seq, message.role),
                     message_context(head, message.seq, message.role),
-                ),
+                )
             )
             for message in stored
         ]
@@ -307,8 +302,7 @@ class SessionTransfer(SessionCore):
         if imported.expires_in <= 0:
             raise ValidationFailed(f"session {imported.session_id!r} has expired")
         head = self._new_record(imported.tenant, imported.session_id, imported.ttl_secs, now, None)
-        head = replace(
-            head,
+        head = head._replace(
             model=None if imported.model is None else seal_model(self.cipher, head, imported.model),
             metadata_blob=(
                 seal_metadata(self.cipher, head, encode_metadata(imported.metadata))
@@ -334,8 +328,7 @@ class SessionTransfer(SessionCore):
             committed = self._commit_append(committed, sealed, None, now, creating=number == 0)
         if committed is None:
             raise SessionExists(f"session {imported.session_id!r} already exists")
-        restored = replace(
-            committed,
+        restored = committed._replace(
             created_at=imported.created_at,
             updated_at=imported.updated_at,
             expires_at=now + imported.expires_in,

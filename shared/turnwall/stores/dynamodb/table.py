@@ -7,9 +7,8 @@ repeating the schema, so the deployed table and the tested one cannot drift apar
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, cast
 
 import yaml
 
@@ -67,8 +66,7 @@ def _construct_intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) 
 CloudFormationLoader.add_multi_constructor("!", _construct_intrinsic)
 
 
-@dataclass(frozen=True, slots=True)
-class TableSpec:
+class TableSpec(NamedTuple):
     """What it takes to build the sessions table with boto3."""
 
     create_table_kwargs: CreateTableInputTypeDef

@@ -12,8 +12,7 @@ name, so their cursor can stop inside a tenant of any size.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, NamedTuple
 
 from turnwall.stores.cursors import decode_position, encode_position
 from turnwall.stores.maintenance import SessionMaintenance, SweepReport, out_of_time
@@ -245,8 +244,7 @@ class RedisMaintenance(SessionMaintenance, SessionTransfer):
         )
 
 
-@dataclass(frozen=True, slots=True)
-class _TenantSweep:
+class _TenantSweep(NamedTuple):
     ended: tuple[EndedSession, ...]
     removed: int
     examined: int
