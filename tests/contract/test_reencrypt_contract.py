@@ -169,7 +169,9 @@ def test_a_value_changed_since_it_was_read_is_left_to_the_newer_writer(
 
     # WHEN another writer replaces the metadata after the rotation read it
     rotating.update_session(tenant, "chat", metadata={"v": 2})
-    replaced = rotating._replace_metadata_blob(stale, stale.metadata_blob, b"resealed")
+    replaced = rotating._replace_sealed_field(
+        stale, "metadata_blob", stale.metadata_blob, b"resealed"
+    )
 
     # THEN the compare-and-set refuses, and the newer value stays
     assert replaced is False
@@ -205,7 +207,7 @@ def test_a_sealed_model_does_not_open_in_another_session(store: SessionStore, te
     owner, thief = store._read(tenant, "owner"), store._read(tenant, "thief")
     assert owner is not None and owner.model and thief is not None and thief.model
 
-    assert store._replace_model(thief, thief.model, owner.model)
+    assert store._replace_sealed_field(thief, "model", thief.model, owner.model)
     with pytest.raises(DecryptionError):
         store.get_session(tenant, "thief")
 
@@ -220,7 +222,7 @@ def test_rotation_reseals_the_model_and_seals_a_plaintext_one(
     old.create_session(tenant, "plain", model="placeholder")
     plain = old._read(tenant, "plain")
     assert plain is not None and plain.model is not None
-    assert old._replace_model(plain, plain.model, "legacy-model")
+    assert old._replace_sealed_field(plain, "model", plain.model, "legacy-model")
     assert old.get_session(tenant, "plain").model == "legacy-model"
 
     # WHEN the rotation runs

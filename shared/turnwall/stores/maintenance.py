@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Final, NamedTuple
 
 from turnwall.errors import DecryptionError, ValidationFailed
-from turnwall.stores.records import EndedSession, SessionRecord
+from turnwall.stores.records import EndedSession, SealedField, SessionRecord
 from turnwall.stores.sealing import (
     SEALED_MODEL_PREFIX,
     message_context,
@@ -197,19 +197,13 @@ class SessionMaintenance(SessionCore):
         """One bounded step of the sweep described in `sweep`, from `cursor`."""
 
     @abstractmethod
-    def _replace_metadata_blob(self, record: SessionRecord, old: bytes, new: bytes) -> bool:
-        """Atomically set the metadata blob to `new` if the stored session is record's
-        incarnation and its metadata blob is exactly `old`; leave expiry alone.
-        Whether it was replaced."""
-
-    @abstractmethod
-    def _replace_risk_blob(self, record: SessionRecord, old: bytes, new: bytes) -> bool:
-        """As `_replace_metadata_blob`, for the risk blob; ``risk_version`` is kept,
-        since the state it holds is unchanged."""
-
-    @abstractmethod
-    def _replace_model(self, record: SessionRecord, old: str, new: str) -> bool:
-        """As `_replace_metadata_blob`, for the stored (sealed) model string."""
+    def _replace_sealed_field(
+        self, record: SessionRecord, field: SealedField, old: bytes | str, new: bytes | str
+    ) -> bool:
+        """Atomically set the session's `field` (metadata or risk blob: bytes; the
+        sealed model: str) to `new` if the stored session is record's incarnation and
+        the field is exactly `old`; leave expiry and ``risk_version`` alone, since the
+        value it holds is unchanged. Whether it was replaced."""
 
     @abstractmethod
     def _replace_message_blob(
@@ -230,19 +224,23 @@ class SessionMaintenance(SessionCore):
         """Reseal each value of the session not under the newest key: yields True when
         written back, False when a concurrent write got there first, None when the
         value cannot be opened."""
-        fields = (
-            (record.metadata_blob, metadata_context(record), self._replace_metadata_blob),
-            (record.risk_blob, risk_context(record), self._replace_risk_blob),
+        fields: tuple[tuple[SealedField, bytes | None, bytes], ...] = (
+            ("metadata_blob", record.metadata_blob, metadata_context(record)),
+            ("risk_blob", record.risk_blob, risk_context(record)),
         )
-        for blob, context, replace_blob in fields:
+        for field, blob, context in fields:
             if blob is None or self.cipher.is_current(blob):
                 continue
             new = self._resealed(blob, context)
-            yield None if new is None else replace_blob(record, blob, new)
+            yield None if new is None else self._replace_sealed_field(record, field, blob, new)
         model = record.model
         if model is not None and not self._model_is_current(model):
             new_model = self._resealed_model(record, model)
-            yield None if new_model is None else self._replace_model(record, model, new_model)
+            yield (
+                None
+                if new_model is None
+                else self._replace_sealed_field(record, "model", model, new_model)
+            )
         for first in range(1, record.message_count + 1, MAX_PAGE):
             last = min(record.message_count, first + MAX_PAGE - 1)
             for stored in self._read_messages(record, first, last):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import bisect
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any
 
 from turnwall.stores.base import SessionStore
 from turnwall.stores.cursors import decode_position, encode_position
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from turnwall.crypto import Cipher
     from turnwall.models import ApiKeyRecord
     from turnwall.stores.maintenance import ExpiryCallback
-    from turnwall.stores.records import Version
+    from turnwall.stores.records import SealedField, Version
     from turnwall.validation import Limits
 
 _Key = tuple[str, str]
@@ -318,15 +318,6 @@ class MemorySessionStore(SessionStore):
             )
             return True
 
-    def _replace_metadata_blob(self, record: SessionRecord, old: bytes, new: bytes) -> bool:
-        return self._replace_record_blob(record, "metadata_blob", old, new)
-
-    def _replace_risk_blob(self, record: SessionRecord, old: bytes, new: bytes) -> bool:
-        return self._replace_record_blob(record, "risk_blob", old, new)
-
-    def _replace_model(self, record: SessionRecord, old: str, new: str) -> bool:
-        return self._replace_record_blob(record, "model", old, new)
-
     def _replace_message_blob(
         self, record: SessionRecord, seq: int, old: bytes, new: bytes
     ) -> bool:
@@ -349,12 +340,8 @@ class MemorySessionStore(SessionStore):
         with self._lock:
             self.state.sweep_cursor = cursor
 
-    def _replace_record_blob(
-        self,
-        record: SessionRecord,
-        blob_field: Literal["metadata_blob", "risk_blob", "model"],
-        old: bytes | str,
-        new: bytes | str,
+    def _replace_sealed_field(
+        self, record: SessionRecord, field: SealedField, old: bytes | str, new: bytes | str
     ) -> bool:
         key = (record.tenant, record.session_id)
         with self._lock:
@@ -362,19 +349,11 @@ class MemorySessionStore(SessionStore):
             if (
                 current is None
                 or current.incarnation != record.incarnation
-                or getattr(current, blob_field) != old
+                or getattr(current, field) != old
             ):
                 return False
-            if blob_field == "model":
-                assert isinstance(new, str)
-                self._sessions[key] = current._replace(model=new)
-            else:
-                assert isinstance(new, bytes)
-                self._sessions[key] = (
-                    current._replace(metadata_blob=new)
-                    if blob_field == "metadata_blob"
-                    else current._replace(risk_blob=new)
-                )
+            changed: dict[str, Any] = {field: new}  # bytes for a blob, str for the model
+            self._sessions[key] = current._replace(**changed)
             return True
 
     def _remove(self, key: _Key) -> SessionRecord | None:

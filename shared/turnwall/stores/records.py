@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from typing import Final, NamedTuple
+from typing import Final, Literal, NamedTuple
 
 __all__ = [
     "ENDING",
     "READ_ONLY",
     "BulkDeletion",
     "EndedSession",
+    "SealedField",
     "SessionRecord",
     "StoredMessage",
     "Touch",
@@ -25,6 +26,8 @@ __all__ = [
 
 # A session's incarnation and version: what an If-Match pins a write to.
 Version = tuple[str, int]
+# The SessionRecord fields that hold a sealed value re-encryption may rewrite.
+SealedField = Literal["metadata_blob", "risk_blob", "model"]
 
 
 class SessionRecord(NamedTuple):

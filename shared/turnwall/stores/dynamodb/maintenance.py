@@ -28,13 +28,19 @@ from turnwall.stores.dynamodb.layout import (
 )
 from turnwall.stores.dynamodb.messages import chunks_of, read_message_items
 from turnwall.stores.maintenance import SweepReport, out_of_time
-from turnwall.stores.records import EndedSession, SessionRecord
+from turnwall.stores.records import EndedSession, SealedField, SessionRecord
 
 if TYPE_CHECKING:
     from turnwall.stores.dynamodb.client import Item, SessionsTable
     from turnwall.stores.maintenance import ExpiryCallback
 
 _SWEEP_PAGE_ITEMS: Final = 500
+# The session item attribute that holds each sealed SessionRecord field.
+_ATTRIBUTES: Final[dict[SealedField, str]] = {
+    "metadata_blob": "metadata",
+    "risk_blob": "risk",
+    "model": "model",
+}
 
 
 class DynamoDBMaintenance:
@@ -164,14 +170,20 @@ class DynamoDBMaintenance:
             {":incarnation": record.incarnation, ":count": record.message_count},
         )
 
-    def _replace_metadata_blob(self, record: SessionRecord, old: bytes, new: bytes) -> bool:
-        return self._replace_session_field(record, "metadata", old, new)
-
-    def _replace_risk_blob(self, record: SessionRecord, old: bytes, new: bytes) -> bool:
-        return self._replace_session_field(record, "risk", old, new)
-
-    def _replace_model(self, record: SessionRecord, old: str, new: str) -> bool:
-        return self._replace_session_field(record, "model", old, new)
+    def _replace_sealed_field(
+        self, record: SessionRecord, field: SealedField, old: bytes | str, new: bytes | str
+    ) -> bool:
+        name = _ATTRIBUTES[field]
+        try:
+            self.table.update(
+                session_key(record.tenant, record.session_id),
+                f"SET #{name} = :new",
+                condition=f"#incarnation = :incarnation AND #{name} = :old",
+                values={":incarnation": record.incarnation, ":old": old, ":new": new},
+            )
+        except ConditionFailed:
+            return False
+        return True
 
     def _replace_message_blob(
         self, record: SessionRecord, seq: int, old: bytes, new: bytes
@@ -199,20 +211,6 @@ class DynamoDBMaintenance:
             self.table.put({**SWEEP_CURSOR_KEY, "position": cursor})
 
     # ---------------------------------------------------------------- helpers
-
-    def _replace_session_field(
-        self, record: SessionRecord, name: str, old: bytes | str, new: bytes | str
-    ) -> bool:
-        try:
-            self.table.update(
-                session_key(record.tenant, record.session_id),
-                f"SET #{name} = :new",
-                condition=f"#incarnation = :incarnation AND #{name} = :old",
-                values={":incarnation": record.incarnation, ":old": old, ":new": new},
-            )
-        except ConditionFailed:
-            return False
-        return True
 
     def _replace_item_blob(self, item: Item, path: str, old: bytes, new: bytes) -> bool:
         # The key holds the incarnation, and a failed condition also refuses to

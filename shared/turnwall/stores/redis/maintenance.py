@@ -35,12 +35,18 @@ from turnwall.stores.transfer import SessionTransfer
 
 if TYPE_CHECKING:
     from turnwall.stores.maintenance import ExpiryCallback
-    from turnwall.stores.records import SessionRecord
+    from turnwall.stores.records import SealedField, SessionRecord
     from turnwall.stores.redis.client import RedisConnection
 
 __all__ = ["RedisMaintenance"]
 
 _SCAN_COUNT: Final = 200
+# The session hash field that holds each sealed SessionRecord field.
+_HASH_FIELDS: Final[dict[SealedField, str]] = {
+    "metadata_blob": "metadata",
+    "risk_blob": "risk",
+    "model": "model",
+}
 _SWEEP_BATCH: Final = 500
 
 
@@ -158,14 +164,15 @@ class RedisMaintenance(SessionMaintenance, SessionTransfer):
         )
         return bool(restored)
 
-    def _replace_metadata_blob(self, record: SessionRecord, old: bytes, new: bytes) -> bool:
-        return self._replace_field(record, "metadata", old, new)
-
-    def _replace_risk_blob(self, record: SessionRecord, old: bytes, new: bytes) -> bool:
-        return self._replace_field(record, "risk", old, new)
-
-    def _replace_model(self, record: SessionRecord, old: str, new: str) -> bool:
-        return self._replace_field(record, "model", old.encode(), new.encode())
+    def _replace_sealed_field(
+        self, record: SessionRecord, field: SealedField, old: bytes | str, new: bytes | str
+    ) -> bool:
+        replaced = self.connection.run(
+            REPLACE_FIELD,
+            keys=session_keys(record.tenant, record.session_id),
+            args=[record.incarnation, _HASH_FIELDS[field], _as_bytes(old), _as_bytes(new)],
+        )
+        return bool(replaced)
 
     def _replace_message_blob(
         self, record: SessionRecord, seq: int, old: bytes, new: bytes
@@ -188,14 +195,6 @@ class RedisMaintenance(SessionMaintenance, SessionTransfer):
             self.connection.set(SWEEP_CURSOR_KEY, cursor, ex=SWEEP_CURSOR_TTL_SECS)
 
     # ------------------------------------------------------------------ helpers
-
-    def _replace_field(self, record: SessionRecord, name: str, old: bytes, new: bytes) -> bool:
-        replaced = self.connection.run(
-            REPLACE_FIELD,
-            keys=session_keys(record.tenant, record.session_id),
-            args=[record.incarnation, name, old, new],
-        )
-        return bool(replaced)
 
     def _scan_indexes(self, node: str, scan_cursor: int) -> tuple[int, list[bytes]]:
         return self.connection.scan(node, scan_cursor, INDEX_KEY_PATTERN, _SCAN_COUNT, "zset")
@@ -287,3 +286,7 @@ def _decode_reencrypt_position(cursor: str) -> tuple[str, int, int, str]:
     visited in the tenant it stopped in ("" when it stopped between tenants)."""
     node, scan_cursor, done, after = decode_position(cursor, (str, int, int, str), "reencrypt")
     return node, scan_cursor, done, after
+
+
+def _as_bytes(value: bytes | str) -> bytes:
+    return value.encode() if isinstance(value, str) else value
