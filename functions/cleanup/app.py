@@ -8,15 +8,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from turnwall.cleanup import Cleanup, is_scheduled_event, is_stream_batch
-from turnwall.errors import ValidationFailed
-from turnwall.logs import powertools_logger
+from turnwall.coldstart import init_phase
+
+with init_phase():
+    from turnwall.cleanup import Cleanup, is_scheduled_event, is_stream_batch
+    from turnwall.errors import ValidationFailed
+    from turnwall.logs import powertools_logger
+
+    cleanup = Cleanup.build()
+    logger = powertools_logger()
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
-
-cleanup = Cleanup.build()
-logger = powertools_logger()
 
 
 @logger.inject_lambda_context

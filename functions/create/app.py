@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from mangum import Mangum
+from turnwall.coldstart import init_phase
 
-from turnwall.http.app import create_app
+with init_phase():
+    from mangum import Mangum
 
-app = create_app({"create_session", "fork_session"})
-handler = Mangum(app, lifespan="off")
+    from turnwall.http.app import create_app
+
+    app = create_app({"create_session", "fork_session"})
+    handler = Mangum(app, lifespan="off")

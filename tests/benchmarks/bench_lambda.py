@@ -10,7 +10,9 @@
    whether an earlier run left a __pycache__. The processes run in rounds (bare, then
    every function), so a noisy neighbour slows every column alike; each ratio is the
    median of the ratios within a round.
-   Targets: session functions and cleanup <= 1.25x, scan and chat <= 1.5x.
+   Targets: session functions and cleanup <= 1.25x, scan and chat <= 1.5x. A function's
+   init runs with the cyclic collector off (turnwall.coldstart); the table also shows
+   the bare app started that way, so what turnwall itself adds can be read off too.
 2. Where the extra time goes: `python -X importtime` per function (median of three
    runs), the modules it imports that the bare app does not, summed by top-level
    package (self time). Time outside imports (building the app, the store client, the
@@ -81,6 +83,10 @@ async def get_session(session_id: str) -> dict:
 handler = Mangum(app, lifespan="off")
 print(time.perf_counter() - started)
 """
+# The bare app given the same init as a function (turnwall.coldstart): what the
+# framework alone costs with the collector off, for judging what turnwall adds.
+_COLD_BARE_NO_GC = "import gc\ngc.disable()\n" + _COLD_BARE
+BARE_NO_GC: Final = "bare, collector off in init"
 
 
 def cold_seconds(script: str, *args: str, env: dict[str, str]) -> float:
@@ -100,6 +106,9 @@ def cold_rounds(functions: list[str], env: dict[str, str]) -> dict[str, tuple[fl
         bare = cold_seconds(_COLD_BARE, env=env)
         samples[""].append(bare)
         ratios[""].append(1.0)
+        bare_no_gc = cold_seconds(_COLD_BARE_NO_GC, env=env)
+        samples[BARE_NO_GC].append(bare_no_gc)
+        ratios[BARE_NO_GC].append(bare_no_gc / bare)
         for function in functions:
             seconds = cold_seconds(_COLD_FUNCTION, app_path(function), env=env)
             samples[function].append(seconds)
@@ -174,6 +183,8 @@ def instruction_table(functions: list[str], env: dict[str, str]) -> str:
     bare = instructions(_COLD_BARE, env=env)
     table = Table(("function", "instructions", "ratio", "target", "verdict"))
     table.add("bare FastAPI+Mangum", f"{bare / 1e6:.0f} M", "1.00x", "-", "-")
+    bare_no_gc = instructions(_COLD_BARE_NO_GC, env=env)
+    table.add(BARE_NO_GC, f"{bare_no_gc / 1e6:.0f} M", f"{bare_no_gc / bare:.2f}x", "-", "-")
     for function in functions:
         ratio = instructions(_COLD_FUNCTION, app_path(function), env=env) / bare
         target = COLD_TARGETS.get(function, COLD_TARGET)
@@ -229,6 +240,8 @@ def main() -> None:
         medians = cold_rounds(functions, env)
         table = Table(("function", "init ms", "ratio", "target", "verdict"))
         table.add("bare FastAPI+Mangum", f"{medians[''][0] * 1000:.1f}", "1.00x", "-", "-")
+        seconds, ratio = medians[BARE_NO_GC]
+        table.add(BARE_NO_GC, f"{seconds * 1000:.1f}", f"{ratio:.2f}x", "-", "-")
         for function in functions:
             seconds, ratio = medians[function]
             target = COLD_TARGETS.get(function, COLD_TARGET)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import itertools
 from collections.abc import Callable, Iterator
@@ -57,6 +58,9 @@ def load_function(name: str) -> Function:
     module = importlib.util.module_from_spec(spec)
     get_settings.cache_clear()
     spec.loader.exec_module(module)
+    # A Lambda container starts once and freezes what its init built (turnwall.coldstart);
+    # this process starts hundreds, so the collector must still see the earlier ones.
+    gc.unfreeze()
     function = Function(module)
     _loaded.append(function)
     return function
