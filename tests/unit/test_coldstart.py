@@ -4,28 +4,15 @@ everything init built frozen, whether init succeeds or fails."""
 from __future__ import annotations
 
 import gc
-import json
-import os
-import subprocess
-import sys
 from typing import TYPE_CHECKING
 
 import pytest
-from cryptography.fernet import Fernet
 
-from tests.support.events import ROOT
+from tests.support.cold_start import after_cold_start
 from turnwall.coldstart import init_phase
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-
-PROBE = """
-import gc, importlib.util, json, sys
-spec = importlib.util.spec_from_file_location("fn", sys.argv[1])
-module = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(module)
-print(json.dumps({"enabled": gc.isenabled(), "frozen": gc.get_freeze_count()}))
-"""
 
 
 @pytest.fixture(autouse=True)
@@ -58,19 +45,8 @@ def test_a_collector_that_was_off_stays_off() -> None:
 
 @pytest.mark.parametrize("function", ["get", "scan", "cleanup"])
 def test_a_cold_start_leaves_the_collector_on_and_its_objects_frozen(function: str) -> None:
-    env = {
-        **os.environ,
-        "IW_STORE_URL": "redis://127.0.0.1:1/0",
-        "IW_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
-        "PYTHONPATH": str(ROOT),
-    }
-    out = subprocess.run(
-        [sys.executable, "-c", PROBE, str(ROOT / "functions" / function / "app.py")],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    state = json.loads(out)
+    state = after_cold_start(
+        function, '{"enabled": gc.isenabled(), "frozen": gc.get_freeze_count()}'
+    )
     assert state["enabled"] is True
     assert state["frozen"] > 50_000  # FastAPI, pydantic and turnwall: not a handful

@@ -5,27 +5,19 @@ Powertools until it logs, no pydantic-settings at all."""
 from __future__ import annotations
 
 import ast
-import json
 import os
 import subprocess
 import sys
 from typing import TYPE_CHECKING
 
 import pytest
-from cryptography.fernet import Fernet
 
+from tests.support.cold_start import after_cold_start
 from tests.support.events import ROOT
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-PROBE = """
-import importlib.util, json, sys
-spec = importlib.util.spec_from_file_location("fn", sys.argv[1])
-module = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(module)
-print(json.dumps(sorted(sys.modules)))
-"""
 NEVER = {
     "boto3",
     "botocore",
@@ -58,20 +50,7 @@ FORBIDDEN = {
 
 
 def modules_after_cold_start(function: str) -> set[str]:
-    env = {
-        **os.environ,
-        "IW_STORE_URL": "redis://127.0.0.1:1/0",
-        "IW_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
-        "PYTHONPATH": str(ROOT),
-    }
-    out = subprocess.run(
-        [sys.executable, "-c", PROBE, str(ROOT / "functions" / function / "app.py")],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return set(json.loads(out))
+    return set(after_cold_start(function, "sorted(sys.modules)"))
 
 
 @pytest.mark.parametrize("function", sorted(FORBIDDEN))
