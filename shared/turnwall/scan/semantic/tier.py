@@ -9,10 +9,14 @@ The lexical signatures stay the fast, explainable first tier. This one reads mea
 * session intent: the user turns so far are folded into one decayed context vector,
   and a second head judges the new turn against it, so "a plan for that" after a
   harmful aim inherits it (`SEM-SESSION-INTENT`), while a run of safe look-alikes
-  leaves a safe context behind.
+  leaves a safe context behind;
+* second opinion: a lexical session rule that judges a follow-up by its words stands
+  only where the tier reads harm in the turn or its pursuit, or where an earlier turn
+  read harmful beyond a level calibrated on held-out look-alikes (`carry_support`).
 
-The session state keeps "carried:context": how suspicious the earlier turns read (a
-decayed maximum) and the context as 256 float16 values (base64), under 700 chars.
+The session state keeps "carried,carried_harm:context": how suspicious and how harmful
+the earlier turns read (decayed maxima) and the context as 256 float16 values (base64),
+under 700 chars.
 """
 
 from __future__ import annotations
@@ -44,8 +48,14 @@ SUPPORT: Final = 0.7
 # suspicious; it fades by CARRY_DECAY a turn. A follow-up to safe turns ("if we change
 # the previous question...") has no harmful aim to pursue, however follow-up it sounds.
 CARRY_MIN: Final = 0.3
-CARRY_SUPPORT: Final = 0.15
 CARRY_DECAY: Final = 0.8
+# What an earlier turn must have carried for the tier to back a lexical follow-up rule on
+# a turn it reads as benign even in context: the model's "carry_support", the level that
+# held-out safe look-alikes exceed as rarely as they are flagged (calibrate_session.py in
+# infra/semantic). A run of dark-sounding but safe subjects (a crime's definition, a
+# game's boss, a war) stays under it, so "can you give me more detail on that?" after
+# them is judged by what it pursues, not by how the subjects sounded.
+CARRY_SUPPORT_DEFAULT: Final = 0.35
 _TOP_SCORE: Final = 0.95
 
 
@@ -68,13 +78,18 @@ class SemanticJudgement:
     harm: float = 0.0
     # How suspicious the earlier turns read (a decayed maximum), before this one.
     carried: float = 0.0
+    # How harmful, by the turn head's harmful label alone, the earlier turns read (a
+    # decayed maximum); an injection or a persona is suspicious but not a harmful aim.
+    carried_harm: float = 0.0
+    # The carried harm at which the earlier turns alone back a lexical session finding.
+    carry_support: float = CARRY_SUPPORT_DEFAULT
     context: str = ""
 
     @property
     def sees_harm(self) -> bool:
         """Whether the tier backs a lexical session finding on this turn: it reads harm
-        in the turn or its pursuit, or the conversation before it was already suspect."""
-        return self.harm >= SUPPORT or self.carried >= CARRY_SUPPORT
+        in the turn or its pursuit, or an earlier turn read nearly as harmful as a flag."""
+        return self.harm >= SUPPORT or self.carried_harm >= self.carry_support
 
 
 def _score(probability: float, threshold: float) -> float:
@@ -90,13 +105,14 @@ class SemanticTier:
         self.model = model if model is not None else load_model()
         self._thresholds: dict[str, float] = dict(self.model.meta["thresholds"])
         self._context_threshold = float(self.model.meta["context_threshold"])
+        self._carry_support = float(self.model.meta.get("carry_support", CARRY_SUPPORT_DEFAULT))
 
     def judge_input(self, text: str, context: str | None, turn: int = 1) -> SemanticJudgement:
         """Judge a user turn; `context` is the stored session context ("" for a new
         session, None without a session, when no context is kept)."""
         embedding = self.model.embed(text)
         intent = self.model.intent(embedding)
-        judgement = SemanticJudgement(harm=1.0 - intent.benign)
+        judgement = SemanticJudgement(harm=1.0 - intent.benign, carry_support=self._carry_support)
         for label, (signature_id, category) in _TURN_SIGNATURES.items():
             probability = intent.probabilities.get(label, 0.0)
             threshold = self._thresholds[label]
@@ -109,8 +125,8 @@ class SemanticTier:
                 )
         if context is None:
             return judgement
-        carried, stored = _split_state(context)
-        judgement.carried = carried
+        carried, carried_harm, stored = _split_state(context)
+        judgement.carried, judgement.carried_harm = carried, carried_harm
         before = decode_context(stored, self.model.dimensions)
         if before.any():
             pursuit = self.model.continues_harm(embedding, before)
@@ -127,16 +143,29 @@ class SemanticTier:
                 )
             judgement.harm = max(judgement.harm, pursuit)
         carried = max(carried * CARRY_DECAY, 1.0 - intent.benign)
+        carried_harm = max(carried_harm * CARRY_DECAY, intent.probabilities.get("harmful", 0.0))
         folded = encode_context(self.model.fold(before, embedding))
-        judgement.context = f"{carried:.3f}:{folded}"
+        judgement.context = f"{carried:.3f},{carried_harm:.3f}:{folded}"
         return judgement
 
 
-def _split_state(value: str) -> tuple[float, str]:
-    """The stored "carried:context" pair; nothing carried for anything unreadable."""
-    carried, _, stored = value.partition(":")
+def _split_state(value: str) -> tuple[float, float, str]:
+    """The stored "carried,carried_harm:context" state; nothing carried for anything
+    unreadable. A state written before carried_harm was kept ("carried:context") carries
+    its suspicion as harm too, so an upgrade never loses a harmful aim mid-session."""
+    levels, _, stored = value.partition(":")
+    suspicion, _, harm = levels.partition(",")
+    carried = _unit(suspicion)
+    if carried is None:
+        return 0.0, 0.0, ""
+    carried_harm = _unit(harm) if harm else carried
+    return carried, carried if carried_harm is None else carried_harm, stored
+
+
+def _unit(text: str) -> float | None:
+    """A stored level clamped to [0, 1]; None when it is not a number."""
     try:
-        level = float(carried)
+        level = float(text)
     except ValueError:
-        return 0.0, ""
-    return (min(max(level, 0.0), 1.0) if level == level else 0.0), stored
+        return None
+    return min(max(level, 0.0), 1.0) if level == level else 0.0
