@@ -20,6 +20,12 @@ a fraction of look-alike conversations; sweep_session.py checks the result on th
 calibration conversations (data/conversations.jsonl) and the project's own sets. Below
 the level, a run of look-alikes followed by a follow-up is judged by what the follow-up
 pursues (the context head), not by how dark the earlier subjects sounded.
+
+`pursuit_floor`: how harmful an earlier turn must have read for the context head's
+reading of a follow-up to count at all. That head reads the follow-up's wording as much
+as its context ("tell me more about that" after a massacre's history reads as a
+pursuit), so its reading needs a harmful aim to pursue: the level that all but
+PURSUIT_MISS of held-out harmful rows reach.
 """
 
 from __future__ import annotations
@@ -28,31 +34,19 @@ import json
 import random
 
 import numpy as np
-from sklearn.neural_network import MLPClassifier
 
 # A sibling build script: run as a script, its folder is on sys.path.
-from train_heads import HERE, LABELS, SEED, TURN_ALPHA, TURN_HIDDEN
+from train_heads import LABELS, SEED, held_out_turn_head
 
 from turnwall.scan.semantic.model import MODEL_DIR, Embedder
 
 CARRY_BUDGET = 0.05
+PURSUIT_MISS = 0.05
 
 
 def held_out_harm() -> tuple[np.ndarray, list[dict[str, str]]]:
     """P(harmful) for the held-out fifth, from a head fitted on the other four."""
-    rng = random.Random(SEED)
-    embedder = Embedder(MODEL_DIR)
-    rows = [json.loads(line) for line in (HERE / "data" / "single.jsonl").open()]
-    rng.shuffle(rows)
-    x = np.stack([embedder.embed(r["text"]) for r in rows])
-    y = np.array([LABELS.index(r["label"]) for r in rows])
-    held = np.array([i % 5 == 0 for i in range(len(rows))])
-    train_idx = np.flatnonzero(~held)
-    train_idx = np.concatenate([train_idx] + [train_idx[y[train_idx] == 1]] * 3)
-    head = MLPClassifier(
-        hidden_layer_sizes=(TURN_HIDDEN,), alpha=TURN_ALPHA, max_iter=400, random_state=SEED
-    )
-    head.fit(x[train_idx], y[train_idx])
+    rows, x, _, held, head = held_out_turn_head(random.Random(SEED), Embedder(MODEL_DIR))
     harm = head.predict_proba(x[held])[:, LABELS.index("harmful")]
     return harm, [r for r, h in zip(rows, held, strict=True) if h]
 
@@ -65,6 +59,7 @@ def main() -> None:
     harmful = np.array([r["label"] == "harmful" for r in rows])
     ranked = np.sort(harm[hard])
     carry_support = float(ranked[int(len(ranked) * (1 - CARRY_BUDGET))])
+    pursuit_floor = float(np.sort(harm[harmful])[int(harmful.sum() * PURSUIT_MISS)])
     print(f"held-out hard benign rows n={int(hard.sum())}, harmful rows n={int(harmful.sum())}")
     for q in (0.5, 0.9, 0.95, 0.98, 0.99):
         print(
@@ -78,7 +73,13 @@ def main() -> None:
     )
     meta_path = MODEL_DIR / "heads.json"
     meta = json.loads(meta_path.read_text())
+    print(
+        f"pursuit_floor {pursuit_floor:.3f}: reached by "
+        f"{(harm[harmful] >= pursuit_floor).mean():.3f} of harmful, "
+        f"{(harm[hard] >= pursuit_floor).mean():.3f} of hard benign held-out rows"
+    )
     meta["carry_support"] = round(carry_support, 3)
+    meta["pursuit_floor"] = round(pursuit_floor, 3)
     meta_path.write_text(json.dumps(meta, indent=2) + "\n")
 
 

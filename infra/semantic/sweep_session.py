@@ -29,6 +29,7 @@ from turnwall.scan.semantic.tier import SUPPORT, SemanticJudgement
 ROOT = Path(__file__).resolve().parents[2]
 SETS = [
     ROOT / "infra/semantic/data/conversations.jsonl",
+    ROOT / "infra/semantic/data/dev_session_conversations.jsonl",
     ROOT / "tests/unit/scan/benign_sessions.jsonl",
     ROOT / "tests/unit/scan/benign_conversations.jsonl",
     ROOT / "tests/unit/scan/benign_lookalikes.jsonl",
@@ -78,6 +79,7 @@ def main() -> None:
     parser.add_argument("levels", nargs="+", type=float)
     parser.add_argument("--limit", type=int, default=400)
     parser.add_argument("--context", type=float, default=0.0, help="context head threshold")
+    parser.add_argument("--floor", type=float, default=-1.0, help="pursuit_floor")
     parser.add_argument("--decay", type=float, default=0.0, help="CARRY_DECAY")
     parser.add_argument("--carry-min", type=float, default=0.0, help="CARRY_MIN")
     parser.add_argument("--only", default="", help="keep sets whose file name contains this")
@@ -96,6 +98,8 @@ def main() -> None:
     assert scanner.semantic is not None
     if args.context:
         scanner.semantic._context_threshold = args.context
+    if args.floor >= 0:
+        scanner.semantic._pursuit_floor = args.floor
     if args.decay:
         tier.CARRY_DECAY = args.decay  # type: ignore[misc]
     if args.carry_min:

@@ -56,6 +56,12 @@ CARRY_DECAY: Final = 0.8
 # game's boss, a war) stays under it, so "can you give me more detail on that?" after
 # them is judged by what it pursues, not by how the subjects sounded.
 CARRY_SUPPORT_DEFAULT: Final = 0.35
+# The context head reads the follow-up's wording as much as its context: "tell me more
+# about that" after a massacre's history reads as a pursuit. So its reading counts
+# toward backing a lexical rule only where an earlier turn read at least this harmful,
+# the model's "pursuit_floor": a level that nearly every held-out harmful request
+# reaches (calibrate_session.py). With no harmful aim before it, there is none to pursue.
+PURSUIT_FLOOR_DEFAULT: Final = 0.13
 _TOP_SCORE: Final = 0.95
 
 
@@ -106,6 +112,7 @@ class SemanticTier:
         self._thresholds: dict[str, float] = dict(self.model.meta["thresholds"])
         self._context_threshold = float(self.model.meta["context_threshold"])
         self._carry_support = float(self.model.meta.get("carry_support", CARRY_SUPPORT_DEFAULT))
+        self._pursuit_floor = float(self.model.meta.get("pursuit_floor", PURSUIT_FLOOR_DEFAULT))
 
     def judge_input(self, text: str, context: str | None, turn: int = 1) -> SemanticJudgement:
         """Judge a user turn; `context` is the stored session context ("" for a new
@@ -141,7 +148,8 @@ class SemanticTier:
                 judgement.reasons.append(
                     f"semantic_tier: turn {turn} pursues the harmful aim of earlier turns"
                 )
-            judgement.harm = max(judgement.harm, pursuit)
+            if carried_harm >= self._pursuit_floor:
+                judgement.harm = max(judgement.harm, pursuit)
         carried = max(carried * CARRY_DECAY, 1.0 - intent.benign)
         carried_harm = max(carried_harm * CARRY_DECAY, intent.probabilities.get("harmful", 0.0))
         folded = encode_context(self.model.fold(before, embedding))
