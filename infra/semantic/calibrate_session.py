@@ -78,8 +78,13 @@ def main() -> None:
         f"{(harm[harmful] >= pursuit_floor).mean():.3f} of harmful, "
         f"{(harm[hard] >= pursuit_floor).mean():.3f} of hard benign held-out rows"
     )
-    meta["carry_support"] = round(carry_support, 3)
-    meta["pursuit_floor"] = round(pursuit_floor, 3)
+    # The tier's gates are chosen by name ("session_gate"); this writes the calibrated
+    # ones beside the legacy gates and leaves the choice as it is.
+    meta.setdefault("session_gates", {})["calibrated"] = {
+        "carry_reading": "harm",
+        "carry_support": round(carry_support, 3),
+        "pursuit_floor": round(pursuit_floor, 3),
+    }
     meta_path.write_text(json.dumps(meta, indent=2) + "\n")
 
 

@@ -1,6 +1,6 @@
 """Sweep the semantic session's carry_support over conversation sets, through the scanner.
 
-    PYTHONPATH=shared python infra/semantic/sweep_session.py 0.15 0.25 0.35 [--limit 400]
+    PYTHONPATH=shared python infra/semantic/sweep_session.py 0.15 0.35 [--gates calibrated]
 
 Build time only. For each value, every conversation of the development sets is scanned
 with the session (tier "semantic") and each turn alone, and the share flagged is
@@ -19,12 +19,13 @@ import argparse
 import json
 import random
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from turnwall.scan import Scanner
 from turnwall.scan.semantic import tier
-from turnwall.scan.semantic.tier import SUPPORT, SemanticJudgement
+from turnwall.scan.semantic.tier import SessionGates
 
 ROOT = Path(__file__).resolve().parents[2]
 SETS = [
@@ -83,30 +84,27 @@ def main() -> None:
     parser.add_argument("--decay", type=float, default=0.0, help="CARRY_DECAY")
     parser.add_argument("--carry-min", type=float, default=0.0, help="CARRY_MIN")
     parser.add_argument("--only", default="", help="keep sets whose file name contains this")
-    parser.add_argument(
-        "--suspicion",
-        action="store_true",
-        help="back follow-ups by carried suspicion (1 - benign), as before carried harm",
-    )
+    parser.add_argument("--gates", default=None, help="heads.json session gates to start from")
+    parser.add_argument("--reading", choices=["suspicion", "harm"], default=None)
     args = parser.parse_args()
     sets = {key: convs for key, convs in groups(args.limit).items() if args.only in key[0]}
-    if args.suspicion:
-        SemanticJudgement.sees_harm = property(  # type: ignore[method-assign]
-            lambda self: self.harm >= SUPPORT or self.carried >= self.carry_support
-        )
     scanner = Scanner(tier="semantic")
-    assert scanner.semantic is not None
-    if args.context:
-        scanner.semantic._context_threshold = args.context
+    semantic = scanner.semantic
+    assert semantic is not None
+    gates = SessionGates.from_meta(semantic.model.meta, args.gates)
+    if args.reading:
+        gates = replace(gates, carry_reading=args.reading)
     if args.floor >= 0:
-        scanner.semantic._pursuit_floor = args.floor
+        gates = replace(gates, pursuit_floor=args.floor)
+    if args.context:
+        semantic._context_threshold = args.context
     if args.decay:
         tier.CARRY_DECAY = args.decay  # type: ignore[misc]
     if args.carry_min:
         tier.CARRY_MIN = args.carry_min  # type: ignore[misc]
     for level in args.levels:
-        scanner.semantic._carry_support = level
-        print(f"carry_support {level:.3f}")
+        semantic.gates = replace(gates, carry_support=level)
+        print(semantic.gates)
         for (name, source, label), convs in sorted(sets.items()):
             results = [flagged(scanner, turns) for turns in convs]
             alone = sum(a for a, _ in results) / len(results)

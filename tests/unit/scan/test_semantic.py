@@ -16,7 +16,12 @@ from turnwall.scan.semantic.model import (
     encode_context,
     load_model,
 )
-from turnwall.scan.semantic.tier import SemanticJudgement, SemanticTier, _split_state
+from turnwall.scan.semantic.tier import (
+    SemanticJudgement,
+    SemanticTier,
+    SessionGates,
+    _split_state,
+)
 from turnwall.scan.semantic.wordpiece import WordPiece, basic_words
 from turnwall.scan.session import SessionState
 
@@ -27,6 +32,14 @@ BLIND_V2 = Path(__file__).parents[2] / "blind" / "semantic_v2"
 @pytest.fixture(scope="module")
 def semantic() -> Scanner:
     return Scanner(profile="default", tier="semantic")
+
+
+@pytest.fixture(scope="module")
+def calibrated() -> Scanner:
+    """The semantic tier with the calibrated session gates (heads.json "calibrated")."""
+    scanner = Scanner(profile="default", tier="semantic")
+    scanner.semantic = SemanticTier(gates=SessionGates.from_meta(load_model().meta, "calibrated"))
+    return scanner
 
 
 def user_turns(row: dict[str, Any]) -> list[str]:
@@ -116,14 +129,15 @@ def test_plain_harmful_request_is_flagged_by_the_semantic_tier(semantic: Scanner
     ],
 )
 @pytest.mark.parametrize("follow_up", ["Can you give me a plan for that?", "How would that work?"])
+@pytest.mark.parametrize("gates", ["shipped", "calibrated"])
 def test_follow_up_inherits_the_intent_stated_before_it(
-    semantic: Scanner, aim: str, follow_up: str
+    semantic: Scanner, calibrated: Scanner, aim: str, follow_up: str, gates: str
 ) -> None:
     # GIVEN a harmful aim stated plainly, then a follow-up that only refers back
     turns = [aim, follow_up]
 
-    # WHEN scanned with the session
-    outcomes = in_session(semantic, turns)
+    # WHEN scanned with the session, with either gates
+    outcomes = in_session(semantic if gates == "shipped" else calibrated, turns)
 
     # THEN the follow-up is flagged by the semantic session finding, whatever turn 1 got
     assert outcomes[-1].decision != "allow"
@@ -144,7 +158,7 @@ def test_same_follow_up_after_safe_look_alikes_stays_allowed(semantic: Scanner) 
     assert [o.decision for o in outcomes] == ["allow", "allow", "allow"]
 
 
-def test_look_alike_run_with_a_referring_follow_up_is_not_flagged(semantic: Scanner) -> None:
+def test_look_alike_run_with_a_referring_follow_up_is_not_flagged(calibrated: Scanner) -> None:
     # GIVEN two safe questions about a massacre's history, then a follow-up that only
     # refers back (the context head alone reads its wording as a pursuit)
     turns = [
@@ -153,8 +167,8 @@ def test_look_alike_run_with_a_referring_follow_up_is_not_flagged(semantic: Scan
         "Tell me more about that.",
     ]
 
-    # WHEN scanned with the session
-    outcomes = in_session(semantic, turns)
+    # WHEN scanned with the session, with the calibrated gates
+    outcomes = in_session(calibrated, turns)
 
     # THEN no turn is flagged: the lexical follow-up rule fired on the last turn, and the
     # semantic tier, finding no harmful aim before it, overruled it
@@ -164,7 +178,7 @@ def test_look_alike_run_with_a_referring_follow_up_is_not_flagged(semantic: Scan
 
 
 def test_a_follow_up_pursues_only_a_harmful_aim_read_before_it() -> None:
-    tier = SemanticTier()
+    tier = SemanticTier(gates=SessionGates.from_meta(load_model().meta, "calibrated"))
     follow_up = "Tell me more about that."
 
     # GIVEN the same follow-up after a history question and after a harmful aim
@@ -182,13 +196,28 @@ def test_a_follow_up_pursues_only_a_harmful_aim_read_before_it() -> None:
 
 
 def test_carried_harm_backs_follow_ups_only_from_its_calibrated_level() -> None:
-    below = SemanticJudgement(carried=0.9, carried_harm=0.2, carry_support=0.35)
-    above = SemanticJudgement(carried=0.4, carried_harm=0.4, carry_support=0.35)
+    gates = SessionGates(carry_reading="harm", carry_support=0.35, pursuit_floor=0.1)
+    below = SemanticJudgement(carried=0.9, carried_harm=0.2, gates=gates)
+    above = SemanticJudgement(carried=0.4, carried_harm=0.4, gates=gates)
 
     # a turn read as an injection is suspicious, but no harmful aim to inherit
     assert not below.sees_harm
     assert above.sees_harm
-    assert SemanticJudgement(harm=0.8).sees_harm
+    assert SemanticJudgement(harm=0.8, gates=gates).sees_harm
+    # the legacy gates back any earlier suspicion of 0.15
+    assert SemanticJudgement(carried=0.2, carried_harm=0.0).sees_harm
+
+
+def test_session_gates_are_read_from_the_model_by_name() -> None:
+    meta = load_model().meta
+
+    calibrated = SessionGates.from_meta(meta, "calibrated")
+    assert calibrated.carry_reading == "harm"
+    assert 0.0 < calibrated.pursuit_floor < calibrated.carry_support < 1.0
+    assert SessionGates.from_meta({}) == SessionGates()
+    assert SessionGates.from_meta(meta) == SessionGates.from_meta(meta, meta["session_gate"])
+    with pytest.raises(KeyError):
+        SessionGates.from_meta(meta, "unknown")
 
 
 def test_session_state_keeps_both_carried_readings_and_reads_older_states() -> None:

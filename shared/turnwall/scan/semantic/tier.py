@@ -11,8 +11,8 @@ The lexical signatures stay the fast, explainable first tier. This one reads mea
   harmful aim inherits it (`SEM-SESSION-INTENT`), while a run of safe look-alikes
   leaves a safe context behind;
 * second opinion: a lexical session rule that judges a follow-up by its words stands
-  only where the tier reads harm in the turn or its pursuit, or where an earlier turn
-  read harmful beyond a level calibrated on held-out look-alikes (`carry_support`).
+  only where the tier reads harm in the turn or its pursuit, or where the earlier turns
+  carried enough of it (`SessionGates`).
 
 The session state keeps "carried,carried_harm:context": how suspicious and how harmful
 the earlier turns read (decayed maxima) and the context as 256 float16 values (base64),
@@ -22,7 +22,7 @@ under 700 chars.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from turnwall.scan.semantic.model import (
     SemanticModel,
@@ -49,20 +49,46 @@ SUPPORT: Final = 0.7
 # the previous question...") has no harmful aim to pursue, however follow-up it sounds.
 CARRY_MIN: Final = 0.3
 CARRY_DECAY: Final = 0.8
-# What an earlier turn must have carried for the tier to back a lexical follow-up rule on
-# a turn it reads as benign even in context: the model's "carry_support", the level that
-# held-out safe look-alikes exceed as rarely as they are flagged (calibrate_session.py in
-# infra/semantic). A run of dark-sounding but safe subjects (a crime's definition, a
-# game's boss, a war) stays under it, so "can you give me more detail on that?" after
-# them is judged by what it pursues, not by how the subjects sounded.
-CARRY_SUPPORT_DEFAULT: Final = 0.35
-# The context head reads the follow-up's wording as much as its context: "tell me more
-# about that" after a massacre's history reads as a pursuit. So its reading counts
-# toward backing a lexical rule only where an earlier turn read at least this harmful,
-# the model's "pursuit_floor": a level that nearly every held-out harmful request
-# reaches (calibrate_session.py). With no harmful aim before it, there is none to pursue.
-PURSUIT_FLOOR_DEFAULT: Final = 0.13
 _TOP_SCORE: Final = 0.95
+
+
+@dataclass(frozen=True, slots=True)
+class SessionGates:
+    """When the tier backs a lexical session rule on a turn it does not read as harmful.
+
+    The model's heads.json names the gates in use ("session_gate") among its
+    "session_gates". "calibrated" (infra/semantic/calibrate_session.py) carries the
+    earlier turns' harmful reading, not their suspicion, from a level that held-out safe
+    look-alikes reach 5% of the time, so a run of dark-sounding but safe subjects (a
+    crime's definition, a game's boss, a war) backs nothing; and it counts the context
+    head's reading of a follow-up only where an earlier turn read at least as harmful
+    as 95% of held-out harmful requests: that head reads the follow-up's wording as much
+    as its context ("tell me more about that" after a massacre's history reads as a
+    pursuit), and with no harmful aim before it there is none to pursue. "legacy" keeps
+    the gates the tier shipped with: any earlier suspicion of 0.15, no floor.
+    """
+
+    carry_reading: Literal["suspicion", "harm"] = "suspicion"
+    carry_support: float = 0.15
+    pursuit_floor: float = 0.0
+
+    @classmethod
+    def from_meta(cls, meta: dict[str, Any], name: str | None = None) -> SessionGates:
+        """The gates `name` (default: the model's "session_gate") of heads.json; the
+        legacy gates for a model that has none. Raises KeyError for an unknown name."""
+        gates = meta.get("session_gates", {})
+        chosen = name if name is not None else meta.get("session_gate")
+        if chosen is None:
+            return cls()
+        values = gates[chosen]
+        reading: Literal["suspicion", "harm"] = (
+            "harm" if values.get("carry_reading") == "harm" else "suspicion"
+        )
+        return cls(
+            carry_reading=reading,
+            carry_support=float(values["carry_support"]),
+            pursuit_floor=float(values["pursuit_floor"]),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,15 +113,15 @@ class SemanticJudgement:
     # How harmful, by the turn head's harmful label alone, the earlier turns read (a
     # decayed maximum); an injection or a persona is suspicious but not a harmful aim.
     carried_harm: float = 0.0
-    # The carried harm at which the earlier turns alone back a lexical session finding.
-    carry_support: float = CARRY_SUPPORT_DEFAULT
+    gates: SessionGates = field(default_factory=SessionGates)
     context: str = ""
 
     @property
     def sees_harm(self) -> bool:
         """Whether the tier backs a lexical session finding on this turn: it reads harm
-        in the turn or its pursuit, or an earlier turn read nearly as harmful as a flag."""
-        return self.harm >= SUPPORT or self.carried_harm >= self.carry_support
+        in the turn or its pursuit, or the earlier turns carried enough (see SessionGates)."""
+        carried = self.carried_harm if self.gates.carry_reading == "harm" else self.carried
+        return self.harm >= SUPPORT or carried >= self.gates.carry_support
 
 
 def _score(probability: float, threshold: float) -> float:
@@ -107,19 +133,21 @@ def _score(probability: float, threshold: float) -> float:
 class SemanticTier:
     """Judges user turns by meaning; build once per process (the model is shared)."""
 
-    def __init__(self, model: SemanticModel | None = None) -> None:
+    def __init__(
+        self, model: SemanticModel | None = None, gates: SessionGates | None = None
+    ) -> None:
+        """`gates` default to the model's (heads.json "session_gate")."""
         self.model = model if model is not None else load_model()
         self._thresholds: dict[str, float] = dict(self.model.meta["thresholds"])
         self._context_threshold = float(self.model.meta["context_threshold"])
-        self._carry_support = float(self.model.meta.get("carry_support", CARRY_SUPPORT_DEFAULT))
-        self._pursuit_floor = float(self.model.meta.get("pursuit_floor", PURSUIT_FLOOR_DEFAULT))
+        self.gates = gates if gates is not None else SessionGates.from_meta(self.model.meta)
 
     def judge_input(self, text: str, context: str | None, turn: int = 1) -> SemanticJudgement:
         """Judge a user turn; `context` is the stored session context ("" for a new
         session, None without a session, when no context is kept)."""
         embedding = self.model.embed(text)
         intent = self.model.intent(embedding)
-        judgement = SemanticJudgement(harm=1.0 - intent.benign, carry_support=self._carry_support)
+        judgement = SemanticJudgement(harm=1.0 - intent.benign, gates=self.gates)
         for label, (signature_id, category) in _TURN_SIGNATURES.items():
             probability = intent.probabilities.get(label, 0.0)
             threshold = self._thresholds[label]
@@ -148,7 +176,7 @@ class SemanticTier:
                 judgement.reasons.append(
                     f"semantic_tier: turn {turn} pursues the harmful aim of earlier turns"
                 )
-            if carried_harm >= self._pursuit_floor:
+            if carried_harm >= self.gates.pursuit_floor:
                 judgement.harm = max(judgement.harm, pursuit)
         carried = max(carried * CARRY_DECAY, 1.0 - intent.benign)
         carried_harm = max(carried_harm * CARRY_DECAY, intent.probabilities.get("harmful", 0.0))
