@@ -50,9 +50,11 @@ def export(clf: MLPClassifier, name: str, out: dict[str, np.ndarray]) -> None:
     out[f"{name}_b2"] = b2.astype(np.float32)
 
 
-def main() -> None:
-    rng = random.Random(SEED)
-    embedder = Embedder(MODEL_DIR)
+def held_out_turn_head(
+    rng: random.Random, embedder: Embedder
+) -> tuple[list[dict[str, str]], np.ndarray, np.ndarray, np.ndarray, MLPClassifier]:
+    """The single rows (shuffled by `rng`), their embeddings and labels, the held-out
+    fifth as a mask, and a turn head fitted on the other four fifths."""
     rows = [json.loads(line) for line in (HERE / "data" / "single.jsonl").open()]
     rng.shuffle(rows)
     x = np.stack([embedder.embed(r["text"]) for r in rows])
@@ -65,6 +67,13 @@ def main() -> None:
         hidden_layer_sizes=(TURN_HIDDEN,), alpha=TURN_ALPHA, max_iter=400, random_state=SEED
     )
     turn.fit(x[train_idx], y[train_idx])
+    return rows, x, y, held, turn
+
+
+def main() -> None:
+    rng = random.Random(SEED)
+    embedder = Embedder(MODEL_DIR)
+    rows, x, y, held, turn = held_out_turn_head(rng, embedder)
     probs = turn.predict_proba(x[held])
     # Thresholds are set on the hard benign rows (look-alikes, role-play, security, user
     # tasks), not on plain instructions, which any threshold passes.

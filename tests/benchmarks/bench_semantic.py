@@ -6,8 +6,8 @@ Pinned to one core. Each text is about 1 KB and is scanned with the state of a 5
 session, as in bench_scan; the lexical tier is compared with InferenceWall's SDK in the
 same run (target p99 <= 0.5x), the semantic tier against its own budget (p99 <= 15 ms).
 Cold start is a fresh interpreter importing turnwall, building the scanner and scanning
-one turn. Then `turnwall eval` runs on tests/blind/semantic (laid out as input/, output/,
-multiturn/) with each tier.
+one turn. Then `turnwall eval` runs on each blind set (tests/blind/semantic and
+semantic_v2, laid out as input/, output/, multiturn/) with each tier.
 """
 
 from __future__ import annotations
@@ -35,7 +35,10 @@ from tests.benchmarks.bench_scan import (
 from turnwall.evaluation import main as evaluate
 from turnwall.scan import Scanner
 
-BLIND = Path(__file__).parents[1] / "blind" / "semantic"
+BLIND_SETS = (
+    Path(__file__).parents[1] / "blind" / "semantic",
+    Path(__file__).parents[1] / "blind" / "semantic_v2",
+)
 _COLD = (
     "import time; started = time.perf_counter(); "
     "from turnwall.scan import Scanner; "
@@ -89,20 +92,23 @@ def latency() -> None:
 
 
 def blind_sets() -> None:
-    with tempfile.TemporaryDirectory() as folder:
-        root = Path(folder)
-        layout = {
-            "input": ["single_prompts.jsonl"],
-            "output": ["benign_replies.jsonl"],
-            "multiturn": ["attack_conversations.jsonl", "benign_lookalike_conversations.jsonl"],
-        }
-        for part, names in layout.items():
-            (root / part).mkdir()
-            for name in names:
-                shutil.copy(BLIND / name, root / part / name)
-        for tier in ("lexical", "semantic"):
-            evaluate([str(root), "--tier", tier])
-            print()
+    layout = {
+        "input": ["single_prompts.jsonl"],
+        "output": ["benign_replies.jsonl"],
+        "multiturn": ["attack_conversations.jsonl", "benign_lookalike_conversations.jsonl"],
+    }
+    for blind in BLIND_SETS:
+        print(f"blind set {blind.name}")
+        with tempfile.TemporaryDirectory() as folder:
+            root = Path(folder)
+            for part, names in layout.items():
+                (root / part).mkdir()
+                for name in names:
+                    if (blind / name).exists():
+                        shutil.copy(blind / name, root / part / name)
+            for tier in ("lexical", "semantic"):
+                evaluate([str(root), "--tier", tier])
+                print()
 
 
 def main() -> int:

@@ -9,16 +9,20 @@ The lexical signatures stay the fast, explainable first tier. This one reads mea
 * session intent: the user turns so far are folded into one decayed context vector,
   and a second head judges the new turn against it, so "a plan for that" after a
   harmful aim inherits it (`SEM-SESSION-INTENT`), while a run of safe look-alikes
-  leaves a safe context behind.
+  leaves a safe context behind;
+* second opinion: a lexical session rule that judges a follow-up by its words stands
+  only where the tier reads harm in the turn or its pursuit, or where the earlier turns
+  carried enough of it (`SessionGates`).
 
-The session state keeps "carried:context": how suspicious the earlier turns read (a
-decayed maximum) and the context as 256 float16 values (base64), under 700 chars.
+The session state keeps "carried,carried_harm:context": how suspicious and how harmful
+the earlier turns read (decayed maxima) and the context as 256 float16 values (base64),
+under 700 chars.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from turnwall.scan.semantic.model import (
     SemanticModel,
@@ -44,9 +48,47 @@ SUPPORT: Final = 0.7
 # suspicious; it fades by CARRY_DECAY a turn. A follow-up to safe turns ("if we change
 # the previous question...") has no harmful aim to pursue, however follow-up it sounds.
 CARRY_MIN: Final = 0.3
-CARRY_SUPPORT: Final = 0.15
 CARRY_DECAY: Final = 0.8
 _TOP_SCORE: Final = 0.95
+
+
+@dataclass(frozen=True, slots=True)
+class SessionGates:
+    """When the tier backs a lexical session rule on a turn it does not read as harmful.
+
+    The model's heads.json names the gates in use ("session_gate") among its
+    "session_gates". "calibrated" (infra/semantic/calibrate_session.py) carries the
+    earlier turns' harmful reading, not their suspicion, from a level that held-out safe
+    look-alikes reach 5% of the time, so a run of dark-sounding but safe subjects (a
+    crime's definition, a game's boss, a war) backs nothing; and it counts the context
+    head's reading of a follow-up only where an earlier turn read at least as harmful
+    as 95% of held-out harmful requests: that head reads the follow-up's wording as much
+    as its context ("tell me more about that" after a massacre's history reads as a
+    pursuit), and with no harmful aim before it there is none to pursue. "legacy" keeps
+    the gates the tier shipped with: any earlier suspicion of 0.15, no floor.
+    """
+
+    carry_reading: Literal["suspicion", "harm"] = "suspicion"
+    carry_support: float = 0.15
+    pursuit_floor: float = 0.0
+
+    @classmethod
+    def from_meta(cls, meta: dict[str, Any], name: str | None = None) -> SessionGates:
+        """The gates `name` (default: the model's "session_gate") of heads.json; the
+        legacy gates for a model that has none. Raises KeyError for an unknown name."""
+        gates = meta.get("session_gates", {})
+        chosen = name if name is not None else meta.get("session_gate")
+        if chosen is None:
+            return cls()
+        values = gates[chosen]
+        reading: Literal["suspicion", "harm"] = (
+            "harm" if values.get("carry_reading") == "harm" else "suspicion"
+        )
+        return cls(
+            carry_reading=reading,
+            carry_support=float(values["carry_support"]),
+            pursuit_floor=float(values["pursuit_floor"]),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,13 +110,18 @@ class SemanticJudgement:
     harm: float = 0.0
     # How suspicious the earlier turns read (a decayed maximum), before this one.
     carried: float = 0.0
+    # How harmful, by the turn head's harmful label alone, the earlier turns read (a
+    # decayed maximum); an injection or a persona is suspicious but not a harmful aim.
+    carried_harm: float = 0.0
+    gates: SessionGates = field(default_factory=SessionGates)
     context: str = ""
 
     @property
     def sees_harm(self) -> bool:
         """Whether the tier backs a lexical session finding on this turn: it reads harm
-        in the turn or its pursuit, or the conversation before it was already suspect."""
-        return self.harm >= SUPPORT or self.carried >= CARRY_SUPPORT
+        in the turn or its pursuit, or the earlier turns carried enough (see SessionGates)."""
+        carried = self.carried_harm if self.gates.carry_reading == "harm" else self.carried
+        return self.harm >= SUPPORT or carried >= self.gates.carry_support
 
 
 def _score(probability: float, threshold: float) -> float:
@@ -86,17 +133,21 @@ def _score(probability: float, threshold: float) -> float:
 class SemanticTier:
     """Judges user turns by meaning; build once per process (the model is shared)."""
 
-    def __init__(self, model: SemanticModel | None = None) -> None:
+    def __init__(
+        self, model: SemanticModel | None = None, gates: SessionGates | None = None
+    ) -> None:
+        """`gates` default to the model's (heads.json "session_gate")."""
         self.model = model if model is not None else load_model()
         self._thresholds: dict[str, float] = dict(self.model.meta["thresholds"])
         self._context_threshold = float(self.model.meta["context_threshold"])
+        self.gates = gates if gates is not None else SessionGates.from_meta(self.model.meta)
 
     def judge_input(self, text: str, context: str | None, turn: int = 1) -> SemanticJudgement:
         """Judge a user turn; `context` is the stored session context ("" for a new
         session, None without a session, when no context is kept)."""
         embedding = self.model.embed(text)
         intent = self.model.intent(embedding)
-        judgement = SemanticJudgement(harm=1.0 - intent.benign)
+        judgement = SemanticJudgement(harm=1.0 - intent.benign, gates=self.gates)
         for label, (signature_id, category) in _TURN_SIGNATURES.items():
             probability = intent.probabilities.get(label, 0.0)
             threshold = self._thresholds[label]
@@ -109,8 +160,8 @@ class SemanticTier:
                 )
         if context is None:
             return judgement
-        carried, stored = _split_state(context)
-        judgement.carried = carried
+        carried, carried_harm, stored = _split_state(context)
+        judgement.carried, judgement.carried_harm = carried, carried_harm
         before = decode_context(stored, self.model.dimensions)
         if before.any():
             pursuit = self.model.continues_harm(embedding, before)
@@ -125,18 +176,32 @@ class SemanticTier:
                 judgement.reasons.append(
                     f"semantic_tier: turn {turn} pursues the harmful aim of earlier turns"
                 )
-            judgement.harm = max(judgement.harm, pursuit)
+            if carried_harm >= self.gates.pursuit_floor:
+                judgement.harm = max(judgement.harm, pursuit)
         carried = max(carried * CARRY_DECAY, 1.0 - intent.benign)
+        carried_harm = max(carried_harm * CARRY_DECAY, intent.probabilities.get("harmful", 0.0))
         folded = encode_context(self.model.fold(before, embedding))
-        judgement.context = f"{carried:.3f}:{folded}"
+        judgement.context = f"{carried:.3f},{carried_harm:.3f}:{folded}"
         return judgement
 
 
-def _split_state(value: str) -> tuple[float, str]:
-    """The stored "carried:context" pair; nothing carried for anything unreadable."""
-    carried, _, stored = value.partition(":")
+def _split_state(value: str) -> tuple[float, float, str]:
+    """The stored "carried,carried_harm:context" state; nothing carried for anything
+    unreadable. A state written before carried_harm was kept ("carried:context") carries
+    its suspicion as harm too, so an upgrade never loses a harmful aim mid-session."""
+    levels, _, stored = value.partition(":")
+    suspicion, _, harm = levels.partition(",")
+    carried = _unit(suspicion)
+    if carried is None:
+        return 0.0, 0.0, ""
+    carried_harm = _unit(harm) if harm else carried
+    return carried, carried if carried_harm is None else carried_harm, stored
+
+
+def _unit(text: str) -> float | None:
+    """A stored level clamped to [0, 1]; None when it is not a number."""
     try:
-        level = float(carried)
+        level = float(text)
     except ValueError:
-        return 0.0, ""
-    return (min(max(level, 0.0), 1.0) if level == level else 0.0), stored
+        return None
+    return min(max(level, 0.0), 1.0) if level == level else 0.0
