@@ -130,7 +130,7 @@ class Scanner:
         added = correlate_input(
             self.catalog, session, turn, normalized.base, findings, reasons, single=single
         )
-        if judgement is not None:
+        if judgement is not None and session.flagged_turns == 0:
             added = _second_opinion(judgement, added, reasons, turn)
         findings = findings + added
         return self._close_turn(session, turn, findings, "input", reasons)
@@ -239,8 +239,10 @@ def _semantic_tier(tier: str) -> SemanticTier | None:
 
 
 # Lexical session rules that judge where a conversation is heading from its words alone;
-# with the semantic tier on, they stand only where it reads harm too. The reason prefix
-# each rule writes (see turnwall.scan.correlate) goes with it.
+# with the semantic tier on, they stand only where it reads harm too, or where an
+# earlier turn of the session was already flagged (the aim is then established, by
+# whichever tier: a plan asked for after a flagged arson plan is pursued). The reason
+# prefix each rule writes (see turnwall.scan.correlate) goes with it.
 _OVERRULED: Final = {
     HARM_REFERENCE.id: "harmful_reference:",
     CONTESTED.id: "contested_opinion:",
