@@ -4,8 +4,8 @@
 
 `sam build` installs a layer from the requirements.txt in its ContentUri (shared/), so
 that file is derived here, never edited by hand: the project's dependencies, less the
-ones Lambda provides or only a local run uses, plus the optional extras the functions
-can switch on. tests/unit/test_template.py fails while the committed file is stale.
+ones Lambda provides or only a local run uses. tests/unit/test_template.py fails while
+the committed file is stale.
 """
 
 from __future__ import annotations
@@ -21,8 +21,6 @@ LAYER_REQUIREMENTS: Final = ROOT / "shared" / "requirements.txt"
 # boto3 comes with the Lambda runtime; uvicorn serves `turnwall serve` and tqdm draws the
 # CLI's progress bars, neither of which runs on Lambda.
 NOT_IN_LAYER: Final = frozenset({"boto3", "uvicorn", "tqdm"})
-# Extras a function can switch on by configuration (IW_SCAN_TIER=semantic).
-LAYER_EXTRAS: Final = ("semantic",)
 _NAME: Final = re.compile(r"[A-Za-z0-9._-]+")
 
 
@@ -30,8 +28,6 @@ def layer_requirements(pyproject: Path = ROOT / "pyproject.toml") -> str:
     """The requirements file's text for the dependencies in `pyproject`."""
     project = tomllib.loads(pyproject.read_text())["project"]
     wanted = [spec for spec in project["dependencies"] if _name(spec).lower() not in NOT_IN_LAYER]
-    for extra in LAYER_EXTRAS:
-        wanted += project["optional-dependencies"][extra]
     header = (
         "# Generated from pyproject.toml by infra/layer_requirements.py (make build): edit\n"
         "# pyproject.toml, not this file. What sam build installs in the Lambda layer.\n"

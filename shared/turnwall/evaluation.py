@@ -1,6 +1,6 @@
 """Measure the scanner on labelled data laid out like `shared/eval` (see its README).
 
-    turnwall eval DIR [--profile default] [--tier lexical|semantic] [--no-baseline]
+    turnwall eval DIR [--profile default] [--tier semantic|lexical] [--no-baseline]
 
 Reads DIR/input/*.jsonl (prompts), DIR/output/*.jsonl (model outputs) and
 DIR/multiturn/*.jsonl (conversations), and prints precision, recall, F1 and
@@ -135,7 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", default="default", choices=sorted(PROFILES))
     parser.add_argument("--no-baseline", action="store_true", help="skip InferenceWall")
     parser.add_argument(
-        "--tier", default="lexical", choices=TIERS, help="lexical, or lexical plus semantic"
+        "--tier",
+        default="semantic",
+        choices=TIERS,
+        help="semantic (the service's default: signatures and the embedding tier), or lexical",
     )
     args = parser.parse_args(argv)
     directory: Path = args.directory

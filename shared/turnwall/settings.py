@@ -54,9 +54,10 @@ class Settings(BaseModel):
         description="detection policy: default, strict, or monitor (never blocks)",
     )
     scan_tier: Literal["lexical", "semantic"] = Field(
-        default="lexical",
-        description="lexical: signatures only (fast, no extra dependency); semantic: also "
-        "the embedding tier (needs numpy, ~8 MB of model files, a few ms per turn)",
+        default="semantic",
+        description="semantic: signatures and the embedding tier, which judges where a "
+        "conversation is heading (numpy, ~8 MB of model files, a few ms per turn); "
+        "lexical: signatures only (fastest, smallest cold start)",
     )
     upstream_url: str | None = Field(
         default=None, description="OpenAI-compatible base URL, e.g. https://api.openai.com/v1"

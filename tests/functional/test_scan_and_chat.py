@@ -254,9 +254,15 @@ def test_chat_without_upstream_is_503(functions: FunctionLoader) -> None:
     assert response.status == 503 and response.body["error"]["code"] == "no_upstream"
 
 
-def test_semantic_tier_through_the_scan_function(monkeypatch: pytest.MonkeyPatch) -> None:
-    # GIVEN the scan function deployed with IW_SCAN_TIER=semantic on the memory store
-    configure(monkeypatch, "memory://", IW_SCAN_TIER="semantic")
+@pytest.mark.parametrize(
+    ("configured", "semantic"), [(None, True), ("semantic", True), ("lexical", False)]
+)
+def test_the_scan_function_runs_the_semantic_tier_unless_told_lexical(
+    monkeypatch: pytest.MonkeyPatch, configured: str | None, semantic: bool
+) -> None:
+    # GIVEN the scan function on the memory store, IW_SCAN_TIER as configured (None: unset)
+    tier = {} if configured is None else {"IW_SCAN_TIER": configured}
+    configure(monkeypatch, "memory://", **tier)
     scan = load_function("scan")
     session_id = f"sem:{uuid.uuid4().hex[:8]}"
 
@@ -276,8 +282,8 @@ def test_semantic_tier_through_the_scan_function(monkeypatch: pytest.MonkeyPatch
     ]
     get_settings.cache_clear()
 
-    # THEN a turn is flagged, and the result says the semantic tier decided
+    # THEN a turn is flagged, and the result says whether the semantic tier took part
     assert any(body["decision"] != "allow" for body in bodies)
     reasons = [reason for body in bodies for reason in body["session"]["reasons"]]
-    assert any(reason.startswith("semantic_tier:") for reason in reasons)
+    assert any(reason.startswith("semantic_tier:") for reason in reasons) is semantic
     assert scan.store.get_session("acme", session_id).risk.turns_scanned == 2

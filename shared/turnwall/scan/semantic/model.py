@@ -126,7 +126,7 @@ class SemanticModel:
 
 def context_features(embedding: Vector, context: Vector) -> Vector:
     """What the context head reads: the turn, what came before, and where they agree."""
-    return np.concatenate([embedding, context, embedding * context]).astype(np.float32)
+    return np.asarray(np.concatenate([embedding, context, embedding * context]), dtype=np.float32)
 
 
 def encode_context(context: Vector) -> str:
