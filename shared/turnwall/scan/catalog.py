@@ -208,7 +208,9 @@ class Catalog:
             searches.extend((texts.rules[number], 0, len(text)) for number in ready)
         for number in texts.prefilter.always:
             rule = texts.rules[number]
-            if not (ascii_text and rule.non_ascii):
+            # No word gates these rules (written without spaces): the strings every match
+            # holds do, and finding none is far cheaper than a search of the whole text.
+            if not (ascii_text and rule.non_ascii) and self.may_match(rule.pattern, text):
                 searches.append((rule, 0, len(text)))
         return searches
 
@@ -242,7 +244,8 @@ class Catalog:
 
     def may_match(self, pattern: LazyPattern, text: str) -> bool:
         """False when `text` lacks every string a match of `pattern` must contain (see
-        `prefilter.needles`): a raw-view pattern, which no word gates, is then skipped."""
+        `prefilter.needles`): a pattern no word gates (a raw-view pattern, or one written
+        without spaces) is then skipped."""
         if pattern.pattern not in self._needles:
             self._needles[pattern.pattern] = needles(pattern.pattern)
         gate = self._needles[pattern.pattern]
