@@ -418,22 +418,33 @@ def _despace(base: str) -> tuple[str, list[int]]:
     index: list[int] = []
     cursor = 0
     for run in _PADDED_RUN.finditer(base):
-        out.append(base[cursor : run.start()])
-        index.extend(range(cursor, run.start()))
-        position = run.start()
-        gaps = list(_PADDING.finditer(base, run.start(), run.end()))
-        # Letters are padded by one separator; a different one between them marks a word end.
-        usual = max({g.group() for g in gaps}, key=[g.group() for g in gaps].count)
-        for gap in gaps:
-            out.append(base[position : gap.start()])
-            index.extend(range(position, gap.start()))
-            if gap.group() != usual:
-                out.append(" ")
-                index.append(gap.start())
-            position = gap.end()
-        out.append(base[position : run.end()])
-        index.extend(range(position, run.end()))
-        cursor = run.end()
+        start, end = run.span()
+        out.append(base[cursor:start])
+        index.extend(range(cursor, start))
+        piece = base[start:end]
+        # A run alternates single letters and gaps: one letter more than gaps. Its text
+        # is cut in C, not gap by gap: a megabyte of "i.g.n.o.r.e." is one run.
+        gaps: list[str] = _PADDING.findall(piece)
+        letters = _PADDING.split(piece)
+        distinct = set(gaps)
+        if len(distinct) == 1:
+            out.extend(letters)
+            index.extend(range(start, end, 1 + len(gaps[0])))
+        else:
+            # Letters are padded by one separator; a different one between them marks a
+            # word end.
+            counts = Counter(gaps)
+            usual = max(distinct, key=counts.__getitem__)
+            at = accumulate((1 + len(gap) for gap in gaps), initial=start)
+            for letter, gap, position in zip(letters, gaps, at, strict=False):
+                out.append(letter)
+                index.append(position)
+                if gap != usual:
+                    out.append(" ")
+                    index.append(position + 1)
+            out.append(letters[-1])
+            index.append(end - 1)
+        cursor = end
     out.append(base[cursor:])
     index.extend(range(cursor, len(base)))
     return "".join(out), index

@@ -117,6 +117,28 @@ def test_long_whitespace_padding_does_not_hide_an_attack(scanner: Scanner) -> No
     assert outcome.decision in ("flag", "block")
 
 
+@pytest.mark.parametrize(
+    ("text", "joined", "word"),
+    [
+        ("say i.g.n.o.r.e now", "say ignore now", "ignore"),
+        ("say i g n o r e  a l l now", "say ignore all now", "all"),
+        ("then i-g-n-o-r-e--p-r-i-o-r", "then ignore prior", "prior"),
+    ],
+)
+def test_padded_letters_are_joined_and_map_back_to_the_original(
+    text: str, joined: str, word: str
+) -> None:
+    views = {view.name: view for view in normalize(text).views}
+    despaced = views["despaced"]
+
+    start = despaced.text.index(word)
+    span = despaced.locate(start, start + len(word))
+
+    assert despaced.text == joined
+    assert span is not None
+    assert text[span[0] : span[1]].replace(" ", "").replace(".", "").replace("-", "") == word
+
+
 def test_benign_text_builds_no_extra_views() -> None:
     views = normalize("Could you summarize this meeting in five bullet points?").views
 
