@@ -25,6 +25,7 @@ from turnwall.scan.patterns import INDEX_FILE
 from turnwall.scan.prefilter import required_groups
 
 if TYPE_CHECKING:
+    import re
     from typing import Any
 
 SAMPLES = [
@@ -319,3 +320,34 @@ def test_the_raw_view_gate_never_hides_a_match(text: str) -> None:
 
     assert any(p.search(text) for p in patterns)
     assert hidden == []
+
+
+@pytest.mark.parametrize("text", LEAKS)
+def test_a_raw_view_search_near_its_strings_finds_the_whole_texts_first_match(
+    text: str,
+) -> None:
+    # GIVEN a secret far into a long text, in several spellings, some not ASCII
+    catalog = default_catalog()
+    patterns = [p for sig in catalog.signatures if sig.raw for p in sig.patterns]
+    filler = "password and bearer tokens are discussed here - at length. " * 300
+    variants = [
+        filler + text + filler,
+        filler + text.upper() + " \u212a\u017f " + filler,
+        "\u0130" + filler + text + " " + text,
+        text + filler,
+    ]
+
+    # WHEN each pattern looks only around the strings its matches need
+    differ = [
+        (p.pattern, number)
+        for p in patterns
+        for number, variant in enumerate(variants)
+        if _span(catalog.first_match(p, variant)) != _span(p.search(variant))
+    ]
+
+    # THEN it finds the leftmost match a search of the whole text finds
+    assert differ == []
+
+
+def _span(match: re.Match[str] | None) -> tuple[int, int] | None:
+    return None if match is None else match.span()
