@@ -29,7 +29,7 @@ from turnwall.scan.patterns import (
     shipped_analyses,
     word_list_entries,
 )
-from turnwall.scan.prefilter import PREFIX_CHARS, Prefilter, analyse, needles
+from turnwall.scan.prefilter import PREFIX_CHARS, Prefilter, analyse, needle_sets, needles
 from turnwall.scan.reach import MAX_REACH
 
 if TYPE_CHECKING:
@@ -142,6 +142,7 @@ class Catalog:
         self.signatures: tuple[Signature, ...] = tuple(signatures)
         self.by_id: dict[str, Signature] = {sig.id: sig for sig in self.signatures}
         self._needles: dict[str, tuple[frozenset[str], bool] | None] = {}
+        self._unseen: dict[str, tuple[frozenset[str], ...]] = {}
         # The last text case-folded for the strings of raw-view patterns: they all look in it.
         self._folded: tuple[str, str] | None = None
         self._directions: dict[Direction, _Direction] = {
@@ -180,6 +181,12 @@ class Catalog:
         in_sentences, texts = direction_index.sentences, direction_index.texts
         searches: list[tuple[Rule, int, int]] = []
         words = sentences.words
+        known: dict[frozenset[str], bool] = {}
+
+        def searchable(rule: Rule) -> bool:
+            # The despaced view is searched with the compact variants, whose strings differ.
+            return run_together or self._holds_unseen_strings(rule, text, known)
+
         if run_together:
             every_word: list[frozenset[str]] = []
             for start, end, chunk_words in sentences.changed:
@@ -197,14 +204,21 @@ class Catalog:
         else:
             ready_anywhere, useful = in_sentences.prefilter.gate(words)
             if ready_anywhere:
+                hopeless = {n for n in ready_anywhere if not searchable(in_sentences.rules[n])}
                 for start, end, chunk_words in sentences.changed:
                     present = chunk_words & useful
                     if present:
                         for number in in_sentences.prefilter.ready(present):
-                            searches.append((in_sentences.rules[number], start, end))
+                            if number not in hopeless:
+                                searches.append((in_sentences.rules[number], start, end))
         ascii_text = text.isascii()
         ready, useful = texts.prefilter.gate(words)
-        ready = [number for number in ready if not (ascii_text and texts.rules[number].non_ascii)]
+        ready = [
+            number
+            for number in ready
+            if not (ascii_text and texts.rules[number].non_ascii)
+            and searchable(texts.rules[number])
+        ]
         if ready and not run_together:
             windows = _windows(
                 texts.prefilter, ready, texts.rules, sentences.chunks, len(text), useful
@@ -295,6 +309,30 @@ class Catalog:
                     return match
             first, last = max(0, place - reach + 1), place
         return None
+
+    def _holds_unseen_strings(
+        self, rule: Rule, text: str, known: dict[frozenset[str], bool]
+    ) -> bool:
+        """False when `text` lacks every string of one of the sets that a match of the
+        rule holds one of (`prefilter.needle_sets`), among the sets no word can stand for
+        ("@", "://", "[", a CJK phrase...): the prefilter, reading words, cannot tell that
+        such a part is missing, and a rule whose words abound may be costly to search.
+        `known` keeps what was found of each set in `text`."""
+        sets = self._unseen.get(rule.pattern.pattern)
+        if sets is None:
+            sets = tuple(
+                strings
+                for strings in needle_sets(rule.pattern.pattern)
+                if any(not any(char.isalnum() for char in string) for string in strings)
+            )
+            self._unseen[rule.pattern.pattern] = sets
+        for strings in sets:
+            held = known.get(strings)
+            if held is None:
+                held = known[strings] = any(string in text for string in strings)
+            if not held:
+                return False
+        return True
 
     def _haystack(self, pattern: LazyPattern, text: str) -> tuple[frozenset[str], str] | None:
         """The strings one of which every match of `pattern` holds, and `text` as they
