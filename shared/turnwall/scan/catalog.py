@@ -279,7 +279,7 @@ class Catalog:
         search all of a long text for a secret that is seldom there.
 
         An attempt starting at s reads the characters before s + reach and may test
-        for a word or line end at that position (`\b`, `$`), so in a window ending one
+        for a word or line end at that position (`\\b`, `$`), so in a window ending one
         past `reach` after the last start it may take, it matches exactly as in the
         whole text (a search from a position still sees what lies before it); a match
         the window shows starting later may owe itself to the cut, and is not taken."""
@@ -362,7 +362,7 @@ class Catalog:
 def _fold_ascii_case(text: str) -> str:
     """`text` with every character that a case-insensitive pattern takes for an ASCII
     letter made that letter in lower case, one character for one: offsets stay those of
-    `text`. Besides A-Z, a few others count ("\u212a" Kelvin sign for k, long s, dotless
+    `text`. Besides A-Z, a few others count (the Kelvin sign for k, the long s, dotless
     i), which `str.lower` would miss or turn into two characters."""
     if text.isascii():
         return text.lower()
