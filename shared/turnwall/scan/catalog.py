@@ -44,9 +44,6 @@ Kind = Literal["pattern", "topic", "contested", "detector"]
 TOPICAL: Final = frozenset({"topic", "contested"})
 Action = Literal["flag", "block"]
 _MAX_WIDTH: Final = 400
-# A string every match holds, found at least once per this many characters: searching
-# windows around each would cost more than one search of the whole text.
-_DENSE_NEEDLES: Final = 64
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -287,12 +284,15 @@ class Catalog:
         if found is None:
             return pattern.search(text)
         strings, haystack = found
+        held = [needle for needle in strings if needle in haystack]
+        if not held:
+            return None
         size = len(text)
-        if sum(haystack.count(needle) for needle in strings) * _DENSE_NEEDLES > size:
-            return pattern.search(text)  # the windows would cover most of the text
         reach = reach_of(pattern.pattern)
+        if sum(haystack.count(needle) for needle in held) * (reach + 1) * 2 > size:
+            return pattern.search(text)  # the windows would cover much of the text
         places: list[int] = []
-        for needle in strings:
+        for needle in held:
             place = haystack.find(needle)
             while place >= 0:
                 places.append(place)
