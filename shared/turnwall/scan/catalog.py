@@ -13,6 +13,9 @@ another. `turnwall.scan.loader` builds the catalog from the data files (`default
 
 from __future__ import annotations
 
+import functools
+import re
+import string
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Literal
 
@@ -26,11 +29,10 @@ from turnwall.scan.patterns import (
     shipped_analyses,
     word_list_entries,
 )
-from turnwall.scan.prefilter import PREFIX_CHARS, Prefilter, analyse, needles
+from turnwall.scan.prefilter import PREFIX_CHARS, Prefilter, analyse, needle_sets, needles
 from turnwall.scan.reach import MAX_REACH
 
 if TYPE_CHECKING:
-    import re
     from collections.abc import Iterable
 
     from turnwall.scan.models import Category, Direction
@@ -137,6 +139,9 @@ class Catalog:
         self.signatures: tuple[Signature, ...] = tuple(signatures)
         self.by_id: dict[str, Signature] = {sig.id: sig for sig in self.signatures}
         self._needles: dict[str, tuple[frozenset[str], bool] | None] = {}
+        self._unseen: dict[str, tuple[frozenset[str], ...]] = {}
+        # The last text case-folded for the strings of raw-view patterns: they all look in it.
+        self._folded: tuple[str, str] | None = None
         self._directions: dict[Direction, _Direction] = {
             direction: _index([sig for sig in self.signatures if direction in sig.directions])
             for direction in ("input", "output")
@@ -173,6 +178,12 @@ class Catalog:
         in_sentences, texts = direction_index.sentences, direction_index.texts
         searches: list[tuple[Rule, int, int]] = []
         words = sentences.words
+        known: dict[frozenset[str], bool] = {}
+
+        def searchable(rule: Rule) -> bool:
+            # The despaced view is searched with the compact variants, whose strings differ.
+            return run_together or self._holds_unseen_strings(rule, text, known)
+
         if run_together:
             every_word: list[frozenset[str]] = []
             for start, end, chunk_words in sentences.changed:
@@ -190,14 +201,21 @@ class Catalog:
         else:
             ready_anywhere, useful = in_sentences.prefilter.gate(words)
             if ready_anywhere:
+                hopeless = {n for n in ready_anywhere if not searchable(in_sentences.rules[n])}
                 for start, end, chunk_words in sentences.changed:
                     present = chunk_words & useful
                     if present:
                         for number in in_sentences.prefilter.ready(present):
-                            searches.append((in_sentences.rules[number], start, end))
+                            if number not in hopeless:
+                                searches.append((in_sentences.rules[number], start, end))
         ascii_text = text.isascii()
         ready, useful = texts.prefilter.gate(words)
-        ready = [number for number in ready if not (ascii_text and texts.rules[number].non_ascii)]
+        ready = [
+            number
+            for number in ready
+            if not (ascii_text and texts.rules[number].non_ascii)
+            and searchable(texts.rules[number])
+        ]
         if ready and not run_together:
             windows = _windows(
                 texts.prefilter, ready, texts.rules, sentences.chunks, len(text), useful
@@ -208,7 +226,9 @@ class Catalog:
             searches.extend((texts.rules[number], 0, len(text)) for number in ready)
         for number in texts.prefilter.always:
             rule = texts.rules[number]
-            if not (ascii_text and rule.non_ascii):
+            # No word gates these rules (written without spaces): the strings every match
+            # holds do, and finding none is far cheaper than a search of the whole text.
+            if not (ascii_text and rule.non_ascii) and self.may_match(rule.pattern, text):
                 searches.append((rule, 0, len(text)))
         return searches
 
@@ -242,22 +262,128 @@ class Catalog:
 
     def may_match(self, pattern: LazyPattern, text: str) -> bool:
         """False when `text` lacks every string a match of `pattern` must contain (see
-        `prefilter.needles`): a raw-view pattern, which no word gates, is then skipped."""
+        `prefilter.needles`): a pattern no word gates (a raw-view pattern, or one written
+        without spaces) is then skipped."""
+        found = self._haystack(pattern, text)
+        if found is None:
+            return True
+        strings, haystack = found
+        return any(string in haystack for string in strings)
+
+    def first_match(self, pattern: LazyPattern, text: str) -> re.Match[str] | None:
+        """`pattern.search(text)`, searching only where a match could start: within its
+        reach before a string every match contains. A raw-view pattern would otherwise
+        search all of a long text for a secret that is seldom there.
+
+        An attempt starting at s reads the characters before s + reach and may test
+        for a word or line end at that position (`\\b`, `$`), so in a window ending one
+        past `reach` after the last start it may take, it matches exactly as in the
+        whole text (a search from a position still sees what lies before it); a match
+        the window shows starting later may owe itself to the cut, and is not taken."""
+        found = self._haystack(pattern, text)
+        if found is None:
+            return pattern.search(text)
+        strings, haystack = found
+        held = [needle for needle in strings if needle in haystack]
+        if not held:
+            return None
+        size = len(text)
+        reach = reach_of(pattern.pattern)
+        if sum(haystack.count(needle) for needle in held) * (reach + 1) * 2 > size:
+            return pattern.search(text)  # the windows would cover much of the text
+        places: list[int] = []
+        for needle in held:
+            place = haystack.find(needle)
+            while place >= 0:
+                places.append(place)
+                place = haystack.find(needle, place + 1)
+        places.sort()
+        first = last = -1
+        for place in [*places, size + reach]:
+            if first >= 0 and place - reach <= last:
+                last = place
+                continue
+            if first >= 0:
+                match = pattern.search(text, first, min(size, last + reach + 1))
+                if match is not None and match.start() <= last:
+                    return match
+            first, last = max(0, place - reach + 1), place
+        return None
+
+    def _holds_unseen_strings(
+        self, rule: Rule, text: str, known: dict[frozenset[str], bool]
+    ) -> bool:
+        """False when `text` lacks every string of one of the sets that a match of the
+        rule holds one of (`prefilter.needle_sets`), among the sets no word can stand for
+        ("@", "://", "[", a CJK phrase...): the prefilter, reading words, cannot tell that
+        such a part is missing, and a rule whose words abound may be costly to search.
+        `known` keeps what was found of each set in `text`."""
+        sets = self._unseen.get(rule.pattern.pattern)
+        if sets is None:
+            sets = tuple(
+                strings
+                for strings in needle_sets(rule.pattern.pattern)
+                if any(not any(char.isalnum() for char in string) for string in strings)
+            )
+            self._unseen[rule.pattern.pattern] = sets
+        for strings in sets:
+            held = known.get(strings)
+            if held is None:
+                held = known[strings] = any(string in text for string in strings)
+            if not held:
+                return False
+        return True
+
+    def _haystack(self, pattern: LazyPattern, text: str) -> tuple[frozenset[str], str] | None:
+        """The strings one of which every match of `pattern` holds, and `text` as they
+        are to be found in it (case-folded when the pattern ignores case there); None
+        when no such strings are known."""
         if pattern.pattern not in self._needles:
             self._needles[pattern.pattern] = needles(pattern.pattern)
         gate = self._needles[pattern.pattern]
         if gate is None:
-            return True
+            return None
         strings, lowered = gate
-        if lowered:
-            if not text.isascii():
-                return True  # case folding beyond ASCII (the long s, Kelvin) defeats .lower()
-            text = text.lower()
-        return any(string in text for string in strings)
+        if not lowered:
+            return strings, text
+        if not all(string.isascii() for string in strings):
+            return None  # a letter beyond ASCII has case forms .lower() does not give
+        folded = self._folded  # one read: another thread may replace it meanwhile
+        if folded is None or folded[0] is not text:
+            folded = (text, _fold_ascii_case(text))
+            self._folded = folded
+        return strings, folded[1]
 
     def detectors(self, direction: Direction) -> tuple[Signature, ...]:
         """Signatures backed by code in `turnwall.scan.detectors` rather than patterns."""
         return self._directions[direction].detectors
+
+
+def _fold_ascii_case(text: str) -> str:
+    """`text` with every character that a case-insensitive pattern takes for an ASCII
+    letter made that letter in lower case, one character for one: offsets stay those of
+    `text`. Besides A-Z, a few others count (the Kelvin sign for k, the long s, dotless
+    i), which `str.lower` would miss or turn into two characters."""
+    if text.isascii():
+        return text.lower()
+    table = {
+        ord(char): letter
+        for char in set(text)
+        if not char.isascii() and (letter := _ascii_letter(char)) is not None
+    }
+    return text.translate(_ASCII_LOWER | table)
+
+
+_ASCII_LOWER: Final = {ord(upper): upper.lower() for upper in string.ascii_uppercase}
+
+
+@functools.cache
+def _ascii_letter(char: str) -> str | None:
+    """The ASCII letter a case-insensitive pattern matches `char` as, if any."""
+    return next(
+        (letter for letter in string.ascii_lowercase if re.fullmatch(f"(?i:{letter})", char)),
+        None,
+    )
 
 
 def _index(signatures: list[Signature]) -> _Direction:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Final
 from urllib.parse import unquote
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
     _Gate = Callable[[str, frozenset[str]], bool]
 
@@ -51,10 +51,10 @@ def decoded_segments(source: str, tokens: frozenset[str]) -> list[tuple[int, int
             segments.append((found.start(), found.end(), text, "base64"))
         if len(segments) >= MAX_DECODED_VIEWS:
             return segments
-    for pattern, decoder, name, possible in _SEGMENT_DECODERS:
+    for runs, decoder, name, possible in _SEGMENT_DECODERS:
         if not possible(source, tokens):
             continue  # a search of the whole text that cannot find anything
-        for found in pattern.finditer(source):
+        for found in runs(source):
             text = decoder(found.group())
             if text is not None:
                 segments.append((found.start(), found.end(), text, name))
@@ -127,13 +127,29 @@ def _has_codepoint_marker(source: str, tokens: frozenset[str]) -> bool:
     return "\\u" in source or "u+" in source or "U+" in source
 
 
+# What a hex run is made of, long enough for eight pairs: a hex run lies in one of these.
+_HEX_STRETCH = re.compile(r"[0-9a-fA-Fx\\\s,:-]{16,}")
+
+
+def _hex_runs(source: str) -> Iterator[re.Match[str]]:
+    """`_HEX_RUN.finditer(source)`, looked for only in the stretches it could lie in:
+    prose has few, and finding them is several times cheaper than trying the hex
+    pattern at every position. The pattern reads nothing around its match, so it finds
+    in a stretch exactly what it finds there in the whole text."""
+    for stretch in _HEX_STRETCH.finditer(source):
+        yield from _HEX_RUN.finditer(source, stretch.start(), stretch.end())
+
+
 _OCTET = re.compile(r"[01]{8}")
 _SEGMENT_DECODERS: Final[
-    tuple[tuple[re.Pattern[str], Callable[[str], str | None], str, _Gate], ...]
+    tuple[
+        tuple[Callable[[str], Iterator[re.Match[str]]], Callable[[str], str | None], str, _Gate],
+        ...,
+    ]
 ] = (
-    (_HEX_RUN, _from_hex, "hex", _any_text),
-    (_BINARY_RUN, _from_binary, "binary", _has_binary_octet),
-    (_CODEPOINT_RUN, _from_codepoints, "codepoints", _has_codepoint_marker),
+    (_hex_runs, _from_hex, "hex", _any_text),
+    (_BINARY_RUN.finditer, _from_binary, "binary", _has_binary_octet),
+    (_CODEPOINT_RUN.finditer, _from_codepoints, "codepoints", _has_codepoint_marker),
 )
 
 

@@ -117,9 +117,7 @@ def detect(
             )
     for sig in catalog.raw_signatures(direction):
         for pattern in sig.patterns:
-            if not catalog.may_match(pattern, text.original):
-                continue
-            match = pattern.search(text.original)
+            match = catalog.first_match(pattern, text.original)
             if match and not _excepted(sig, text.original, match):
                 found[sig.id] = Finding(sig, sig.score, match.span())
                 break

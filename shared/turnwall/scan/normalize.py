@@ -23,7 +23,7 @@ from turnwall.scan.lexicon import words
 from turnwall.scan.reach import LOOKBEHIND_CHARS
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
     Locator = Callable[[int, int], tuple[int, int] | None]
 
@@ -153,6 +153,10 @@ _FOLD_CACHE_LIMIT: Final = 8_192
 
 _WORD = re.compile(r"[^\W_]+")
 _NON_WORD_CHAR = re.compile(r"[\W_]")
+_NON_ASCII_RUN = re.compile(r"([^\x00-\x7f]+)")
+# A text is cut into ASCII runs when it has fewer runs beyond ASCII than one per this
+# many characters (see `_by_ascii_runs`).
+_RUNS_WORTH_SPLITTING: Final = 64
 _LATIN_LETTER = re.compile(r"[a-z]")
 # A leet character between two letters, or opening a word before two letters: one
 # search in C instead of a look at every digit of a long text.
@@ -227,7 +231,7 @@ class NormalizedText:
             # Both map letters to letters and leave the rest: their words are the base's,
             # mapped the same way, and rot13 keeps every full stop where it was.
             rot13 = view.name == "rot13"
-            words = self._words.translate(_ROT13) if rot13 else self._words[::-1]
+            words = _translate(self._words, _ROT13) if rot13 else self._words[::-1]
             bounds = [(start, end) for start, end, _ in self.chunks] if rot13 else None
             chunks = _chunk_at(words, bounds or _chunk_bounds(view.text))
             found = Sentences(chunks, chunks, _union(chunks))
@@ -310,9 +314,29 @@ def _word_text(text: str) -> str:
     """`text` with every character that is not a letter or digit made a space: its words
     are then `.split()` of any slice, cut in C once for the whole text rather than per
     sentence (the same words `word_set` finds)."""
+    return _by_ascii_runs(
+        text, lambda run: run.translate(_ASCII_NON_WORD), lambda run: _NON_WORD_CHAR.sub(" ", run)
+    )
+
+
+def _translate(text: str, table: Mapping[int, str | int | None]) -> str:
+    """`text.translate(table)`, by ASCII runs (see `_by_ascii_runs`)."""
+    return _by_ascii_runs(text, lambda run: run.translate(table), lambda run: run.translate(table))
+
+
+def _by_ascii_runs(text: str, ascii: Callable[[str], str], other: Callable[[str], str]) -> str:
+    """`other(text)` for a rewrite done character by character, done as `ascii` (which
+    must give the same on ASCII text) on the runs of ASCII characters and `other` on the
+    runs between them. CPython translates and searches ASCII text several times faster
+    than text with one character beyond ASCII: a curly quote in a megabyte of English
+    would put the whole megabyte on the slow path."""
     if text.isascii():
-        return text.translate(_ASCII_NON_WORD)
-    return _NON_WORD_CHAR.sub(" ", text)
+        return ascii(text)
+    runs = _NON_ASCII_RUN.split(text)
+    if len(runs) * _RUNS_WORTH_SPLITTING > len(text):
+        return other(text)  # mostly beyond ASCII: runs would only add calls
+    # The split keeps the runs it cuts at: ASCII runs at even places, the others between.
+    return "".join([ascii(run) if place % 2 == 0 else other(run) for place, run in enumerate(runs)])
 
 
 def word_set(text: str, start: int = 0, end: int | None = None) -> frozenset[str]:
@@ -363,7 +387,7 @@ def _add_derived_views(normalized: NormalizedText, locate_base: Locator) -> None
     tokens = normalized.tokens
     # Each view costs a pass over the text, so each is built only on cheap evidence.
     if _leet_hint(base):
-        leet = base.translate(_LEET)
+        leet = _translate(base, _LEET)
         if leet != base:
             normalized.views.append(View("leet", leet, locate_base, obfuscated=True))
     if len(tokens & _SINGLE_LETTERS) >= 3 and _PADDED_RUN.search(base):
@@ -378,7 +402,8 @@ def _add_derived_views(normalized: NormalizedText, locate_base: Locator) -> None
             normalized.views.append(View("despaced", despaced, locate_despaced, obfuscated=True))
     gibberish = len(tokens) >= 5 and len(tokens & _STOPWORDS) <= 1
     if gibberish or not tokens.isdisjoint(_TRANSFORM_WORDS):
-        normalized.views.append(View("rot13", base.translate(_ROT13), locate_base, obfuscated=True))
+        rot13 = _translate(base, _ROT13)
+        normalized.views.append(View("rot13", rot13, locate_base, obfuscated=True))
         size = len(base)
 
         def locate_reversed(start: int, end: int) -> tuple[int, int] | None:
@@ -418,22 +443,33 @@ def _despace(base: str) -> tuple[str, list[int]]:
     index: list[int] = []
     cursor = 0
     for run in _PADDED_RUN.finditer(base):
-        out.append(base[cursor : run.start()])
-        index.extend(range(cursor, run.start()))
-        position = run.start()
-        gaps = list(_PADDING.finditer(base, run.start(), run.end()))
-        # Letters are padded by one separator; a different one between them marks a word end.
-        usual = max({g.group() for g in gaps}, key=[g.group() for g in gaps].count)
-        for gap in gaps:
-            out.append(base[position : gap.start()])
-            index.extend(range(position, gap.start()))
-            if gap.group() != usual:
-                out.append(" ")
-                index.append(gap.start())
-            position = gap.end()
-        out.append(base[position : run.end()])
-        index.extend(range(position, run.end()))
-        cursor = run.end()
+        start, end = run.span()
+        out.append(base[cursor:start])
+        index.extend(range(cursor, start))
+        piece = base[start:end]
+        # A run alternates single letters and gaps: one letter more than gaps. Its text
+        # is cut in C, not gap by gap: a megabyte of "i.g.n.o.r.e." is one run.
+        gaps: list[str] = _PADDING.findall(piece)
+        letters = _PADDING.split(piece)
+        distinct = set(gaps)
+        if len(distinct) == 1:
+            out.extend(letters)
+            index.extend(range(start, end, 1 + len(gaps[0])))
+        else:
+            # Letters are padded by one separator; a different one between them marks a
+            # word end.
+            counts = Counter(gaps)
+            usual = max(distinct, key=counts.__getitem__)
+            at = accumulate((1 + len(gap) for gap in gaps), initial=start)
+            for letter, gap, position in zip(letters, gaps, at, strict=False):
+                out.append(letter)
+                index.append(position)
+                if gap != usual:
+                    out.append(" ")
+                    index.append(position + 1)
+            out.append(letters[-1])
+            index.append(end - 1)
+        cursor = end
     out.append(base[cursor:])
     index.extend(range(cursor, len(base)))
     return "".join(out), index

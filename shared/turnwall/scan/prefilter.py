@@ -335,16 +335,36 @@ def needles(pattern: str) -> tuple[frozenset[str], bool] | None:
     return _needles(items, ignore_case=False)
 
 
+def needle_sets(pattern: str) -> list[frozenset[str]]:
+    """For each mandatory part of `pattern` that yields any, the strings one of which
+    every match contains there, as written: a text lacking all of one set cannot match.
+    Parts where the pattern ignores case are left out; [] when the parse proves none."""
+    try:
+        parsed = sre_parse.parse(pattern)
+    except re.error:
+        return []
+    if parsed.state.flags & re.I:
+        return []
+    every: list[_Needles] = []
+    _needles(list(parsed), ignore_case=False, every=every)
+    return [strings for strings, lowered in every if not lowered]
+
+
 _Needles = tuple[frozenset[str], bool]
 
 
-def _needles(items: _Items, *, ignore_case: bool) -> _Needles | None:
-    """Each mandatory part of a sequence yields candidates; the most selective wins."""
+def _needles(
+    items: _Items, *, ignore_case: bool, every: list[_Needles] | None = None
+) -> _Needles | None:
+    """Each mandatory part of a sequence yields candidates; the most selective wins.
+    `every`, when given, receives every candidate of this sequence."""
     best: _Needles | None = None
     run = ""
 
     def consider(found: _Needles | None) -> None:
         nonlocal best
+        if every is not None and found and found[0]:
+            every.append(found)
         if (
             found
             and found[0]
