@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from turnwall.scan.policy import PROFILES
 from turnwall.scan.scanner import TIERS, Scanner
+from turnwall.settings import Settings
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -136,9 +137,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-baseline", action="store_true", help="skip InferenceWall")
     parser.add_argument(
         "--tier",
-        default="semantic",
+        default=Settings.model_fields["scan_tier"].default,
         choices=TIERS,
-        help="semantic (the service's default: signatures and the embedding tier), or lexical",
+        help="semantic (signatures and the embedding tier) or lexical (signatures only); "
+        "by default the tier the service runs by default",
     )
     args = parser.parse_args(argv)
     directory: Path = args.directory

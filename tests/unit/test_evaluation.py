@@ -6,6 +6,7 @@ import json
 from typing import TYPE_CHECKING
 
 from turnwall.evaluation import Tally, main
+from turnwall.settings import Settings
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -55,15 +56,30 @@ def test_eval_prints_a_row_per_file_and_mode(
         ],
     )
 
-    code = main([str(tmp_path), "--no-baseline"])
+    # The signatures alone: the session row below is the lexical follow-up rule's. (The
+    # semantic tier, the default, reads "train mine to win one" as benign in context.)
+    code = main([str(tmp_path), "--no-baseline", "--tier", "lexical"])
 
     out = capsys.readouterr().out
     assert code == 0
+    assert "tier 'lexical'" in out
     assert "InferenceWall: skipped" in out
     for expected in ("input/mixed.jsonl", "no prompt", "with prompt", "each turn alone"):
         assert expected in out
     session_row = next(line for line in out.splitlines() if "with session" in line)
     assert "1.000  1.000  1.000" in session_row
+
+
+def test_eval_measures_the_services_default_tier_unless_told(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _write(
+        tmp_path / "input" / "one.jsonl", [{"text": "What is a good name for a cat?", "label": 0}]
+    )
+
+    assert main([str(tmp_path), "--no-baseline"]) == 0
+
+    assert f"tier {Settings.model_fields['scan_tier'].default!r}" in capsys.readouterr().out
 
 
 def test_missing_directory_is_an_error(tmp_path: Path) -> None:
