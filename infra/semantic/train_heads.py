@@ -1,12 +1,16 @@
 """Train the semantic tier's heads on data/ and write model/heads.npz and heads.json.
 
     PYTHONPATH=shared python infra/semantic/train_heads.py
+    REFERRING=1 HEADS_OUT=/tmp/candidate PYTHONPATH=shared python infra/semantic/train_heads.py
 
 Build time only (needs scikit-learn). Embeds every row with turnwall's own embedder, so
 training sees exactly what the scanner computes, fits two one-hidden-layer perceptrons
 (turn: benign / injection / jailbreak / harmful; context: does this turn pursue a
 harmful aim given the turns before it), picks each label's threshold on a held-out
-fifth of the data, and prints held-out figures per source.
+fifth of the data, and prints held-out figures per source. REFERRING=1 adds the
+authored conversations of referring.py (their own held-out split calibrates the context
+threshold and stays out of the written heads); HEADS_OUT writes heads.npz and
+heads.json elsewhere than the shipped model (keeping its session gates).
 """
 
 from __future__ import annotations
@@ -30,10 +34,17 @@ THRESHOLD_FLOOR = 0.85
 TURN_HIDDEN = int(os.environ.get("TURN_HIDDEN", "64"))
 TURN_ALPHA = float(os.environ.get("TURN_ALPHA", "1e-1"))
 SEED = 12
+REFERRING_SINGLE = HERE / "data" / "referring_single.jsonl"
+REFERRING_CONVERSATIONS = HERE / "data" / "referring_conversations.jsonl"
+# REFERRING=1 adds referring.py's authored conversations and rows (measured, not shipped:
+# see README.md); without it the recipe is the shipped model's.
+USE_REFERRING = os.environ.get("REFERRING", "0") == "1"
 # The context head is overconfident on the synthetic conversations it is calibrated on
 # (it asks for 0.98 there); 0.9 was chosen on the development split of tests/unit/scan
 # and on ../shared/eval, gated in the tier by what earlier turns carried.
 CONTEXT_THRESHOLD = 0.9
+# Share of held-out referring negatives the context threshold may pass.
+CONTEXT_BUDGET = 0.02
 
 
 def fold(context: np.ndarray, embedding: np.ndarray) -> np.ndarray:
@@ -57,9 +68,14 @@ def held_out_turn_head(
     fifth as a mask, and a turn head fitted on the other four fifths."""
     rows = [json.loads(line) for line in (HERE / "data" / "single.jsonl").open()]
     rng.shuffle(rows)
+    held_list = [i % 5 == 0 for i in range(len(rows))]
+    # Authored rows of referring.py keep their own split (held-out topics and aims).
+    authored = [json.loads(line) for line in REFERRING_SINGLE.open()] if USE_REFERRING else []
+    rows += authored
+    held_list += [r["split"] == "held" for r in authored]
     x = np.stack([embedder.embed(r["text"]) for r in rows])
     y = np.array([LABELS.index(r["label"]) for r in rows])
-    held = np.array([i % 5 == 0 for i in range(len(rows))])
+    held = np.array(held_list)
     train_idx = np.flatnonzero(~held)
     # Injections are few: repeat them so the head does not learn to ignore the class.
     train_idx = np.concatenate([train_idx] + [train_idx[y[train_idx] == 1]] * 3)
@@ -99,7 +115,9 @@ def main() -> None:
             kind = "FPR" if held_rows[picks[0]]["label"] == "benign" else "recall"
             print(f"  held-out {source:<28} n={len(picks):4d} {kind} {rate:.3f}")
     # Refit on everything for the shipped head.
-    all_idx = np.concatenate([np.arange(len(rows))] + [np.flatnonzero(y == 1)] * 3)
+    # Authored held-out rows stay out of the shipped head too, so their figures hold.
+    final = np.array([r.get("split") != "held" for r in rows])
+    all_idx = np.concatenate([np.flatnonzero(final)] + [np.flatnonzero(final & (y == 1))] * 3)
     turn = MLPClassifier(
         hidden_layer_sizes=(TURN_HIDDEN,), alpha=TURN_ALPHA, max_iter=400, random_state=SEED
     )
@@ -107,6 +125,8 @@ def main() -> None:
 
     conversations = [json.loads(line) for line in (HERE / "data" / "conversations.jsonl").open()]
     rng.shuffle(conversations)
+    if USE_REFERRING:
+        conversations += [json.loads(line) for line in REFERRING_CONVERSATIONS.open()]
     cache: dict[str, np.ndarray] = {}
 
     def emb(text: str) -> np.ndarray:
@@ -122,7 +142,9 @@ def main() -> None:
         features.append(context_features(emb(conversation["turns"][-1]), context))
         labels.append(conversation["label"])
     cx, cy = np.stack(features), np.array(labels)
-    cheld = np.array([i % 5 == 0 for i in range(len(cy))])
+    cheld = np.array(
+        [c["split"] == "held" if "split" in c else i % 5 == 0 for i, c in enumerate(conversations)]
+    )
     context_head = MLPClassifier(
         hidden_layer_sizes=(32,), alpha=1e-3, max_iter=400, random_state=SEED
     )
@@ -131,30 +153,50 @@ def main() -> None:
     scores = np.sort(cprob[cy[cheld] == 0])
     context_threshold = float(max(THRESHOLD_FLOOR, scores[int(len(scores) * (1 - BENIGN_BUDGET))]))
     print("context head threshold on synthetic data", round(context_threshold, 3))
-    context_threshold = CONTEXT_THRESHOLD
+    held_sources = [c["source"] for c, h in zip(conversations, cheld, strict=True) if h]
+    if USE_REFERRING:
+        # Calibrated on the held-out referring negatives alone: safe topics the head never
+        # saw, closed by the same follow-ups as the harmful aims.
+        negatives = np.array([s.startswith("referring_neg") for s in held_sources])
+        hard = np.sort(cprob[negatives])
+        cut = float(hard[int(len(hard) * (1 - CONTEXT_BUDGET))])
+        print("context head threshold on held-out referring negatives", round(cut, 3))
+        context_threshold = max(CONTEXT_THRESHOLD, cut)
+    else:
+        context_threshold = CONTEXT_THRESHOLD
     held_conversations = [c for c, h in zip(conversations, cheld, strict=True) if h]
     for source in sorted({c["source"] for c in conversations}):
         picks = [i for i, c in enumerate(held_conversations) if c["source"] == source]
+        if not picks:
+            continue
         rate = (cprob[picks] >= context_threshold).mean()
         print(f"  held-out {source:<28} n={len(picks):4d} flagged {rate:.3f}")
     context_head = MLPClassifier(
         hidden_layer_sizes=(32,), alpha=1e-3, max_iter=400, random_state=SEED
     )
-    context_head.fit(cx, cy)
+    final_c = np.array([c.get("split") != "held" for c in conversations])
+    context_head.fit(cx[final_c], cy[final_c])
 
     arrays: dict[str, np.ndarray] = {}
     export(turn, "turn", arrays)
     # A binary MLPClassifier has one logistic output: the probability of label 1.
     export(context_head, "context", arrays)
-    np.savez(MODEL_DIR / "heads.npz", **arrays)
+    out_dir = Path(os.environ.get("HEADS_OUT", MODEL_DIR))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    np.savez(out_dir / "heads.npz", **arrays)
+    # The session gates are calibrate_session.py's; a retrain keeps them.
+    before = json.loads((MODEL_DIR / "heads.json").read_text())
     meta = {
         "labels": LABELS,
         "thresholds": thresholds,
         "context_threshold": context_threshold,
         "context_decay": CONTEXT_DECAY,
-        "trained_on": {"single": len(rows), "conversations": len(conversations)},
+        "trained_on": {"single": int(final.sum()), "conversations": int(final_c.sum())},
     }
-    (MODEL_DIR / "heads.json").write_text(json.dumps(meta, indent=2) + "\n")
+    for key in ("session_gates", "session_gate"):
+        if key in before:
+            meta[key] = before[key]
+    (out_dir / "heads.json").write_text(json.dumps(meta, indent=2) + "\n")
 
 
 if __name__ == "__main__":
