@@ -263,18 +263,13 @@ class Prefilter:
         A part of the text has the same ready rules as its words' intersection with the
         latter, which a sentence usually does not meet at all: then it costs one set
         intersection in C."""
-        ready = self.ready(tokens)
+        found: list[tuple[str, tuple[tuple[int, int], ...]]] = []
+        ready = self.complete(self.satisfied(tokens, found))
         wanted = set(ready)
         useful = frozenset(
-            token
-            for token in tokens - self._barren
-            if any(rule in wanted for rule, _ in self._satisfying(token))
+            token for token, satisfied in found if any(rule in wanted for rule, _ in satisfied)
         )
         return ready, useful
-
-    def _satisfying(self, token: str) -> tuple[tuple[int, int], ...]:
-        cached = self._cache.get(token)
-        return self._satisfied(token) if cached is None else cached
 
     def full(self, rule: int) -> int:
         """The bit set of `rule` with every group satisfied."""
@@ -289,8 +284,13 @@ class Prefilter:
         full = self._full
         return [rule for rule, bits in seen.items() if bits == full[rule]]
 
-    def satisfied(self, tokens: AbstractSet[str]) -> dict[int, int]:
-        """For each rule, the bit set of its groups that some word in `tokens` satisfies."""
+    def satisfied(
+        self,
+        tokens: AbstractSet[str],
+        found: list[tuple[str, tuple[tuple[int, int], ...]]] | None = None,
+    ) -> dict[int, int]:
+        """For each rule, the bit set of its groups that some word in `tokens` satisfies;
+        `found`, if given, gets each word that satisfies any group, with what it does."""
         seen: dict[int, int] = {}
         get = seen.get
         cache, barren = self._cache, self._barren
@@ -306,6 +306,8 @@ class Prefilter:
                 if len(cache) >= self._CACHE_LIMIT:
                     cache.clear()
                 cache[token] = satisfied
+            if found is not None:
+                found.append((token, satisfied))
             for rule, bits in satisfied:
                 seen[rule] = get(rule, 0) | bits
         return seen
