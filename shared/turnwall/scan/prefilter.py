@@ -239,14 +239,29 @@ class Prefilter:
         self.always: tuple[int, ...] = ()
         always: list[int] = []
         by_prefix: dict[str, dict[int, int]] = {}
+        # Every rule's groups also have bits of their own in one big integer: a block per
+        # rule, then a guard bit. A text's words OR their bits together, and adding one at
+        # the bottom of every block carries into a rule's guard only when all of its
+        # groups are set: the ready rules come out of a few big-integer operations in C.
+        self._offset: list[int] = []
+        self._guards: dict[int, int] = {}  # guard bit position -> rule
+        blocks = bottoms = guards = 0
         for number, groups in enumerate(rules):
             self._full.append((1 << len(groups)) - 1)
+            offset = (blocks | guards).bit_length()
+            self._offset.append(offset)
             if not groups:
                 always.append(number)
+            else:
+                blocks |= self._full[number] << offset
+                bottoms |= 1 << offset
+                guards |= 1 << (offset + len(groups))
+                self._guards[offset + len(groups)] = number
             for bit, group in enumerate(groups):
                 for prefix in group:
                     bits = by_prefix.setdefault(prefix, {})
                     bits[number] = bits.get(number, 0) | (1 << bit)
+        self._bottoms, self._guard_bits = bottoms, guards
         self.always = tuple(always)
         self._index: dict[str, dict[int, int]] = by_prefix
         self._lengths: tuple[int, ...] = tuple(
@@ -256,6 +271,7 @@ class Prefilter:
         # Words repeat across texts, so what each word satisfies is worked out once; most
         # satisfy nothing, and a set difference drops those before any per-word work.
         self._cache: dict[str, tuple[tuple[int, int], ...]] = {}
+        self._masks: dict[str, int] = {}
         self._barren: set[str] = set()
 
     def gate(self, tokens: AbstractSet[str]) -> tuple[list[int], frozenset[str]]:
@@ -263,34 +279,53 @@ class Prefilter:
         A part of the text has the same ready rules as its words' intersection with the
         latter, which a sentence usually does not meet at all: then it costs one set
         intersection in C."""
-        found: list[tuple[str, tuple[tuple[int, int], ...]]] = []
-        ready = self.complete(self.satisfied(tokens, found))
-        wanted = set(ready)
-        useful = frozenset(
-            token for token, satisfied in found if any(rule in wanted for rule, _ in satisfied)
-        )
-        return ready, useful
+        found: list[tuple[str, int]] = []
+        ready = self._ready(self._mask(tokens, found))
+        groups = 0
+        for rule in ready:
+            groups |= self._full[rule] << self._offset[rule]
+        return ready, frozenset(token for token, mask in found if mask & groups)
 
     def full(self, rule: int) -> int:
         """The bit set of `rule` with every group satisfied."""
         return self._full[rule]
 
     def ready(self, tokens: AbstractSet[str]) -> list[int]:
-        """Rules with required words whose every group has a word in `tokens`."""
-        return self.complete(self.satisfied(tokens))
+        """Rules with required words whose every group has a word in `tokens`, in order."""
+        return self._ready(self._mask(tokens))
 
-    def complete(self, seen: dict[int, int]) -> list[int]:
-        """The rules of a `satisfied` result whose every group is satisfied."""
-        full = self._full
-        return [rule for rule, bits in seen.items() if bits == full[rule]]
+    def _ready(self, mask: int) -> list[int]:
+        carried = (mask + self._bottoms) & self._guard_bits
+        ready = []
+        while carried:
+            lowest = carried & -carried
+            ready.append(self._guards[lowest.bit_length() - 1])
+            carried ^= lowest
+        return ready
 
-    def satisfied(
-        self,
-        tokens: AbstractSet[str],
-        found: list[tuple[str, tuple[tuple[int, int], ...]]] | None = None,
-    ) -> dict[int, int]:
-        """For each rule, the bit set of its groups that some word in `tokens` satisfies;
-        `found`, if given, gets each word that satisfies any group, with what it does."""
+    def _mask(self, tokens: AbstractSet[str], found: list[tuple[str, int]] | None = None) -> int:
+        """The group bits of every rule that some word of `tokens` satisfies; `found`, if
+        given, gets each word that satisfies any, with its bits."""
+        mask = 0
+        masks, offset = self._masks, self._offset
+        for token in tokens - self._barren:
+            bits = masks.get(token)
+            if bits is None:
+                bits = 0
+                for rule, groups in self.satisfied({token}).items():
+                    bits |= groups << offset[rule]
+                if not bits:
+                    continue  # satisfied() has put it among the barren words
+                if len(masks) >= self._CACHE_LIMIT:
+                    masks.clear()
+                masks[token] = bits
+            if found is not None:
+                found.append((token, bits))
+            mask |= bits
+        return mask
+
+    def satisfied(self, tokens: AbstractSet[str]) -> dict[int, int]:
+        """For each rule, the bit set of its groups that some word in `tokens` satisfies."""
         seen: dict[int, int] = {}
         get = seen.get
         cache, barren = self._cache, self._barren
@@ -306,8 +341,6 @@ class Prefilter:
                 if len(cache) >= self._CACHE_LIMIT:
                     cache.clear()
                 cache[token] = satisfied
-            if found is not None:
-                found.append((token, satisfied))
             for rule, bits in satisfied:
                 seen[rule] = get(rule, 0) | bits
         return seen

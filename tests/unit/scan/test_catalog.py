@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from importlib import resources
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -368,3 +369,23 @@ def test_a_rule_is_not_searched_in_a_text_lacking_a_part_no_word_stands_for() ->
     assert "AG-001" not in planned(words_only)
     assert "AG-001" in planned(with_address)
     assert "AG-001" in {f.signature.id for f in detect(catalog, normalize(with_address), "input")}
+
+
+def test_prefilter_ready_rules_are_those_with_every_group_satisfied() -> None:
+    # GIVEN the shipped catalog's prefilter and the word sets of many texts
+    prefilter = default_catalog()._directions["input"].sentences.prefilter
+    texts = [*SAMPLES, *(line for line in SAMPLES for line in line.split(". "))]
+    rows = (Path(__file__).parent / "attack_conversations.jsonl").read_text().splitlines()
+    texts += [m["content"] for row in rows for m in json.loads(row)["messages"]]
+
+    for text in texts:
+        words = frozenset(text.lower().replace("?", " ").replace(".", " ").split())
+
+        # WHEN its ready rules come from the bit trick
+        ready, useful = prefilter.gate(words)
+
+        # THEN they are the rules whose every group a word satisfies, per rule, in order
+        satisfied = prefilter.satisfied(words)
+        expected = sorted(r for r, bits in satisfied.items() if bits == prefilter.full(r))
+        assert ready == expected == prefilter.ready(words)
+        assert useful == {w for w in words if set(prefilter.satisfied({w})) & set(expected)}
