@@ -73,6 +73,12 @@ _HARM_MIN_HISTORY: Final = 0.5
 # Fiction, media, lessons, investigation, or the user as the one harmed.
 _FRAMING = LazyPattern(cue("framing"))
 _FRAMED_TOPIC: Final = 0.5
+# A game, a sport or a figure of speech named in this turn or the last _FRAME_TURNS: the
+# catalog's verb rules already excuse the turn that names it ("in Elden Ring, how do I
+# kill Malenia?"); the turns after it that talk of her without naming the game again
+# ("which weapon kills her quickly?") count their harm topics as framed.
+_SAFE_CONTEXT = LazyPattern(cue("safe-context"))
+_FRAME_TURNS: Final = 2
 _TOPIC_NOW: Final = 0.5  # weight of this turn's own harm topics in its follow-up context
 _REFUSAL = LazyPattern(cue("refusal"))
 # A reply that warns about harm tells the session where the conversation is heading.
@@ -163,7 +169,11 @@ class FollowUp:
         ]
         # A harm topic met in a story, a lesson or as its victim sets up less than one
         # raised for its own sake.
-        framed = any(f.signature.kind == "topic" for f in harmful) and bool(_FRAMING.search(follow))
+        topics = any(f.signature.kind == "topic" for f in harmful)
+        framed = topics and (
+            (session.frame_turn > 0 and turn - session.frame_turn <= _FRAME_TURNS)
+            or bool(_FRAMING.search(follow))
+        )
         harm_now = combine(
             [
                 f.score * (_FRAMED_TOPIC if framed and f.signature.kind == "topic" else 1.0)
@@ -372,10 +382,13 @@ class Escalation:
 
 
 class HarmMemory:
-    """The session keeps this turn's harm topics, decaying the older ones."""
+    """The session keeps this turn's harm topics, decaying the older ones, and whether it
+    named a safe context (a game, a sport, a figure of speech)."""
 
     def correlate(self, turn: Turn) -> None:
         session, harm_now = turn.session, turn.reading.harm_now
+        if _SAFE_CONTEXT.search(turn.reading.follow):
+            session.frame_turn = turn.number
         if harm_now > 0.0:
             session.harm_turn = turn.number
         session.harm = min(1.0, session.harm * _HARM_DECAY + harm_now)

@@ -20,9 +20,18 @@ _SECTION = re.compile(r"^\[([a-z][a-z-]*)\]$")
 
 
 def _lines(name: str) -> list[str]:
-    path = resources.files("turnwall.scan").joinpath("signatures", name)
-    text = path.read_text(encoding="utf-8")
+    text = _file(name).decode("utf-8")
     return [line for line in text.splitlines() if line and not line.startswith("#")]
+
+
+def _file(name: str) -> bytes:
+    return resources.files("turnwall.scan").joinpath("signatures", name).read_bytes()
+
+
+def cues_file() -> bytes:
+    """The content of `signatures/session-cues.txt` (the catalog digests it: signatures
+    name its phrase lists as exceptions)."""
+    return _file(CUES_FILE)
 
 
 @functools.cache

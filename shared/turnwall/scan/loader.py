@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Final, cast
 
 from turnwall.errors import ConfigurationError
 from turnwall.scan.catalog import TOPICAL, Catalog, Signature
+from turnwall.scan.lexicon import CUES_FILE, cue, cues_file
 from turnwall.scan.models import CATEGORIES, Category, Direction
 from turnwall.scan.patterns import (
     COMPILED_FILE,
@@ -142,8 +143,9 @@ def _signature_files() -> list[tuple[str, bytes]]:
 
 
 def _files_digest(files: list[tuple[str, bytes]]) -> str:
+    """A digest of the YAML files and of the phrase lists their `unless` entries name."""
     digest = hashlib.blake2b(digest_size=16)
-    for name, content in files:
+    for name, content in [*files, (CUES_FILE, cues_file())]:
         digest.update(name.encode("utf-8") + b"\0" + content + b"\0")
     return digest.hexdigest()
 
@@ -273,7 +275,7 @@ def _compile_entry(source: str, entry: Any) -> Signature:
     requires = frozenset(str(item) for item in _as_list(entry.get("requires")))
     if not requires <= CATEGORIES:
         raise ConfigurationError(f"{where}: requires names an unknown category")
-    unless = [pattern_source(str(p), raw=raw) for p in _as_list(entry.get("unless"))]
+    unless = [pattern_source(_exception(where, p), raw=raw) for p in _as_list(entry.get("unless"))]
     return Signature(
         id=sig_id,
         name=str(entry.get("name", sig_id)),
@@ -302,6 +304,16 @@ def _score(where: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 < value <= 1.0:
         raise ConfigurationError(f"{where}: scores must be numbers in (0, 1]")
     return float(value)
+
+
+def _exception(where: str, item: Any) -> str:
+    """An `unless` entry: a pattern, or `{cue: name}` for a phrase list of
+    `signatures/session-cues.txt` that the session rules read too."""
+    if not isinstance(item, dict):
+        return str(item)
+    if set(item) != {"cue"}:
+        raise ConfigurationError(f"{where}: an unless mapping names one cue: {{cue: name}}")
+    return cue(str(item["cue"]))
 
 
 def _as_list(value: Any) -> list[Any]:

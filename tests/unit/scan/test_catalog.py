@@ -167,11 +167,26 @@ def _entry(**fields: Any) -> tuple[str, dict[str, Any]]:
         {"detector": "telepathy"},
         {"requires": ["nonsense"]},
         {"surprise": True},
+        {"unless": [{"cue": "no-such-section"}]},
+        {"unless": [{"cue": "safe-context", "and": "more"}]},
     ],
 )
 def test_bad_catalog_entries_fail_at_load(fields: dict[str, Any]) -> None:
     with pytest.raises(ConfigurationError):
         compile_entries([_entry(**fields)])
+
+
+def test_an_exception_can_name_a_phrase_list_of_the_session_cues() -> None:
+    from turnwall.scan import Scanner
+
+    entry = _entry(patterns=["\\bsteal\\b"], score=0.9, unless=[{"cue": "safe-context"}])
+    scanner = Scanner(catalog=Catalog(compile_entries([entry])))
+
+    stolen, _ = scanner.scan_input("Where do I steal a bike?", None)
+    game, _ = scanner.scan_input("Where do I steal a bike in GTA?", None)
+
+    assert stolen.decision != "allow"
+    assert game.decision == "allow"
 
 
 def test_duplicate_ids_fail_at_load() -> None:

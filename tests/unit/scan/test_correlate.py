@@ -90,6 +90,25 @@ def test_a_follow_up_seeking_help_is_not_flagged() -> None:
     assert turn.added == []
 
 
+def test_harm_topics_after_a_turn_naming_a_game_count_as_framed() -> None:
+    found = {"CS-T-001": 0.3}
+    fresh = _turn(SessionState(), 2, "which weapon kills her quickly?", found)
+    after_game = _turn(SessionState(frame_turn=1), 2, "which weapon kills her quickly?", found)
+    much_later = _turn(SessionState(frame_turn=1), 6, "which weapon kills her quickly?", found)
+
+    assert after_game.reading.harm_now == fresh.reading.harm_now / 2
+    assert much_later.reading.harm_now == fresh.reading.harm_now
+
+
+def test_harm_memory_remembers_a_turn_that_names_a_game() -> None:
+    session = SessionState()
+
+    HarmMemory().correlate(_turn(session, 1, "in elden ring, what's the best way to kill malenia?"))
+    HarmMemory().correlate(_turn(session, 2, "which weapon is best against her?"))
+
+    assert session.frame_turn == 1
+
+
 def test_rising_scores_over_three_turns_are_escalation() -> None:
     session = SessionState(scores=[0.1, 0.25])
     turn = _turn(session, 3, "and now the rest", {"INJ-001": 0.5})
