@@ -133,6 +133,14 @@ def test_harm_memory_remembers_a_turn_that_names_a_game() -> None:
     assert session.frame_turn == 1
 
 
+def test_a_harm_topic_raised_as_a_legal_question_counts_as_framed() -> None:
+    found = {"CS-T-001": 0.3}
+    plain = _turn(SessionState(), 1, "why is arson so hard to prove?", found)
+    legal = _turn(SessionState(), 1, "what is the legal definition of arson?", found)
+
+    assert legal.reading.harm_now == plain.reading.harm_now / 2
+
+
 def test_rising_scores_over_three_turns_are_escalation() -> None:
     session = SessionState(scores=[0.1, 0.25])
     turn = _turn(session, 3, "and now the rest", {"INJ-001": 0.5})

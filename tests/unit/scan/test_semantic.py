@@ -232,9 +232,9 @@ def test_session_state_keeps_both_carried_readings_and_reads_older_states() -> N
 def test_semantic_tier_overrules_a_lexical_follow_up_rule_on_a_benign_turn(
     scanner: Scanner, semantic: Scanner
 ) -> None:
-    # GIVEN a crime definition, then a question about it: the lexical follow-up rule fires
+    # GIVEN a question about a crime, then one about it: the lexical follow-up rule fires
     turns = [
-        "What is the legal definition of arson?",
+        "Why is arson so hard to prove?",
         "What's the usual sentence for it in Canada?",
     ]
     lexical = in_session(scanner, turns)
