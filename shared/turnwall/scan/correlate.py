@@ -73,10 +73,11 @@ _HARM_MIN_HISTORY: Final = 0.5
 # Fiction, media, lessons, investigation, or the user as the one harmed.
 _FRAMING = LazyPattern(cue("framing"))
 _FRAMED_TOPIC: Final = 0.5
-# A game, a sport or a figure of speech named in this turn or the last _FRAME_TURNS: the
+# A game, a sport or a figure of speech named in one of the last _FRAME_TURNS turns: the
 # catalog's verb rules already excuse the turn that names it ("in Elden Ring, how do I
 # kill Malenia?"); the turns after it that talk of her without naming the game again
-# ("which weapon kills her quickly?") count their harm topics as framed.
+# ("which weapon kills her quickly?") count their harm topics as framed. Read from the
+# window of recent turns (their last WINDOW_CHARS), so a turn without topics pays nothing.
 _SAFE_CONTEXT = LazyPattern(cue("safe-context"))
 _FRAME_TURNS: Final = 2
 _TOPIC_NOW: Final = 0.5  # weight of this turn's own harm topics in its follow-up context
@@ -170,10 +171,7 @@ class FollowUp:
         # A harm topic met in a story, a lesson or as its victim sets up less than one
         # raised for its own sake.
         topics = any(f.signature.kind == "topic" for f in harmful)
-        framed = topics and (
-            (session.frame_turn > 0 and turn - session.frame_turn <= _FRAME_TURNS)
-            or bool(_FRAMING.search(follow))
-        )
+        framed = topics and (bool(_FRAMING.search(follow)) or _named_safe_context(session, turn))
         harm_now = combine(
             [
                 f.score * (_FRAMED_TOPIC if framed and f.signature.kind == "topic" else 1.0)
@@ -210,6 +208,15 @@ class FollowUp:
             operational=asks and bool(_OPERATIONAL.search(follow)),
             refers=asks and bool(_REFERENCE.search(follow)),
         )
+
+
+def _named_safe_context(session: SessionState, turn: int) -> bool:
+    """Whether a user turn of the last _FRAME_TURNS named a game, a sport or a figure of
+    speech; read from the window of recent turns, and only for a turn with harm topics."""
+    return any(
+        turn - number <= _FRAME_TURNS and _SAFE_CONTEXT.search(text) is not None
+        for number, text in session.window
+    )
 
 
 @dataclass(slots=True)
@@ -382,13 +389,10 @@ class Escalation:
 
 
 class HarmMemory:
-    """The session keeps this turn's harm topics, decaying the older ones, and whether it
-    named a safe context (a game, a sport, a figure of speech)."""
+    """The session keeps this turn's harm topics, decaying the older ones."""
 
     def correlate(self, turn: Turn) -> None:
         session, harm_now = turn.session, turn.reading.harm_now
-        if _SAFE_CONTEXT.search(turn.reading.follow):
-            session.frame_turn = turn.number
         if harm_now > 0.0:
             session.harm_turn = turn.number
         session.harm = min(1.0, session.harm * _HARM_DECAY + harm_now)

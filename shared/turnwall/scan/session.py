@@ -44,7 +44,6 @@ _KNOWN: Final = frozenset(
         "harm",
         "harm_turn",
         "contested",
-        "frame_turn",
         "reasons",
         "semantic",
     }
@@ -70,8 +69,6 @@ class SessionState:
     harm: float = 0.0
     harm_turn: int = 0
     contested: float = 0.0
-    # The last user turn that named a game, a sport or a figure of speech (safe-context).
-    frame_turn: int = 0
     reasons: list[str] = field(default_factory=list)
     semantic: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -105,7 +102,6 @@ class SessionState:
             harm=_unit(raw.get("harm")),
             harm_turn=_int(raw.get("harm_turn")),
             contested=_unit(raw.get("contested")),
-            frame_turn=_int(raw.get("frame_turn")),
             reasons=[str(r)[:REASON_CHARS] for r in _list(raw.get("reasons"))][-REASONS_KEPT:],
             semantic=_text(raw.get("semantic"), SEMANTIC_CHARS),
         )
@@ -133,7 +129,6 @@ class SessionState:
                 "harm": round(self.harm, 4),
                 "harm_turn": self.harm_turn,
                 "contested": round(self.contested, 4),
-                "frame_turn": self.frame_turn,
                 "reasons": self.reasons[-REASONS_KEPT:],
             }
         )

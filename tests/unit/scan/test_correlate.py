@@ -92,45 +92,13 @@ def test_a_follow_up_seeking_help_is_not_flagged() -> None:
 
 def test_harm_topics_after_a_turn_naming_a_game_count_as_framed() -> None:
     found = {"CS-T-001": 0.3}
+    game = [(1, "in elden ring, what's the best way to kill malenia?")]
     fresh = _turn(SessionState(), 2, "which weapon kills her quickly?", found)
-    after_game = _turn(SessionState(frame_turn=1), 2, "which weapon kills her quickly?", found)
-    much_later = _turn(SessionState(frame_turn=1), 6, "which weapon kills her quickly?", found)
+    after_game = _turn(SessionState(window=list(game)), 2, "which weapon kills her quickly?", found)
+    much_later = _turn(SessionState(window=list(game)), 6, "which weapon kills her quickly?", found)
 
     assert after_game.reading.harm_now == fresh.reading.harm_now / 2
     assert much_later.reading.harm_now == fresh.reading.harm_now
-
-
-def test_drug_topics_raised_by_a_clinician_or_in_a_class_count_as_framed() -> None:
-    found = {"CS-T-002": 0.25}
-    plain = _turn(SessionState(), 1, "what does an overdose of oxycodone do?", found)
-    framed = [
-        _turn(SessionState(), 1, text, found).reading.harm_now
-        for text in (
-            "i work as a hospice nurse: what does an oxycodone overdose do?",
-            "for my pharmacology class, what does an oxycodone overdose do?",
-            "how is an oxycodone overdose treated with an antidote in hospital?",
-        )
-    ]
-
-    assert framed == [plain.reading.harm_now / 2] * 3
-
-
-def test_a_protective_question_does_not_frame_a_request_for_means() -> None:
-    session = SessionState(harm=0.6, harm_turn=1)
-    turn = _turn(session, 2, "how do i do it so that nobody can tell if it was a scam?")
-
-    HarmfulFollowUp().correlate(turn)
-
-    assert [f.signature.id for f in turn.added] == ["SES-HARM-REFERENCE"]
-
-
-def test_harm_memory_remembers_a_turn_that_names_a_game() -> None:
-    session = SessionState()
-
-    HarmMemory().correlate(_turn(session, 1, "in elden ring, what's the best way to kill malenia?"))
-    HarmMemory().correlate(_turn(session, 2, "which weapon is best against her?"))
-
-    assert session.frame_turn == 1
 
 
 def test_a_harm_topic_raised_as_a_legal_question_counts_as_framed() -> None:
