@@ -7,7 +7,7 @@ session, as in bench_scan; the lexical tier is compared with InferenceWall's SDK
 same run (target p99 <= 0.5x), the semantic tier against its own budget (p99 <= 15 ms).
 Cold start is a fresh interpreter importing turnwall, building the scanner and scanning
 one turn. Then `turnwall eval` runs on each blind set (tests/blind/semantic and
-semantic_v2, semantic_v3 and semantic_v4, laid out as input/, output/, multiturn/) with
+semantic_v2 to semantic_v5, laid out as input/, output/, multiturn/) with
 each tier.
 """
 
@@ -41,6 +41,7 @@ BLIND_SETS = (
     Path(__file__).parents[1] / "blind" / "semantic_v2",
     Path(__file__).parents[1] / "blind" / "semantic_v3",
     Path(__file__).parents[1] / "blind" / "semantic_v4",
+    Path(__file__).parents[1] / "blind" / "semantic_v5",
 )
 _COLD = (
     "import time; started = time.perf_counter(); "

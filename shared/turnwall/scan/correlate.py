@@ -70,16 +70,24 @@ _HELP_SEEKING = LazyPattern(cue("help-seeking"))
 _HISTORICAL = LazyPattern(cue("historical"))
 _FIRST_PERSON_ASK = LazyPattern(cue("first-person-ask"))
 _HARM_MIN_HISTORY: Final = 0.5
-# Fiction, media, lessons, investigation, or the user as the one harmed.
+# Fiction, media, moderation, or the user as the one harmed: frames this turn only.
 _FRAMING = LazyPattern(cue("framing"))
+# The law, a class, clinical or professional work: frames this turn and the next two.
+_INQUIRY = LazyPattern(cue("inquiry"))
 _FRAMED_TOPIC: Final = 0.5
-# A game, a sport or a figure of speech named in one of the last _FRAME_TURNS turns: the
-# catalog's verb rules already excuse the turn that names it ("in Elden Ring, how do I
-# kill Malenia?"); the turns after it that talk of her without naming the game again
-# ("which weapon kills her quickly?") count their harm topics as framed. Read from the
-# window of recent turns (their last WINDOW_CHARS), so a turn without topics pays nothing.
+# A game, a sport or a figure of speech, or a subject studied (`_INQUIRY`), named in one
+# of the last _FRAME_TURNS turns: the catalog's verb rules already excuse the turn that
+# names a game ("in Elden Ring, how do I kill Malenia?"); the turns after it that talk of
+# her without naming the game again ("which weapon kills her quickly?") count their harm
+# topics as framed, and so do the turns after "what counts as burglary under the law?".
+# Read from the window of recent turns (their last WINDOW_CHARS), and only for a turn
+# with harm topics or a follow-up question, so most turns pay nothing.
 _SAFE_CONTEXT = LazyPattern(cue("safe-context"))
 _FRAME_TURNS: Final = 2
+# Why something is so, or how it works: a question for understanding, not for means.
+_EXPLANATORY = LazyPattern(cue("explanatory"))
+# A follow-up asking for a method: a subject studied does not excuse it.
+_METHOD = LazyPattern(cue("method"))
 _TOPIC_NOW: Final = 0.5  # weight of this turn's own harm topics in its follow-up context
 _REFUSAL = LazyPattern(cue("refusal"))
 # A reply that warns about harm tells the session where the conversation is heading.
@@ -171,7 +179,11 @@ class FollowUp:
         # A harm topic met in a story, a lesson or as its victim sets up less than one
         # raised for its own sake.
         topics = any(f.signature.kind == "topic" for f in harmful)
-        framed = topics and (bool(_FRAMING.search(follow)) or _named_safe_context(session, turn))
+        framed = topics and (
+            bool(_FRAMING.search(follow))
+            or bool(_INQUIRY.search(follow))
+            or (_framed_nearby(session, turn) and not _METHOD.search(follow))
+        )
         harm_now = combine(
             [
                 f.score * (_FRAMED_TOPIC if framed and f.signature.kind == "topic" else 1.0)
@@ -193,8 +205,23 @@ class FollowUp:
         )
         helping = (requests or opinion) and bool(_HELP_SEEKING.search(follow))
         asks = requests and not helping
-        if asks and _HISTORICAL.search(follow) and not _FIRST_PERSON_ASK.search(follow):
-            asks = harm >= _HARM_MIN_HISTORY
+        # History or an explanation asks about a harm, not for it, and so does a question
+        # about the law, a class or a game that seeks no method; unless the asker (or
+        # "one") would do it.
+        if (
+            asks
+            and harm < _HARM_MIN_HISTORY
+            and not _FIRST_PERSON_ASK.search(follow)
+            and (
+                _HISTORICAL.search(follow)
+                or _EXPLANATORY.search(follow)
+                or (
+                    (_INQUIRY.search(follow) or _framed_nearby(session, turn))
+                    and not _METHOD.search(follow)
+                )
+            )
+        ):
+            asks = False
         return cls(
             follow=follow,
             harm_now=harm_now,
@@ -210,13 +237,26 @@ class FollowUp:
         )
 
 
-def _named_safe_context(session: SessionState, turn: int) -> bool:
-    """Whether a user turn of the last _FRAME_TURNS named a game, a sport or a figure of
-    speech; read from the window of recent turns, and only for a turn with harm topics."""
+def _framed_nearby(session: SessionState, turn: int) -> bool:
+    """Whether a user turn of the last _FRAME_TURNS named a game, a sport, a figure of
+    speech or a subject studied; read from the window of recent turns."""
     return any(
-        turn - number <= _FRAME_TURNS and _SAFE_CONTEXT.search(text) is not None
-        for number, text in session.window
+        turn - number <= _FRAME_TURNS and _names_frame(text) for number, text in session.window
     )
+
+
+def opened_with_frame(session: SessionState, turn: int) -> bool:
+    """Whether the conversation opened by naming a game, a sport, a figure of speech or a
+    subject studied, in its first user turn, at most _FRAME_TURNS before `turn`. Only the
+    opening counts: a game named after a harmful aim ("I have landmines... suppose it's for
+    a strategy game") is a pretext, not a frame."""
+    return turn - 1 <= _FRAME_TURNS and any(
+        number == 1 and _names_frame(text) for number, text in session.window
+    )
+
+
+def _names_frame(text: str) -> bool:
+    return _SAFE_CONTEXT.search(text) is not None or _INQUIRY.search(text) is not None
 
 
 @dataclass(slots=True)
@@ -293,7 +333,9 @@ class HarmfulFollowUp:
         reading, session = turn.reading, turn.session
         needed = _HARM_MIN if reading.operational else _HARM_MIN_OPINION
         if not (
-            reading.asks and reading.harm >= needed and (reading.refers or reading.harm_now > 0.0)
+            reading.asks
+            and reading.harm >= needed
+            and (reading.refers or (reading.harm_now > 0.0 and reading.operational))
         ):
             return
         strongest = max(

@@ -20,6 +20,7 @@ from turnwall.scan.correlate import (
     HARM_REFERENCE,
     correlate_input,
     correlate_output,
+    opened_with_frame,
     session_rule,
 )
 from turnwall.scan.engine import Finding, PromptContext, detect, may_block, turn_score
@@ -126,6 +127,8 @@ class Scanner:
             session.semantic = judgement.context
             findings += _semantic_findings(judgement)
             reasons.extend(judgement.reasons)
+            if session.flagged_turns == 0:
+                findings = _framed_pursuit(session, turn, findings, reasons)
         single = turn_score(findings)
         added = correlate_input(
             self.catalog, session, turn, normalized.base, findings, reasons, single=single
@@ -264,6 +267,33 @@ def _second_opinion(
         + ", ".join(sorted(dropped))
     )
     return [f for f in added if f.signature.id not in dropped]
+
+
+_PURSUIT: Final = "SEM-SESSION-INTENT"
+
+
+def _framed_pursuit(
+    session: SessionState, turn: int, findings: list[Finding], reasons: list[str]
+) -> list[Finding]:
+    """The lexical tier's second opinion on the semantic tier's: a pursuit read in a
+    conversation that opened with a game, a sport or a subject studied ("in Hitman 3, how
+    do I take out the target?", "what counts as extortion under the law?") stands only
+    where a signature reads harm in the turn itself."""
+    if not any(f.signature.id == _PURSUIT for f in findings) or any(
+        f.signature.category == "content_safety"
+        and f.signature.kind == "pattern"
+        and f.signature.id not in _SEMANTIC
+        for f in findings
+    ):
+        return findings
+    if not opened_with_frame(session, turn):
+        return findings
+    reasons[:] = [reason for reason in reasons if "pursues the harmful aim" not in reason]
+    reasons.append(
+        f"session: turn {turn} continues a game, a sport or a subject studied; overruled "
+        + _PURSUIT
+    )
+    return [f for f in findings if f.signature.id != _PURSUIT]
 
 
 def _semantic_findings(judgement: SemanticJudgement) -> list[Finding]:
