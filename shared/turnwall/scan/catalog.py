@@ -44,6 +44,12 @@ Kind = Literal["pattern", "topic", "contested", "detector"]
 TOPICAL: Final = frozenset({"topic", "contested"})
 Action = Literal["flag", "block"]
 _MAX_WIDTH: Final = 400
+# Jumping between the starts of a rule costs a str.find per start and a match where one
+# is found; a search costs a little at every position. Below this many positions of the
+# window per start, the search is the cheaper (whatever the starts: on the inputs of
+# ../shared/eval, the searches of rules with starts took 84 ms in all this way, 136 ms
+# when only rules without a start shorter than 4 letters jumped, 79 ms at best).
+_POSITIONS_PER_START: Final = 8
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -81,8 +87,6 @@ class Rule:
     non_ascii: bool = False
     # Word prefixes every match starts with (None: a match may start anywhere).
     starts: tuple[str, ...] | None = None
-    # Some start is a short, frequent word: jumping from one to the next saves nothing.
-    common_start: bool = False
     # The longest text a match can span (None: unbounded or very long).
     width: int | None = None
     # Cannot match across a sentence end, so each sentence can be searched on its own.
@@ -101,7 +105,7 @@ class Rule:
 
     def search(self, text: str, start: int, end: int) -> re.Match[str] | None:
         """The leftmost match in `text[start:end]`, trying only where one could begin."""
-        if self.starts is None or self.common_start:
+        if self.starts is None or len(self.starts) * _POSITIONS_PER_START > end - start:
             return self.pattern.search(text, start, end)
         best: re.Match[str] | None = None
         for word in self.starts:
@@ -179,11 +183,6 @@ class Catalog:
         searches: list[tuple[Rule, int, int]] = []
         words = sentences.words
         known: dict[frozenset[str], bool] = {}
-
-        def searchable(rule: Rule) -> bool:
-            # The despaced view is searched with the compact variants, whose strings differ.
-            return run_together or self._holds_unseen_strings(rule, text, known)
-
         if run_together:
             every_word: list[frozenset[str]] = []
             for start, end, chunk_words in sentences.changed:
@@ -201,7 +200,7 @@ class Catalog:
         else:
             ready_anywhere, useful = in_sentences.prefilter.gate(words)
             if ready_anywhere:
-                hopeless = {n for n in ready_anywhere if not searchable(in_sentences.rules[n])}
+                hopeless = self._lacking_strings(in_sentences.rules, ready_anywhere, text, known)
                 for start, end, chunk_words in sentences.changed:
                     present = chunk_words & useful
                     if present:
@@ -210,12 +209,12 @@ class Catalog:
                                 searches.append((in_sentences.rules[number], start, end))
         ascii_text = text.isascii()
         ready, useful = texts.prefilter.gate(words)
-        ready = [
-            number
-            for number in ready
-            if not (ascii_text and texts.rules[number].non_ascii)
-            and searchable(texts.rules[number])
-        ]
+        if ascii_text:
+            ready = [number for number in ready if not texts.rules[number].non_ascii]
+        if not run_together:
+            # The despaced view is searched with the compact variants, whose strings differ.
+            lacking = self._lacking_strings(texts.rules, ready, text, known)
+            ready = [number for number in ready if number not in lacking]
         if ready and not run_together:
             windows = _windows(
                 texts.prefilter, ready, texts.rules, sentences.chunks, len(text), useful
@@ -310,29 +309,34 @@ class Catalog:
             first, last = max(0, place - reach + 1), place
         return None
 
-    def _holds_unseen_strings(
-        self, rule: Rule, text: str, known: dict[frozenset[str], bool]
-    ) -> bool:
-        """False when `text` lacks every string of one of the sets that a match of the
-        rule holds one of (`prefilter.needle_sets`), among the sets no word can stand for
-        ("@", "://", "[", a CJK phrase...): the prefilter, reading words, cannot tell that
-        such a part is missing, and a rule whose words abound may be costly to search.
-        `known` keeps what was found of each set in `text`."""
-        sets = self._unseen.get(rule.pattern.pattern)
-        if sets is None:
-            sets = tuple(
-                strings
-                for strings in needle_sets(rule.pattern.pattern)
-                if any(not any(char.isalnum() for char in string) for string in strings)
-            )
-            self._unseen[rule.pattern.pattern] = sets
-        for strings in sets:
-            held = known.get(strings)
-            if held is None:
-                held = known[strings] = any(string in text for string in strings)
-            if not held:
-                return False
-        return True
+    def _lacking_strings(
+        self,
+        rules: tuple[Rule, ...],
+        numbers: list[int],
+        text: str,
+        known: dict[frozenset[str], bool],
+    ) -> set[int]:
+        """Those of `numbers` whose rule cannot match `text`: it lacks every string of one
+        of the sets that a match of the rule holds one of (`prefilter.needle_sets`), among
+        the sets no word can stand for ("@", "://", "[", a CJK phrase...). The prefilter,
+        reading words, cannot tell that such a part is missing, and a rule whose words
+        abound may be costly to search. `known` keeps what was found of each set in
+        `text`."""
+        lacking: set[int] = set()
+        unseen = self._unseen
+        for number in numbers:
+            pattern = rules[number].pattern.pattern
+            sets = unseen.get(pattern)
+            if sets is None:
+                sets = unseen[pattern] = _unseen_sets(pattern)
+            for strings in sets:  # most rules have none
+                held = known.get(strings)
+                if held is None:
+                    held = known[strings] = any(string in text for string in strings)
+                if not held:
+                    lacking.add(number)
+                    break
+        return lacking
 
     def _haystack(self, pattern: LazyPattern, text: str) -> tuple[frozenset[str], str] | None:
         """The strings one of which every match of `pattern` holds, and `text` as they
@@ -357,6 +361,16 @@ class Catalog:
     def detectors(self, direction: Direction) -> tuple[Signature, ...]:
         """Signatures backed by code in `turnwall.scan.detectors` rather than patterns."""
         return self._directions[direction].detectors
+
+
+def _unseen_sets(pattern: str) -> tuple[frozenset[str], ...]:
+    """The sets of strings one of which a match of `pattern` holds (`prefilter.needle_sets`)
+    that hold a string without a letter or digit: no word can stand for those."""
+    return tuple(
+        strings
+        for strings in needle_sets(pattern)
+        if any(not any(char.isalnum() for char in string) for string in strings)
+    )
 
 
 def _fold_ascii_case(text: str) -> str:
@@ -417,7 +431,6 @@ def _index(signatures: list[Signature]) -> _Direction:
                     compact,
                     non_ascii=not groups and not source.isascii(),
                     starts=None if starts is None else tuple(sorted(starts)),
-                    common_start=starts is not None and min(map(len, starts)) < 4,
                     width=width if width is not None and width <= _MAX_WIDTH else None,
                     bounded=sentence_bounded(source),
                     groups=len(groups),

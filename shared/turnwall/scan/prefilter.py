@@ -262,6 +262,10 @@ class Prefilter:
                     bits = by_prefix.setdefault(prefix, {})
                     bits[number] = bits.get(number, 0) | (1 << bit)
         self._bottoms, self._guard_bits = bottoms, guards
+        # Each rule's groups in place in the big integer (what `gate` ORs per ready rule).
+        self._blocks: list[int] = [
+            full << offset for full, offset in zip(self._full, self._offset, strict=True)
+        ]
         self.always = tuple(always)
         self._index: dict[str, dict[int, int]] = by_prefix
         self._lengths: tuple[int, ...] = tuple(
@@ -282,8 +286,9 @@ class Prefilter:
         found: list[tuple[str, int]] = []
         ready = self._ready(self._mask(tokens, found))
         groups = 0
+        blocks = self._blocks
         for rule in ready:
-            groups |= self._full[rule] << self._offset[rule]
+            groups |= blocks[rule]
         return ready, frozenset(token for token, mask in found if mask & groups)
 
     def full(self, rule: int) -> int:
@@ -296,11 +301,15 @@ class Prefilter:
 
     def _ready(self, mask: int) -> list[int]:
         carried = (mask + self._bottoms) & self._guard_bits
+        guards = self._guards
         ready = []
         while carried:
-            lowest = carried & -carried
-            ready.append(self._guards[lowest.bit_length() - 1])
-            carried ^= lowest
+            # Highest bit first: clearing it leaves a shorter integer for the next step,
+            # where clearing the lowest would copy the whole one each time.
+            top = carried.bit_length() - 1
+            ready.append(guards[top])
+            carried ^= 1 << top
+        ready.reverse()
         return ready
 
     def _mask(self, tokens: AbstractSet[str], found: list[tuple[str, int]] | None = None) -> int:
