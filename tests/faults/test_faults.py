@@ -134,6 +134,10 @@ def test_dynamodb_throttling_and_5xx_are_retried_then_503(
         event = api_event(
             "GET", "/v1/sessions/s1", headers={"authorization": AUTH["Authorization"]}
         )
+        cold = ApiResponse.of(handler(event, LambdaContext()))
+        first_attempts = len(requests)
+        # The warm invocation times the retries alone: the cold one also builds the client
+        # (boto3's service model load), whose cost is the machine's, not the backoff's.
         started = time.monotonic()
         response = ApiResponse.of(handler(event, LambdaContext()))
         elapsed = time.monotonic() - started
@@ -142,10 +146,12 @@ def test_dynamodb_throttling_and_5xx_are_retried_then_503(
         endpoint.server_close()
         get_settings.cache_clear()
 
-    assert len(requests) >= 2 and set(requests) == {"DynamoDB_20120810.UpdateItem"}  # retried
-    assert response.status == 503
-    assert response.body["error"]["code"] == "store_unavailable"
-    assert int(response.headers["retry-after"]) >= 1
+    assert first_attempts >= 2 and len(requests) - first_attempts >= 2  # retried, both times
+    assert set(requests) == {"DynamoDB_20120810.UpdateItem"}
+    for answer in (cold, response):
+        assert answer.status == 503
+        assert answer.body["error"]["code"] == "store_unavailable"
+        assert int(answer.headers["retry-after"]) >= 1
     assert elapsed < 5  # botocore standard mode: full-jitter backoff, at most ~3 s here
 
 
