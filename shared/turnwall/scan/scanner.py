@@ -290,8 +290,8 @@ def _framed_pursuit(
         return findings
     reasons[:] = [reason for reason in reasons if "pursues the harmful aim" not in reason]
     reasons.append(
-        f"session: turn {turn} continues a game, a sport or a subject studied; overruled "
-        + _PURSUIT
+        f"framed_conversation: turn 1 named a game, a sport or a subject studied; overruled "
+        f"{_PURSUIT} at turn {turn}"
     )
     return [f for f in findings if f.signature.id != _PURSUIT]
 
