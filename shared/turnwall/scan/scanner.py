@@ -28,6 +28,7 @@ from turnwall.scan.loader import default_catalog
 from turnwall.scan.models import Match, ScanOutcome, SessionVerdict, stricter
 from turnwall.scan.normalize import NormalizedText, normalize
 from turnwall.scan.policy import Policy, policy_for
+from turnwall.scan.semantic import PURSUIT_REASON
 from turnwall.scan.session import SessionState
 
 if TYPE_CHECKING:
@@ -43,6 +44,7 @@ _WEAK_TURN: Final = 0.3  # turn scores below this count half toward the session 
 _SIGNAL: Final = 0.25  # a turn this suspicious is flagged while its session is flagged
 
 
+_PURSUIT: Final = "SEM-SESSION-INTENT"
 # The semantic tier's readings, reported like signatures; their SEM- prefix names the tier.
 _SEMANTIC: Final = {
     rule.id: rule
@@ -51,7 +53,7 @@ _SEMANTIC: Final = {
         session_rule("SEM-JAILBREAK", "Reads as a jailbreak", "jailbreak", 0.5, "flag"),
         session_rule("SEM-HARMFUL", "Reads as a harmful request", "content_safety", 0.5, "flag"),
         session_rule(
-            "SEM-SESSION-INTENT",
+            _PURSUIT,
             "Pursues the harmful aim of earlier turns",
             "content_safety",
             0.5,
@@ -269,9 +271,6 @@ def _second_opinion(
     return [f for f in added if f.signature.id not in dropped]
 
 
-_PURSUIT: Final = "SEM-SESSION-INTENT"
-
-
 def _framed_pursuit(
     session: SessionState, turn: int, findings: list[Finding], reasons: list[str]
 ) -> list[Finding]:
@@ -288,7 +287,7 @@ def _framed_pursuit(
         return findings
     if not opened_with_frame(session, turn):
         return findings
-    reasons[:] = [reason for reason in reasons if "pursues the harmful aim" not in reason]
+    reasons[:] = [reason for reason in reasons if not reason.endswith(PURSUIT_REASON)]
     reasons.append(
         f"framed_conversation: turn 1 named a game, a sport or a subject studied; overruled "
         f"{_PURSUIT} at turn {turn}"

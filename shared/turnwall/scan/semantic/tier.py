@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal
 
+from turnwall.scan.semantic import PURSUIT_REASON
 from turnwall.scan.semantic.model import (
     SemanticModel,
     decode_context,
@@ -173,9 +174,7 @@ class SemanticTier:
                         _score(pursuit, self._context_threshold),
                     )
                 )
-                judgement.reasons.append(
-                    f"semantic_tier: turn {turn} pursues the harmful aim of earlier turns"
-                )
+                judgement.reasons.append(f"semantic_tier: turn {turn} {PURSUIT_REASON}")
             if carried_harm >= self.gates.pursuit_floor:
                 judgement.harm = max(judgement.harm, pursuit)
         carried = max(carried * CARRY_DECAY, 1.0 - intent.benign)
