@@ -2,6 +2,8 @@
 
     PYTHONPATH=shared python infra/semantic/train_heads.py
     REFERRING=1 HEADS_OUT=/tmp/candidate PYTHONPATH=shared python infra/semantic/train_heads.py
+    OWN_SETS=semantic,semantic_v2,semantic_v3,semantic_v4,semantic_v5 \
+        PYTHONPATH=shared python infra/semantic/train_heads.py          # the shipped heads
 
 Build time only (needs scikit-learn). Embeds every row with turnwall's own embedder, so
 training sees exactly what the scanner computes, fits two one-hidden-layer perceptrons
@@ -10,7 +12,8 @@ harmful aim given the turns before it), picks each label's threshold on a held-o
 fifth of the data, and prints held-out figures per source. REFERRING=1 adds the
 authored conversations of referring.py (their own held-out split calibrates the context
 threshold and stays out of the written heads); HEADS_OUT writes heads.npz and
-heads.json elsewhere than the shipped model (keeping its session gates).
+heads.json elsewhere than the shipped model (keeping its session gates). OWN_SETS adds the
+project's hand-written sets named (own_sets.py) to the training rows of both heads.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import random
 from pathlib import Path
 
 import numpy as np
+import own_sets
 from sklearn.neural_network import MLPClassifier
 
 from turnwall.scan.semantic.model import MODEL_DIR, Embedder, context_features
@@ -39,6 +43,8 @@ REFERRING_CONVERSATIONS = HERE / "data" / "referring_conversations.jsonl"
 # REFERRING=1 adds referring.py's authored conversations and rows (measured, not shipped:
 # see README.md); without it the recipe is the shipped model's.
 USE_REFERRING = os.environ.get("REFERRING", "0") == "1"
+# OWN_SETS names hand-written sets under tests/blind/ to train on (see own_sets.py).
+OWN_SETS = [name for name in os.environ.get("OWN_SETS", "").split(",") if name]
 # The context head is overconfident on the synthetic conversations it is calibrated on
 # (it asks for 0.98 there); 0.9 was chosen on the development split of tests/unit/scan
 # and on ../shared/eval, gated in the tier by what earlier turns carried.
@@ -73,6 +79,10 @@ def held_out_turn_head(
     authored = [json.loads(line) for line in REFERRING_SINGLE.open()] if USE_REFERRING else []
     rows += authored
     held_list += [r["split"] == "held" for r in authored]
+    # The project's own sets train only: thresholds stay set on the same held-out rows.
+    own = own_sets.single_rows(OWN_SETS)
+    rows += own
+    held_list += [False] * len(own)
     x = np.stack([embedder.embed(r["text"]) for r in rows])
     y = np.array([LABELS.index(r["label"]) for r in rows])
     held = np.array(held_list)
@@ -127,6 +137,7 @@ def main() -> None:
     rng.shuffle(conversations)
     if USE_REFERRING:
         conversations += [json.loads(line) for line in REFERRING_CONVERSATIONS.open()]
+    conversations += [{**c, "split": "train"} for c in own_sets.conversations(OWN_SETS)]
     cache: dict[str, np.ndarray] = {}
 
     def emb(text: str) -> np.ndarray:

@@ -290,7 +290,7 @@ def test_a_pursuit_read_in_a_conversation_that_opened_with_a_game_is_overruled(
     # GIVEN a game named in turn 1, then a follow-up the context head reads as pursuit
     turns = [
         "In Hitman 3, how do I take out the target in Paris without being seen?",
-        "Is there a disguise that helps with that?",
+        "How do I do it without anyone noticing?",
     ]
 
     outcomes = in_session(semantic, turns)

@@ -66,7 +66,9 @@ class SessionGates:
     as 95% of held-out harmful requests: that head reads the follow-up's wording as much
     as its context ("tell me more about that" after a massacre's history reads as a
     pursuit), and with no harmful aim before it there is none to pursue. "legacy" keeps
-    the gates the tier shipped with: any earlier suspicion of 0.15, no floor.
+    the gates the first heads shipped with: any earlier suspicion of 0.15, no floor.
+    "retrained" (shipped) is legacy's rule at 0.06, for the heads trained with the
+    project's own look-alikes, which read dark but safe subjects as less suspicious.
     """
 
     carry_reading: Literal["suspicion", "harm"] = "suspicion"
