@@ -201,12 +201,21 @@ class Catalog:
             ready_anywhere, useful = in_sentences.prefilter.gate(words)
             if ready_anywhere:
                 hopeless = self._lacking_strings(in_sentences.rules, ready_anywhere, text, known)
+                # A text full of trigger words holds the same few of them in sentence after
+                # sentence: the rules each such set readies are worked out once.
+                rules_for: dict[frozenset[str], list[Rule]] = {}
                 for start, end, chunk_words in sentences.changed:
                     present = chunk_words & useful
                     if present:
-                        for number in in_sentences.prefilter.ready(present):
-                            if number not in hopeless:
-                                searches.append((in_sentences.rules[number], start, end))
+                        rules = rules_for.get(present)
+                        if rules is None:
+                            rules = rules_for[present] = [
+                                in_sentences.rules[number]
+                                for number in in_sentences.prefilter.ready(present)
+                                if number not in hopeless
+                            ]
+                        for rule in rules:
+                            searches.append((rule, start, end))
         ascii_text = text.isascii()
         ready, useful = texts.prefilter.gate(words)
         if ascii_text:
@@ -476,13 +485,22 @@ def _windows(
     all it reads (`Rule.settles`)."""
     wanted = set(ready)
     found: dict[int, list[tuple[int, int]]] = {number: [] for number in ready}
+    # The same few words recur chunk after chunk: what each set of them satisfies is
+    # worked out once.
+    satisfied_by: dict[frozenset[str], list[tuple[int, int]]] = {}
     for index, (_, _, words) in enumerate(chunks):
         present = words & useful
         if not present:
             continue
-        for number, bits in prefilter.satisfied(present).items():
-            if number in wanted:
-                found[number].append((index, bits))
+        satisfied = satisfied_by.get(present)
+        if satisfied is None:
+            satisfied = satisfied_by[present] = [
+                (number, bits)
+                for number, bits in prefilter.satisfied(present).items()
+                if number in wanted
+            ]
+        for number, bits in satisfied:
+            found[number].append((index, bits))
     windows: dict[int, list[tuple[int, int]]] = {}
     for number, hits in found.items():
         rule = rules[number]
