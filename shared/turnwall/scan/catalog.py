@@ -33,7 +33,7 @@ from turnwall.scan.prefilter import PREFIX_CHARS, Prefilter, analyse, needle_set
 from turnwall.scan.reach import MAX_REACH
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Iterator
 
     from turnwall.scan.models import Category, Direction
     from turnwall.scan.normalize import Chunk
@@ -163,8 +163,11 @@ class Catalog:
         *,
         run_together: bool = False,
         sentences: Sentences | None = None,
-    ) -> list[tuple[Rule, int, int]]:
-        """Which rules to search, and where: `(rule, start, end)` ranges of `text`.
+    ) -> Iterator[tuple[Rule, int, int]]:
+        """Which rules to search, and where: `(rule, start, end)` ranges of `text`, in the
+        order to search them; made as they are taken, so that a megabyte's tens of
+        thousands of ranges are never all held at once (each held object adds to what
+        the garbage collector walks).
 
         A rule whose pattern cannot match a full stop is searched only in the chunks
         (`sentences.changed`) that hold all its required words. The others are searched
@@ -180,7 +183,6 @@ class Catalog:
             sentences = Sentences(chunks, chunks, frozenset().union(*(w for _, _, w in chunks)))
         direction_index = self._directions[direction]
         in_sentences, texts = direction_index.sentences, direction_index.texts
-        searches: list[tuple[Rule, int, int]] = []
         words = sentences.words
         known: dict[frozenset[str], bool] = {}
         if run_together:
@@ -195,7 +197,7 @@ class Catalog:
                 )
                 every_word.append(chunk_words)
                 for number in in_sentences.prefilter.ready(chunk_words):
-                    searches.append((in_sentences.rules[number], start, end))
+                    yield in_sentences.rules[number], start, end
             words = frozenset().union(*every_word)
         else:
             ready_anywhere, useful = in_sentences.prefilter.gate(words)
@@ -215,7 +217,7 @@ class Catalog:
                                 if number not in hopeless
                             ]
                         for rule in rules:
-                            searches.append((rule, start, end))
+                            yield rule, start, end
         ascii_text = text.isascii()
         ready, useful = texts.prefilter.gate(words)
         if ascii_text:
@@ -229,16 +231,18 @@ class Catalog:
                 texts.prefilter, ready, texts.rules, sentences.chunks, len(text), useful
             )
             for number in ready:
-                searches.extend((texts.rules[number], start, end) for start, end in windows[number])
+                rule = texts.rules[number]
+                for start, end in windows[number]:
+                    yield rule, start, end
         else:
-            searches.extend((texts.rules[number], 0, len(text)) for number in ready)
+            for number in ready:
+                yield texts.rules[number], 0, len(text)
         for number in texts.prefilter.always:
             rule = texts.rules[number]
             # No word gates these rules (written without spaces): the strings every match
             # holds do, and finding none is far cheaper than a search of the whole text.
             if not (ascii_text and rule.non_ascii) and self.may_match(rule.pattern, text):
-                searches.append((rule, 0, len(text)))
-        return searches
+                yield rule, 0, len(text)
 
     def split_rules(self, pieces: list[str], direction: Direction) -> list[tuple[Rule, int, int]]:
         """Searches of `" ".join(pieces)` where a match across pieces could be: the
