@@ -142,8 +142,8 @@ class Catalog:
     def __init__(self, signatures: Iterable[Signature]) -> None:
         self.signatures: tuple[Signature, ...] = tuple(signatures)
         self.by_id: dict[str, Signature] = {sig.id: sig for sig in self.signatures}
-        self._needles: dict[str, tuple[frozenset[str], bool] | None] = {}
-        self._unseen: dict[str, tuple[frozenset[str], ...]] = {}
+        self._needles: dict[str, tuple[tuple[str, ...], bool] | None] = {}
+        self._unseen: dict[str, tuple[tuple[str, ...], ...]] = {}
         # The last text case-folded for the strings of raw-view patterns: they all look in it.
         self._folded: tuple[str, str] | None = None
         self._directions: dict[Direction, _Direction] = {
@@ -184,7 +184,7 @@ class Catalog:
         direction_index = self._directions[direction]
         in_sentences, texts = direction_index.sentences, direction_index.texts
         words = sentences.words
-        known: dict[frozenset[str], bool] = {}
+        known: dict[tuple[str, ...], bool] = {}
         if run_together:
             every_word: list[frozenset[str]] = []
             for start, end, chunk_words in sentences.changed:
@@ -327,7 +327,7 @@ class Catalog:
         rules: tuple[Rule, ...],
         numbers: list[int],
         text: str,
-        known: dict[frozenset[str], bool],
+        known: dict[tuple[str, ...], bool],
     ) -> set[int]:
         """Those of `numbers` whose rule cannot match `text`: it lacks every string of one
         of the sets that a match of the rule holds one of (`prefilter.needle_sets`), among
@@ -351,12 +351,15 @@ class Catalog:
                     break
         return lacking
 
-    def _haystack(self, pattern: LazyPattern, text: str) -> tuple[frozenset[str], str] | None:
+    def _haystack(self, pattern: LazyPattern, text: str) -> tuple[tuple[str, ...], str] | None:
         """The strings one of which every match of `pattern` holds, and `text` as they
         are to be found in it (case-folded when the pattern ignores case there); None
         when no such strings are known."""
         if pattern.pattern not in self._needles:
-            self._needles[pattern.pattern] = needles(pattern.pattern)
+            found = needles(pattern.pattern)
+            self._needles[pattern.pattern] = (
+                None if found is None else (_shortest_first(found[0]), found[1])
+            )
         gate = self._needles[pattern.pattern]
         if gate is None:
             return None
@@ -376,14 +379,20 @@ class Catalog:
         return self._directions[direction].detectors
 
 
-def _unseen_sets(pattern: str) -> tuple[frozenset[str], ...]:
+def _unseen_sets(pattern: str) -> tuple[tuple[str, ...], ...]:
     """The sets of strings one of which a match of `pattern` holds (`prefilter.needle_sets`)
     that hold a string without a letter or digit: no word can stand for those."""
     return tuple(
-        strings
+        _shortest_first(strings)
         for strings in needle_sets(pattern)
         if any(not any(char.isalnum() for char in string) for string in strings)
     )
+
+
+def _shortest_first(strings: frozenset[str]) -> tuple[str, ...]:
+    """`strings` in the order to look for any of them in a text: a short string is the
+    likelier to be there, and every one looked for in vain costs a pass over the text."""
+    return tuple(sorted(strings, key=lambda string: (len(string), string)))
 
 
 def _fold_ascii_case(text: str) -> str:
