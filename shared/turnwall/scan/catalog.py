@@ -280,7 +280,7 @@ class Catalog:
         if found is None:
             return True
         strings, haystack = found
-        return any(string in haystack for string in strings)
+        return any(_holds(haystack, string) for string in strings)
 
     def first_match(self, pattern: LazyPattern, text: str) -> re.Match[str] | None:
         """`pattern.search(text)`, searching only where a match could start: within its
@@ -345,7 +345,7 @@ class Catalog:
             for strings in sets:  # most rules have none
                 held = known.get(strings)
                 if held is None:
-                    held = known[strings] = any(string in text for string in strings)
+                    held = known[strings] = any(_holds(text, string) for string in strings)
                 if not held:
                     lacking.add(number)
                     break
@@ -387,6 +387,13 @@ def _unseen_sets(pattern: str) -> tuple[tuple[str, ...], ...]:
         for strings in needle_sets(pattern)
         if any(not any(char.isalnum() for char in string) for string in strings)
     )
+
+
+def _holds(text: str, string: str) -> bool:
+    """`string in text`, told at once when its first character is nowhere in the text: a
+    search for one character runs several times faster than one for a few of them, and
+    these strings ("###", "://", "@") often start with one that a text lacks."""
+    return string[:1] in text and string in text
 
 
 def _shortest_first(strings: frozenset[str]) -> tuple[str, ...]:
