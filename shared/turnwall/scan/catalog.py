@@ -33,7 +33,7 @@ from turnwall.scan.prefilter import PREFIX_CHARS, Prefilter, analyse, needle_set
 from turnwall.scan.reach import MAX_REACH
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Iterator
 
     from turnwall.scan.models import Category, Direction
     from turnwall.scan.normalize import Chunk
@@ -142,8 +142,8 @@ class Catalog:
     def __init__(self, signatures: Iterable[Signature]) -> None:
         self.signatures: tuple[Signature, ...] = tuple(signatures)
         self.by_id: dict[str, Signature] = {sig.id: sig for sig in self.signatures}
-        self._needles: dict[str, tuple[frozenset[str], bool] | None] = {}
-        self._unseen: dict[str, tuple[frozenset[str], ...]] = {}
+        self._needles: dict[str, tuple[tuple[str, ...], bool] | None] = {}
+        self._unseen: dict[str, tuple[tuple[str, ...], ...]] = {}
         # The last text case-folded for the strings of raw-view patterns: they all look in it.
         self._folded: tuple[str, str] | None = None
         self._directions: dict[Direction, _Direction] = {
@@ -163,8 +163,11 @@ class Catalog:
         *,
         run_together: bool = False,
         sentences: Sentences | None = None,
-    ) -> list[tuple[Rule, int, int]]:
-        """Which rules to search, and where: `(rule, start, end)` ranges of `text`.
+    ) -> Iterator[tuple[Rule, int, int]]:
+        """Which rules to search, and where: `(rule, start, end)` ranges of `text`, in the
+        order to search them; made as they are taken, so that a megabyte's tens of
+        thousands of ranges are never all held at once (each held object adds to what
+        the garbage collector walks).
 
         A rule whose pattern cannot match a full stop is searched only in the chunks
         (`sentences.changed`) that hold all its required words. The others are searched
@@ -180,9 +183,8 @@ class Catalog:
             sentences = Sentences(chunks, chunks, frozenset().union(*(w for _, _, w in chunks)))
         direction_index = self._directions[direction]
         in_sentences, texts = direction_index.sentences, direction_index.texts
-        searches: list[tuple[Rule, int, int]] = []
         words = sentences.words
-        known: dict[frozenset[str], bool] = {}
+        known: dict[tuple[str, ...], bool] = {}
         if run_together:
             every_word: list[frozenset[str]] = []
             for start, end, chunk_words in sentences.changed:
@@ -195,18 +197,27 @@ class Catalog:
                 )
                 every_word.append(chunk_words)
                 for number in in_sentences.prefilter.ready(chunk_words):
-                    searches.append((in_sentences.rules[number], start, end))
+                    yield in_sentences.rules[number], start, end
             words = frozenset().union(*every_word)
         else:
             ready_anywhere, useful = in_sentences.prefilter.gate(words)
             if ready_anywhere:
                 hopeless = self._lacking_strings(in_sentences.rules, ready_anywhere, text, known)
+                # A text full of trigger words holds the same few of them in sentence after
+                # sentence: the rules each such set readies are worked out once.
+                rules_for: dict[frozenset[str], list[Rule]] = {}
                 for start, end, chunk_words in sentences.changed:
                     present = chunk_words & useful
                     if present:
-                        for number in in_sentences.prefilter.ready(present):
-                            if number not in hopeless:
-                                searches.append((in_sentences.rules[number], start, end))
+                        rules = rules_for.get(present)
+                        if rules is None:
+                            rules = rules_for[present] = [
+                                in_sentences.rules[number]
+                                for number in in_sentences.prefilter.ready(present)
+                                if number not in hopeless
+                            ]
+                        for rule in rules:
+                            yield rule, start, end
         ascii_text = text.isascii()
         ready, useful = texts.prefilter.gate(words)
         if ascii_text:
@@ -220,16 +231,18 @@ class Catalog:
                 texts.prefilter, ready, texts.rules, sentences.chunks, len(text), useful
             )
             for number in ready:
-                searches.extend((texts.rules[number], start, end) for start, end in windows[number])
+                rule = texts.rules[number]
+                for start, end in windows[number]:
+                    yield rule, start, end
         else:
-            searches.extend((texts.rules[number], 0, len(text)) for number in ready)
+            for number in ready:
+                yield texts.rules[number], 0, len(text)
         for number in texts.prefilter.always:
             rule = texts.rules[number]
             # No word gates these rules (written without spaces): the strings every match
             # holds do, and finding none is far cheaper than a search of the whole text.
             if not (ascii_text and rule.non_ascii) and self.may_match(rule.pattern, text):
-                searches.append((rule, 0, len(text)))
-        return searches
+                yield rule, 0, len(text)
 
     def split_rules(self, pieces: list[str], direction: Direction) -> list[tuple[Rule, int, int]]:
         """Searches of `" ".join(pieces)` where a match across pieces could be: the
@@ -267,7 +280,7 @@ class Catalog:
         if found is None:
             return True
         strings, haystack = found
-        return any(string in haystack for string in strings)
+        return any(_holds(haystack, string) for string in strings)
 
     def first_match(self, pattern: LazyPattern, text: str) -> re.Match[str] | None:
         """`pattern.search(text)`, searching only where a match could start: within its
@@ -314,7 +327,7 @@ class Catalog:
         rules: tuple[Rule, ...],
         numbers: list[int],
         text: str,
-        known: dict[frozenset[str], bool],
+        known: dict[tuple[str, ...], bool],
     ) -> set[int]:
         """Those of `numbers` whose rule cannot match `text`: it lacks every string of one
         of the sets that a match of the rule holds one of (`prefilter.needle_sets`), among
@@ -332,18 +345,21 @@ class Catalog:
             for strings in sets:  # most rules have none
                 held = known.get(strings)
                 if held is None:
-                    held = known[strings] = any(string in text for string in strings)
+                    held = known[strings] = any(_holds(text, string) for string in strings)
                 if not held:
                     lacking.add(number)
                     break
         return lacking
 
-    def _haystack(self, pattern: LazyPattern, text: str) -> tuple[frozenset[str], str] | None:
+    def _haystack(self, pattern: LazyPattern, text: str) -> tuple[tuple[str, ...], str] | None:
         """The strings one of which every match of `pattern` holds, and `text` as they
         are to be found in it (case-folded when the pattern ignores case there); None
         when no such strings are known."""
         if pattern.pattern not in self._needles:
-            self._needles[pattern.pattern] = needles(pattern.pattern)
+            found = needles(pattern.pattern)
+            self._needles[pattern.pattern] = (
+                None if found is None else (_shortest_first(found[0]), found[1])
+            )
         gate = self._needles[pattern.pattern]
         if gate is None:
             return None
@@ -363,14 +379,27 @@ class Catalog:
         return self._directions[direction].detectors
 
 
-def _unseen_sets(pattern: str) -> tuple[frozenset[str], ...]:
+def _unseen_sets(pattern: str) -> tuple[tuple[str, ...], ...]:
     """The sets of strings one of which a match of `pattern` holds (`prefilter.needle_sets`)
     that hold a string without a letter or digit: no word can stand for those."""
     return tuple(
-        strings
+        _shortest_first(strings)
         for strings in needle_sets(pattern)
         if any(not any(char.isalnum() for char in string) for string in strings)
     )
+
+
+def _holds(text: str, string: str) -> bool:
+    """`string in text`, told at once when its first character is nowhere in the text: a
+    search for one character runs several times faster than one for a few of them, and
+    these strings ("###", "://", "@") often start with one that a text lacks."""
+    return string[:1] in text and string in text
+
+
+def _shortest_first(strings: frozenset[str]) -> tuple[str, ...]:
+    """`strings` in the order to look for any of them in a text: a short string is the
+    likelier to be there, and every one looked for in vain costs a pass over the text."""
+    return tuple(sorted(strings, key=lambda string: (len(string), string)))
 
 
 def _fold_ascii_case(text: str) -> str:
@@ -476,13 +505,22 @@ def _windows(
     all it reads (`Rule.settles`)."""
     wanted = set(ready)
     found: dict[int, list[tuple[int, int]]] = {number: [] for number in ready}
+    # The same few words recur chunk after chunk: what each set of them satisfies is
+    # worked out once.
+    satisfied_by: dict[frozenset[str], list[tuple[int, int]]] = {}
     for index, (_, _, words) in enumerate(chunks):
         present = words & useful
         if not present:
             continue
-        for number, bits in prefilter.satisfied(present).items():
-            if number in wanted:
-                found[number].append((index, bits))
+        satisfied = satisfied_by.get(present)
+        if satisfied is None:
+            satisfied = satisfied_by[present] = [
+                (number, bits)
+                for number, bits in prefilter.satisfied(present).items()
+                if number in wanted
+            ]
+        for number, bits in satisfied:
+            found[number].append((index, bits))
     windows: dict[int, list[tuple[int, int]]] = {}
     for number, hits in found.items():
         rule = rules[number]

@@ -10,6 +10,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from itertools import islice
+from operator import itemgetter
 from typing import Final
 
 from turnwall.scan.lexicon import words
@@ -53,11 +54,15 @@ def repetition_flood(base: str) -> Detection | None:
     words = base.split()
     # Prose uses mostly distinct words; only a low share of distinct ones is worth counting.
     if len(words) >= 40 and len(set(words)) <= 0.5 * len(words):
-        tokens = [token for token in words if not _NUMBER.match(token)]
-        counts = Counter(tokens)
-        top, count = counts.most_common(1)[0] if counts else ("", 0)
+        # Numbers are told apart once per distinct word, not once per word; the counts
+        # keep the order of first occurrence, so ties go to the same word as before.
+        counts = {
+            token: count for token, count in Counter(words).items() if not _NUMBER.match(token)
+        }
+        top, count = max(counts.items(), key=itemgetter(1)) if counts else ("", 0)
+        tokens = sum(counts.values())
         # Prose, logs and tables repeat lines; padding repeats one short junk token.
-        if count >= 40 and len(top) <= 3 and count >= 0.3 * len(tokens) and top.strip(_MARKUP):
+        if count >= 40 and len(top) <= 3 and count >= 0.3 * tokens and top.strip(_MARKUP):
             start = base.find(top)
             return Detection((start, start + len(top)))
     if max(map(len, words), default=0) < _LONG_TOKEN:

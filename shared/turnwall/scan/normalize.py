@@ -273,17 +273,23 @@ def normalize(text: str, *, decode: bool = True) -> NormalizedText:
     else:
         table = _fold_table(text)
         folded = text.translate(table)
-        base = _confusables(folded)
-        evasion = base != folded or not _HIDDEN.isdisjoint(text)
+        # The table has every distinct character of the text and what it folds to: what
+        # the texts hold is read from it rather than from a megabyte of characters.
+        lookalikes = not _CONFUSABLE_CHARS.isdisjoint("".join(table.values()))
+        base = _confusables(folded) if lookalikes else folded
+        evasion = base != folded or not _HIDDEN.isdisjoint(map(chr, table))
         locate_base = _fold_locator(text, table)
     if _has_long_space(base):
         base, locate_base = _squeeze(base, locate_base)
     normalized = NormalizedText(original=text, base=base, evasion=evasion)
-    normalized._words = _word_text(base)
+    # The base is cut into ASCII runs once, for its words and for the views derived
+    # from it character by character: each cut of a megabyte costs about 10 ms.
+    runs = _ascii_runs(base)
+    normalized._words = _word_text(base, runs)
     normalized.chunks = _chunk_at(normalized._words, _chunk_bounds(base))
     normalized.tokens = _union(normalized.chunks)
     normalized.views.append(View("base", base, locate_base))
-    _add_derived_views(normalized, locate_base)
+    _add_derived_views(normalized, locate_base, runs)
     if decode:
         _add_decoded_views(normalized, text, depth=1, budget=[MAX_DECODED_TOTAL])
     return normalized
@@ -310,21 +316,39 @@ def _chunk_at(words: str, bounds: list[tuple[int, int]]) -> list[Chunk]:
     return [(start, end, frozenset(words[start:end].split())) for start, end in bounds]
 
 
-def _word_text(text: str) -> str:
+def _word_text(text: str, runs: list[str] | None = None) -> str:
     """`text` with every character that is not a letter or digit made a space: its words
     are then `.split()` of any slice, cut in C once for the whole text rather than per
-    sentence (the same words `word_set` finds)."""
+    sentence (the same words `word_set` finds). `runs`: `_ascii_runs(text)`, if known."""
     return _by_ascii_runs(
-        text, lambda run: run.translate(_ASCII_NON_WORD), lambda run: _NON_WORD_CHAR.sub(" ", run)
+        text,
+        lambda run: run.translate(_ASCII_NON_WORD),
+        lambda run: _NON_WORD_CHAR.sub(" ", run),
+        runs,
     )
 
 
-def _translate(text: str, table: Mapping[int, str | int | None]) -> str:
+def _translate(
+    text: str, table: Mapping[int, str | int | None], runs: list[str] | None = None
+) -> str:
     """`text.translate(table)`, by ASCII runs (see `_by_ascii_runs`)."""
-    return _by_ascii_runs(text, lambda run: run.translate(table), lambda run: run.translate(table))
+    return _by_ascii_runs(
+        text, lambda run: run.translate(table), lambda run: run.translate(table), runs
+    )
 
 
-def _by_ascii_runs(text: str, ascii: Callable[[str], str], other: Callable[[str], str]) -> str:
+def _ascii_runs(text: str) -> list[str] | None:
+    """`text` cut into runs of ASCII characters and runs of others, in turn (None for
+    ASCII text, which is never cut)."""
+    return None if text.isascii() else _NON_ASCII_RUN.split(text)
+
+
+def _by_ascii_runs(
+    text: str,
+    ascii: Callable[[str], str],
+    other: Callable[[str], str],
+    runs: list[str] | None = None,
+) -> str:
     """`other(text)` for a rewrite done character by character, done as `ascii` (which
     must give the same on ASCII text) on the runs of ASCII characters and `other` on the
     runs between them. CPython translates and searches ASCII text several times faster
@@ -332,7 +356,8 @@ def _by_ascii_runs(text: str, ascii: Callable[[str], str], other: Callable[[str]
     would put the whole megabyte on the slow path."""
     if text.isascii():
         return ascii(text)
-    runs = _NON_ASCII_RUN.split(text)
+    if runs is None:
+        runs = _NON_ASCII_RUN.split(text)
     if len(runs) * _RUNS_WORTH_SPLITTING > len(text):
         return other(text)  # mostly beyond ASCII: runs would only add calls
     # The split keeps the runs it cuts at: ASCII runs at even places, the others between.
@@ -382,12 +407,15 @@ def _fold_locator(text: str, table: dict[int, str]) -> Locator:
     return locate
 
 
-def _add_derived_views(normalized: NormalizedText, locate_base: Locator) -> None:
+def _add_derived_views(
+    normalized: NormalizedText, locate_base: Locator, runs: list[str] | None
+) -> None:
+    """`runs`: `_ascii_runs` of the base."""
     base = normalized.base
     tokens = normalized.tokens
     # Each view costs a pass over the text, so each is built only on cheap evidence.
     if _leet_hint(base):
-        leet = _translate(base, _LEET)
+        leet = _translate(base, _LEET, runs)
         if leet != base:
             normalized.views.append(View("leet", leet, locate_base, obfuscated=True))
     if len(tokens & _SINGLE_LETTERS) >= 3 and _PADDED_RUN.search(base):
@@ -402,7 +430,7 @@ def _add_derived_views(normalized: NormalizedText, locate_base: Locator) -> None
             normalized.views.append(View("despaced", despaced, locate_despaced, obfuscated=True))
     gibberish = len(tokens) >= 5 and len(tokens & _STOPWORDS) <= 1
     if gibberish or not tokens.isdisjoint(_TRANSFORM_WORDS):
-        rot13 = _translate(base, _ROT13)
+        rot13 = _translate(base, _ROT13, runs)
         normalized.views.append(View("rot13", rot13, locate_base, obfuscated=True))
         size = len(base)
 
