@@ -5,12 +5,15 @@
 The blind sets under tests/blind/ were written by hand for this project (their READMEs
 give the provenance), each measured blind once before anything was tuned to it. A set
 named here becomes training data for both heads; a set not named stays a measurement.
-Single prompts keep their label by kind (v1 and v2 label attacks without a kind, so
-only their benign rows are used); every turn of a benign look-alike conversation is a
-hard benign row; the aim stated in turn 1 of a "plain_then_followup" attack is a
-harmful row. For the context head every prefix of a look-alike conversation from its
-second turn on is a safe continuation, every later turn of a "plain_then_followup"
-attack pursues the aim, and the last turn of any other attack completes it.
+Single prompts give their benign rows and, by kind, their harmful ones (v1 and v2 label
+attacks without a kind, so only their benign rows are used); every turn of a benign
+look-alike conversation is a hard benign row; the aim stated in turn 1 of a
+"plain_then_followup" attack is a harmful row. The sets' injections and jailbreaks are
+left out: with them (90 injection rows, weighted four times like every injection), the
+turn head read "Please ignore the typo in my last message." as an injection (0.875).
+For the context head every prefix of a look-alike conversation from its second turn on
+is a safe continuation, every later turn of a "plain_then_followup" attack pursues the
+aim, and the last turn of any other attack completes it.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 BLIND = Path(__file__).resolve().parents[2] / "tests" / "blind"
-_KIND_LABELS = {"harmful_plain": "harmful", "jailbreak_long": "jailbreak", "injection": "injection"}
+_KIND_LABELS = {"harmful_plain": "harmful"}
 
 
 def _read(path: Path) -> list[dict[str, Any]]:
