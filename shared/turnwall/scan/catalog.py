@@ -118,6 +118,22 @@ class Rule:
                 position = text.find(word, position + 1, end)
         return best
 
+    def finditer(self, text: str, start: int, end: int) -> Iterator[re.Match[str]]:
+        """The matches `pattern.finditer(text, start, end)` yields, each found by `search`.
+
+        A search from where the last match ended finds the next one that finditer
+        would; only after an empty match do the two differ (finditer then steps one
+        position on), so from there on finditer itself takes over."""
+        if self.starts is None:
+            yield from self.pattern.finditer(text, start, end)
+            return
+        while (match := self.search(text, start, end)) is not None:
+            if match.end() == match.start():
+                yield from self.pattern.finditer(text, match.start(), end)
+                return
+            yield match
+            start = match.end()
+
 
 @dataclass(frozen=True, slots=True)
 class _Index:
