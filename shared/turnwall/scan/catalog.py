@@ -139,6 +139,8 @@ class Rule:
 class _Index:
     rules: tuple[Rule, ...]
     prefilter: Prefilter  # numbers `rules` in order
+    # Each rule's `_unseen_sets`, filled in as rules are first readied (None: not yet).
+    unseen: list[tuple[tuple[str, ...], ...] | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,7 +220,7 @@ class Catalog:
         else:
             ready_anywhere, useful = in_sentences.prefilter.gate(words)
             if ready_anywhere:
-                hopeless = self._lacking_strings(in_sentences.rules, ready_anywhere, text, known)
+                hopeless = self._lacking_strings(in_sentences, ready_anywhere, text, known)
                 # A text full of trigger words holds the same few of them in sentence after
                 # sentence: the rules each such set readies are worked out once.
                 rules_for: dict[frozenset[str], list[Rule]] = {}
@@ -240,7 +242,7 @@ class Catalog:
             ready = [number for number in ready if not texts.rules[number].non_ascii]
         if not run_together:
             # The despaced view is searched with the compact variants, whose strings differ.
-            lacking = self._lacking_strings(texts.rules, ready, text, known)
+            lacking = self._lacking_strings(texts, ready, text, known)
             ready = [number for number in ready if number not in lacking]
         if ready and not run_together:
             windows = _windows(
@@ -340,7 +342,7 @@ class Catalog:
 
     def _lacking_strings(
         self,
-        rules: tuple[Rule, ...],
+        index: _Index,
         numbers: list[int],
         text: str,
         known: dict[tuple[str, ...], bool],
@@ -352,12 +354,11 @@ class Catalog:
         abound may be costly to search. `known` keeps what was found of each set in
         `text`."""
         lacking: set[int] = set()
-        unseen = self._unseen
+        unseen = index.unseen
         for number in numbers:
-            pattern = rules[number].pattern.pattern
-            sets = unseen.get(pattern)
+            sets = unseen[number]
             if sets is None:
-                sets = unseen[pattern] = _unseen_sets(pattern)
+                sets = unseen[number] = self._unseen_sets(index.rules[number].pattern.pattern)
             for strings in sets:  # most rules have none
                 held = known.get(strings)
                 if held is None:
@@ -366,6 +367,13 @@ class Catalog:
                     lacking.add(number)
                     break
         return lacking
+
+    def _unseen_sets(self, pattern: str) -> tuple[tuple[str, ...], ...]:
+        """`_unseen_sets(pattern)`, worked out once for a pattern of both directions."""
+        sets = self._unseen.get(pattern)
+        if sets is None:
+            sets = self._unseen[pattern] = _unseen_sets(pattern)
+        return sets
 
     def _haystack(self, pattern: LazyPattern, text: str) -> tuple[tuple[str, ...], str] | None:
         """The strings one of which every match of `pattern` holds, and `text` as they
@@ -500,6 +508,7 @@ def _part(
     return _Index(
         rules=tuple(rules[number] for number in chosen),
         prefilter=Prefilter([requirements[number] for number in chosen]),
+        unseen=[None] * len(chosen),
     )
 
 
@@ -519,7 +528,6 @@ def _windows(
     so all of those lie in one group; a window starting `reach` before the group and
     ending `reach` after its last chunk shows every attempt that starts up to that chunk
     all it reads (`Rule.settles`)."""
-    wanted = set(ready)
     found: dict[int, list[tuple[int, int]]] = {number: [] for number in ready}
     # The same few words recur chunk after chunk: what each set of them satisfies is
     # worked out once.
@@ -530,11 +538,7 @@ def _windows(
             continue
         satisfied = satisfied_by.get(present)
         if satisfied is None:
-            satisfied = satisfied_by[present] = [
-                (number, bits)
-                for number, bits in prefilter.satisfied(present).items()
-                if number in wanted
-            ]
+            satisfied = satisfied_by[present] = prefilter.satisfied_among(present, ready)
         for number, bits in satisfied:
             found[number].append((index, bits))
     windows: dict[int, list[tuple[int, int]]] = {}
