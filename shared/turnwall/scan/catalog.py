@@ -118,11 +118,29 @@ class Rule:
                 position = text.find(word, position + 1, end)
         return best
 
+    def finditer(self, text: str, start: int, end: int) -> Iterator[re.Match[str]]:
+        """The matches `pattern.finditer(text, start, end)` yields, each found by `search`.
+
+        A search from where the last match ended finds the next one that finditer
+        would; only after an empty match do the two differ (finditer then steps one
+        position on), so from there on finditer itself takes over."""
+        if self.starts is None:
+            yield from self.pattern.finditer(text, start, end)
+            return
+        while (match := self.search(text, start, end)) is not None:
+            if match.end() == match.start():
+                yield from self.pattern.finditer(text, match.start(), end)
+                return
+            yield match
+            start = match.end()
+
 
 @dataclass(frozen=True, slots=True)
 class _Index:
     rules: tuple[Rule, ...]
     prefilter: Prefilter  # numbers `rules` in order
+    # Each rule's `_unseen_sets`, filled in as rules are first readied (None: not yet).
+    unseen: list[tuple[tuple[str, ...], ...] | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,7 +220,7 @@ class Catalog:
         else:
             ready_anywhere, useful = in_sentences.prefilter.gate(words)
             if ready_anywhere:
-                hopeless = self._lacking_strings(in_sentences.rules, ready_anywhere, text, known)
+                hopeless = self._lacking_strings(in_sentences, ready_anywhere, text, known)
                 # A text full of trigger words holds the same few of them in sentence after
                 # sentence: the rules each such set readies are worked out once.
                 rules_for: dict[frozenset[str], list[Rule]] = {}
@@ -224,7 +242,7 @@ class Catalog:
             ready = [number for number in ready if not texts.rules[number].non_ascii]
         if not run_together:
             # The despaced view is searched with the compact variants, whose strings differ.
-            lacking = self._lacking_strings(texts.rules, ready, text, known)
+            lacking = self._lacking_strings(texts, ready, text, known)
             ready = [number for number in ready if number not in lacking]
         if ready and not run_together:
             windows = _windows(
@@ -324,7 +342,7 @@ class Catalog:
 
     def _lacking_strings(
         self,
-        rules: tuple[Rule, ...],
+        index: _Index,
         numbers: list[int],
         text: str,
         known: dict[tuple[str, ...], bool],
@@ -336,12 +354,11 @@ class Catalog:
         abound may be costly to search. `known` keeps what was found of each set in
         `text`."""
         lacking: set[int] = set()
-        unseen = self._unseen
+        unseen = index.unseen
         for number in numbers:
-            pattern = rules[number].pattern.pattern
-            sets = unseen.get(pattern)
+            sets = unseen[number]
             if sets is None:
-                sets = unseen[pattern] = _unseen_sets(pattern)
+                sets = unseen[number] = self._unseen_sets(index.rules[number].pattern.pattern)
             for strings in sets:  # most rules have none
                 held = known.get(strings)
                 if held is None:
@@ -350,6 +367,13 @@ class Catalog:
                     lacking.add(number)
                     break
         return lacking
+
+    def _unseen_sets(self, pattern: str) -> tuple[tuple[str, ...], ...]:
+        """`_unseen_sets(pattern)`, worked out once for a pattern of both directions."""
+        sets = self._unseen.get(pattern)
+        if sets is None:
+            sets = self._unseen[pattern] = _unseen_sets(pattern)
+        return sets
 
     def _haystack(self, pattern: LazyPattern, text: str) -> tuple[tuple[str, ...], str] | None:
         """The strings one of which every match of `pattern` holds, and `text` as they
@@ -484,6 +508,7 @@ def _part(
     return _Index(
         rules=tuple(rules[number] for number in chosen),
         prefilter=Prefilter([requirements[number] for number in chosen]),
+        unseen=[None] * len(chosen),
     )
 
 
@@ -503,7 +528,6 @@ def _windows(
     so all of those lie in one group; a window starting `reach` before the group and
     ending `reach` after its last chunk shows every attempt that starts up to that chunk
     all it reads (`Rule.settles`)."""
-    wanted = set(ready)
     found: dict[int, list[tuple[int, int]]] = {number: [] for number in ready}
     # The same few words recur chunk after chunk: what each set of them satisfies is
     # worked out once.
@@ -514,11 +538,7 @@ def _windows(
             continue
         satisfied = satisfied_by.get(present)
         if satisfied is None:
-            satisfied = satisfied_by[present] = [
-                (number, bits)
-                for number, bits in prefilter.satisfied(present).items()
-                if number in wanted
-            ]
+            satisfied = satisfied_by[present] = prefilter.satisfied_among(present, ready)
         for number, bits in satisfied:
             found[number].append((index, bits))
     windows: dict[int, list[tuple[int, int]]] = {}

@@ -226,7 +226,7 @@ def split_matches(
         if rule.width is not None:
             # A match across the seam is no longer than the pattern allows.
             start, end = max(start, seam - rule.width), min(end, seam + rule.width + 1)
-        for match in rule.pattern.finditer(joined, start, end):
+        for match in rule.finditer(joined, start, end):
             if match.start() > seam:
                 break
             if match.end() >= end and rule.pattern.match(joined, match.start()) is None:
