@@ -1,6 +1,7 @@
 """Rows and conversations for the heads from the project's own hand-written sets.
 
-    OWN_SETS=semantic,semantic_v2,semantic_v3 PYTHONPATH=shared python infra/semantic/train_heads.py
+    OWN_SETS=semantic,semantic_v2,semantic_v3,semantic_v4,semantic_v5 \
+        PYTHONPATH=shared python infra/semantic/train_heads.py     # the shipped heads
 
 The blind sets under tests/blind/ were written by hand for this project (their READMEs
 give the provenance), each measured blind once before anything was tuned to it. A set
