@@ -314,7 +314,7 @@ class Catalog:
         if found is None:
             return pattern.search(text)
         strings, haystack = found
-        held = [needle for needle in strings if needle in haystack]
+        held = [needle for needle in strings if _holds(haystack, needle)]
         if not held:
             return None
         size = len(text)
