@@ -358,7 +358,7 @@ class Catalog:
         for number in numbers:
             sets = unseen[number]
             if sets is None:
-                sets = unseen[number] = self._unseen_sets(index.rules[number].pattern.pattern)
+                sets = unseen[number] = self._unseen_of(index.rules[number].pattern.pattern)
             for strings in sets:  # most rules have none
                 held = known.get(strings)
                 if held is None:
@@ -368,7 +368,7 @@ class Catalog:
                     break
         return lacking
 
-    def _unseen_sets(self, pattern: str) -> tuple[tuple[str, ...], ...]:
+    def _unseen_of(self, pattern: str) -> tuple[tuple[str, ...], ...]:
         """`_unseen_sets(pattern)`, worked out once for a pattern of both directions."""
         sets = self._unseen.get(pattern)
         if sets is None:
