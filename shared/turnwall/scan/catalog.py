@@ -103,33 +103,43 @@ class Rule:
         window holds no match that counts (a leftmost match starts later)."""
         return end >= size or match.start() + self.reach <= end
 
-    def search(self, text: str, start: int, end: int) -> re.Match[str] | None:
-        """The leftmost match in `text[start:end]`, trying only where one could begin."""
+    def search(
+        self, text: str, start: int, end: int, *, plain: bool = False
+    ) -> re.Match[str] | None:
+        """The leftmost match in `text[start:end]`, trying only where one could begin.
+        `plain`: the text is `plain_ascii`, so the ASCII methods of the pattern may
+        search it."""
+        pattern = self.pattern
         if self.starts is None or len(self.starts) * _POSITIONS_PER_START > end - start:
-            return self.pattern.search(text, start, end)
+            return (pattern.ascii_search if plain else pattern.search)(text, start, end)
+        match = pattern.ascii_match if plain else pattern.match
         best: re.Match[str] | None = None
         for word in self.starts:
             position = text.find(word, start, end)
             while position >= 0 and (best is None or position < best.start()):
-                found = self.pattern.match(text, position, end)
+                found = match(text, position, end)
                 if found is not None:
                     best = found
                     break
                 position = text.find(word, position + 1, end)
         return best
 
-    def finditer(self, text: str, start: int, end: int) -> Iterator[re.Match[str]]:
-        """The matches `pattern.finditer(text, start, end)` yields, each found by `search`.
+    def finditer(
+        self, text: str, start: int, end: int, *, plain: bool = False
+    ) -> Iterator[re.Match[str]]:
+        """The matches `pattern.finditer(text, start, end)` yields, each found by `search`
+        (`plain` as there).
 
         A search from where the last match ended finds the next one that finditer
         would; only after an empty match do the two differ (finditer then steps one
         position on), so from there on finditer itself takes over."""
+        finditer = self.pattern.ascii_finditer if plain else self.pattern.finditer
         if self.starts is None:
-            yield from self.pattern.finditer(text, start, end)
+            yield from finditer(text, start, end)
             return
-        while (match := self.search(text, start, end)) is not None:
+        while (match := self.search(text, start, end, plain=plain)) is not None:
             if match.end() == match.start():
-                yield from self.pattern.finditer(text, match.start(), end)
+                yield from finditer(text, match.start(), end)
                 return
             yield match
             start = match.end()
@@ -359,10 +369,12 @@ class Catalog:
             sets = unseen[number]
             if sets is None:
                 sets = unseen[number] = self._unseen_of(index.rules[number].pattern.pattern)
-            for strings in sets:  # most rules have none
+            if not sets:
+                continue  # most rules have none
+            for strings in sets:
                 held = known.get(strings)
                 if held is None:
-                    held = known[strings] = any(_holds(text, string) for string in strings)
+                    held = known[strings] = _holds_any(text, strings)
                 if not held:
                     lacking.add(number)
                     break
@@ -418,6 +430,15 @@ def _holds(text: str, string: str) -> bool:
     search for one character runs several times faster than one for a few of them, and
     these strings ("###", "://", "@") often start with one that a text lacks."""
     return string[:1] in text and string in text
+
+
+def _holds_any(text: str, strings: tuple[str, ...]) -> bool:
+    """Whether `text` holds one of `strings`, in a plain loop: a scan asks this of a few
+    dozen sets, and a generator under any() cost more than the searches."""
+    for needle in strings:
+        if _holds(text, needle):
+            return True
+    return False
 
 
 def _shortest_first(strings: frozenset[str]) -> tuple[str, ...]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from turnwall.scan import detectors
+from turnwall.scan.patterns import plain_ascii
 from turnwall.scan.policy import combine
 
 if TYPE_CHECKING:
@@ -78,6 +79,7 @@ def detect(
         meta: bool | None = None
         size = len(view.text)
         settled: set[int] = set()  # rules searched outside sentences whose match is known
+        plain = plain_ascii(view.text)
         for rule, start, end in catalog.plan(
             view.text, direction, run_together=despaced, sentences=text.sentences(view)
         ):
@@ -87,9 +89,11 @@ def detect(
             if not rule.in_sentences and id(rule) in settled:
                 continue
             if despaced and rule.compact is not None:
-                match = rule.compact.search(view.text, start, end)
+                compact = rule.compact
+                search = compact.ascii_search if plain else compact.search
+                match = search(view.text, start, end)
             else:
-                match = rule.search(view.text, start, end)
+                match = rule.search(view.text, start, end, plain=plain)
             if match is None:
                 continue
             if not rule.in_sentences:
@@ -219,6 +223,7 @@ def split_matches(
         offset += len(piece) + 1
     seam = bounds[-1] - 1  # the space before the newest piece
     reported: set[str] = set()
+    plain = plain_ascii(joined)
     for rule, start, end in catalog.split_rules(pieces, direction):
         sig = rule.signature
         if sig.id in reported:
@@ -226,10 +231,11 @@ def split_matches(
         if rule.width is not None:
             # A match across the seam is no longer than the pattern allows.
             start, end = max(start, seam - rule.width), min(end, seam + rule.width + 1)
-        for match in rule.finditer(joined, start, end):
+        whole = rule.pattern.ascii_match if plain else rule.pattern.match
+        for match in rule.finditer(joined, start, end, plain=plain):
             if match.start() > seam:
                 break
-            if match.end() >= end and rule.pattern.match(joined, match.start()) is None:
+            if match.end() >= end and whole(joined, match.start()) is None:
                 continue  # only the cut end of the window made it match
             if match.end() <= seam:
                 continue  # across older seams only: reported when those were new
