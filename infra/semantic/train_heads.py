@@ -2,8 +2,9 @@
 
     PYTHONPATH=shared python infra/semantic/train_heads.py
     REFERRING=1 HEADS_OUT=/tmp/candidate PYTHONPATH=shared python infra/semantic/train_heads.py
-    OWN_SETS=semantic,semantic_v2,semantic_v3,semantic_v4,semantic_v5 \
-        PYTHONPATH=shared python infra/semantic/train_heads.py          # the shipped heads
+    OWN_SETS=semantic,semantic_v2,semantic_v3,semantic_v4,semantic_v5,semantic_v6,semantic_v7
+    OWN_SETS=$OWN_SETS,train_a,train_b,train_c PYTHONPATH=shared \
+        python infra/semantic/train_heads.py          # the shipped heads
 
 Build time only (needs scikit-learn). Embeds every row with turnwall's own embedder, so
 training sees exactly what the scanner computes, fits two one-hidden-layer perceptrons
@@ -36,7 +37,9 @@ CONTEXT_DECAY = 0.6
 BENIGN_BUDGET = 0.01
 THRESHOLD_FLOOR = 0.85
 TURN_HIDDEN = int(os.environ.get("TURN_HIDDEN", "64"))
-TURN_ALPHA = float(os.environ.get("TURN_ALPHA", "1e-1"))
+# The turn head's L2 penalty: at 0.1 it learned everyday words of the hand-written harmful
+# rows as harm ("bus", from a school bus's brake lines); see README.md, step 7.
+TURN_ALPHA = float(os.environ.get("TURN_ALPHA", "0.3"))
 SEED = 12
 REFERRING_SINGLE = HERE / "data" / "referring_single.jsonl"
 REFERRING_CONVERSATIONS = HERE / "data" / "referring_conversations.jsonl"

@@ -7,9 +7,9 @@ session, as in bench_scan; the lexical tier is compared with InferenceWall's SDK
 same run (target p99 <= 0.5x), the semantic tier against its own budget (p99 <= 15 ms).
 Cold start is a fresh interpreter importing turnwall, building the scanner and scanning
 one turn. Then `turnwall eval` runs on each blind set (tests/blind/semantic and
-semantic_v2 to semantic_v7, laid out as input/, output/, multiturn/) with
-each tier. The semantic heads are trained on semantic to semantic_v5
-(infra/semantic/own_sets.py): only semantic_v6 and semantic_v7 measure that tier blind.
+semantic_v2 to semantic_v9, laid out as input/, output/, multiturn/) with
+each tier. The semantic heads are trained on semantic to semantic_v7
+(infra/semantic/own_sets.py): only semantic_v8 and semantic_v9 measure that tier blind.
 """
 
 from __future__ import annotations
@@ -45,6 +45,8 @@ BLIND_SETS = (
     Path(__file__).parents[1] / "blind" / "semantic_v5",
     Path(__file__).parents[1] / "blind" / "semantic_v6",
     Path(__file__).parents[1] / "blind" / "semantic_v7",
+    Path(__file__).parents[1] / "blind" / "semantic_v8",
+    Path(__file__).parents[1] / "blind" / "semantic_v9",
 )
 _COLD = (
     "import time; started = time.perf_counter(); "

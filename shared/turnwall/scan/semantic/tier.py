@@ -46,8 +46,11 @@ SESSION_SIGNATURE: Final = ("SEM-SESSION-INTENT", "content_safety")
 # an even chance, well under any flagging threshold, so real pursuits keep their flag.
 SUPPORT: Final = 0.7
 # The context head judges a pursuit only where an earlier turn read at least this
-# suspicious; it fades by CARRY_DECAY a turn. A follow-up to safe turns ("if we change
-# the previous question...") has no harmful aim to pursue, however follow-up it sounds.
+# harmful (the turn head's harmful label); it fades by CARRY_DECAY a turn. A follow-up to
+# safe turns ("if we change the previous question...") has no harmful aim to pursue,
+# however follow-up it sounds, and neither has one to a persona or an injection: "embrace
+# the role of Sheldon" is suspicious, but "shall we take the bus to dinner?" after it
+# pursues nothing.
 CARRY_MIN: Final = 0.3
 CARRY_DECAY: Final = 0.8
 _TOP_SCORE: Final = 0.95
@@ -67,8 +70,9 @@ class SessionGates:
     as its context ("tell me more about that" after a massacre's history reads as a
     pursuit), and with no harmful aim before it there is none to pursue. "legacy" keeps
     the gates the first heads shipped with: any earlier suspicion of 0.15, no floor.
-    "retrained" (shipped) is legacy's rule at 0.06, for the heads trained with the
-    project's own look-alikes, which read dark but safe subjects as less suspicious.
+    "retrained" (shipped) is legacy's rule at 0.08, for the heads trained with the
+    project's own look-alikes, which read dark but safe subjects as less suspicious (0.06
+    for the heads trained on v1-v5; these read "why is arson so hard to prove?" at 0.07).
     """
 
     carry_reading: Literal["suspicion", "harm"] = "suspicion"
@@ -168,7 +172,7 @@ class SemanticTier:
         before = decode_context(stored, self.model.dimensions)
         if before.any():
             pursuit = self.model.continues_harm(embedding, before)
-            if pursuit >= self._context_threshold and carried >= CARRY_MIN:
+            if pursuit >= self._context_threshold and carried_harm >= CARRY_MIN:
                 judgement.findings.append(
                     SemanticFinding(
                         SESSION_SIGNATURE[0],
