@@ -189,7 +189,8 @@ class Scanner:
         session.turns_scanned = turn
         if decision != "allow":
             session.flagged_turns += 1
-        for category in {f.signature.category for f in findings if not f.signature.topical}:
+        # Sorted: the stored state is then the same bytes whatever the process's hash seed.
+        for category in sorted({f.signature.category for f in findings if not f.signature.topical}):
             session.categories[category] = session.categories.get(category, 0) + 1
         for reason in reasons:
             session.remember_reason(reason)
