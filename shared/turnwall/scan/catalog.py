@@ -308,7 +308,7 @@ class Catalog:
         if found is None:
             return True
         strings, haystack = found
-        return any(_holds(haystack, string) for string in strings)
+        return _holds_any(haystack, strings)
 
     def first_match(self, pattern: LazyPattern, text: str) -> re.Match[str] | None:
         """`pattern.search(text)`, searching only where a match could start: within its
