@@ -46,7 +46,7 @@ REFERRING_CONVERSATIONS = HERE / "data" / "referring_conversations.jsonl"
 # REFERRING=1 adds referring.py's authored conversations and rows (measured, not shipped:
 # see README.md); without it the recipe is the shipped model's.
 USE_REFERRING = os.environ.get("REFERRING", "0") == "1"
-# OWN_SETS names hand-written sets under tests/blind/ to train on (see own_sets.py).
+# OWN_SETS names hand-written sets (tests/blind/ or data/sets/) to train on (own_sets.py).
 OWN_SETS = [name for name in os.environ.get("OWN_SETS", "").split(",") if name]
 # The context head is overconfident on the synthetic conversations it is calibrated on
 # (it asks for 0.98 there); 0.9 was chosen on the development split of tests/unit/scan
