@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
+from pydantic_core import to_json
 
 from turnwall.models import (
     Decision,
@@ -79,24 +80,39 @@ class SessionPublic(BaseModel):
     def of(cls, session: Session) -> SessionPublic:
         # model_construct: the values come typed from the store, validating them again
         # would only cost time on every response.
-        return cls.model_construct(
-            session_id=session.session_id,
-            created_at=iso_utc(session.created_at),
-            updated_at=iso_utc(session.updated_at),
-            expires_at=iso_utc(session.expires_at),
-            age_seconds=session.age_seconds,
-            ttl_secs=session.ttl_secs,
-            message_count=session.message_count,
-            model=session.model,
-            metadata=session.metadata,
-            risk=RiskPublic.model_construct(
-                turns_scanned=session.risk.turns_scanned,
-                flagged_turns=session.risk.flagged_turns,
-                session_score=round(session.risk.session_score, 4),
-                decision=session.risk.decision,
-            ),
-            status=session.status,
-        )
+        fields = _session_fields(session)
+        fields["risk"] = RiskPublic.model_construct(**fields["risk"])
+        return cls.model_construct(**fields)
+
+    @staticmethod
+    def json_of(session: Session) -> bytes:
+        """The JSON of `SessionPublic.of(session)`, without building the models: the
+        single-session routes answer with this on every call, and constructing the
+        two models cost more than serializing them."""
+        return to_json(_session_fields(session))
+
+
+def _session_fields(session: Session) -> dict[str, Any]:
+    """SessionPublic's fields, in its order, with RiskPublic's as a nested dict."""
+    risk = session.risk
+    return {
+        "session_id": session.session_id,
+        "created_at": iso_utc(session.created_at),
+        "updated_at": iso_utc(session.updated_at),
+        "expires_at": iso_utc(session.expires_at),
+        "age_seconds": session.age_seconds,
+        "ttl_secs": session.ttl_secs,
+        "message_count": session.message_count,
+        "model": session.model,
+        "metadata": session.metadata,
+        "risk": {
+            "turns_scanned": risk.turns_scanned,
+            "flagged_turns": risk.flagged_turns,
+            "session_score": round(risk.session_score, 4),
+            "decision": risk.decision,
+        },
+        "status": session.status,
+    }
 
 
 class SessionListPublic(BaseModel):

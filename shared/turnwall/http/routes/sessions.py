@@ -194,9 +194,12 @@ async def _announce_deleted(caller: Caller, deleted: list[EndedSession]) -> None
 
 def _session_response(session: Session, status_code: int = 200) -> Response:
     """The session object, with its ETag for a later If-Match."""
-    response = json_response(SessionPublic.of(session), status_code)
-    response.headers["ETag"] = session.etag
-    return response
+    return Response(
+        SessionPublic.json_of(session),
+        status_code=status_code,
+        media_type="application/json",
+        headers={"ETag": session.etag},
+    )
 
 
 def _if_match(request: Request) -> frozenset[str] | None:
