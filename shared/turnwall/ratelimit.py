@@ -15,7 +15,6 @@ at most 100), so with the default 60/min a container reserves 6 at a time.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import threading
 from dataclasses import dataclass
@@ -44,6 +43,14 @@ class RateLimitStatus(NamedTuple):
             "RateLimit-Remaining": str(self.remaining),
             "RateLimit-Reset": str(self.reset_secs),
         }
+
+    def raw_headers(self) -> list[tuple[bytes, bytes]]:
+        """The same headers as ASGI sends them: lower-case names, bytes."""
+        return [
+            (b"ratelimit-limit", b"%d" % self.limit),
+            (b"ratelimit-remaining", b"%d" % self.remaining),
+            (b"ratelimit-reset", b"%d" % self.reset_secs),
+        ]
 
 
 @dataclass(slots=True)
@@ -99,10 +106,14 @@ class RateLimiter:
         window = int(now // WINDOW_SECS)
         reset = max(1, math.ceil((window + 1) * WINDOW_SECS - now))
         stripes = sorted({hash(bucket) % _LOCK_STRIPES for bucket in buckets})
-        with contextlib.ExitStack() as held:
+        held: list[threading.Lock] = []
+        try:
             for stripe in stripes:  # in one global order, so two requests never deadlock
-                held.enter_context(self._bucket_locks[stripe])
-            short = [b for b in buckets if not self._has_unspent(b, window)]
+                lock = self._bucket_locks[stripe]
+                lock.acquire()
+                held.append(lock)
+            with self._lock:
+                short = [b for b in buckets if not self._has_unspent(b, window)]
             if short:
                 window = max(window, self._reserve(short))  # the window may have just turned
             remaining = self.per_minute
@@ -120,6 +131,10 @@ class RateLimiter:
                     reservation.unspent -= 1
                     left = self.per_minute - reservation.counted + reservation.unspent
                     remaining = min(remaining, max(0, left))
+        finally:
+            # A plain loop, not an ExitStack: this runs on every request.
+            for lock in reversed(held):
+                lock.release()
         if exhausted:
             status = RateLimitStatus(self.per_minute, 0, reset)
             raise RateLimited(
@@ -130,8 +145,8 @@ class RateLimiter:
         return RateLimitStatus(self.per_minute, remaining, reset)
 
     def _has_unspent(self, bucket: str, window: int) -> bool:
-        with self._lock:
-            reservation = self._reservations.get(bucket)
+        """Whether the bucket has a reservation left in `window` (hold self._lock)."""
+        reservation = self._reservations.get(bucket)
         return reservation is not None and reservation.window == window and reservation.unspent > 0
 
     def _reserve(self, buckets: list[str]) -> int:

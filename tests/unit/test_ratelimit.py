@@ -12,7 +12,7 @@ import pytest
 from tests.support.clock import FakeClock
 from turnwall.crypto import Cipher
 from turnwall.errors import RateLimited
-from turnwall.ratelimit import RateLimiter
+from turnwall.ratelimit import RateLimiter, RateLimitStatus
 from turnwall.stores.memory import MemorySessionStore, MemoryState
 
 if TYPE_CHECKING:
@@ -126,3 +126,11 @@ def test_concurrent_requests_on_a_slow_store_get_no_early_429(clock: FakeClock) 
     assert refused == 0
     counted = limits._store.count_requests(["key:key1"], amount=0).counts[0]
     assert counted <= 256 + limits.batch
+
+
+def test_raw_headers_are_the_headers_as_asgi_sends_them() -> None:
+    status = RateLimitStatus(60, 0, 17)
+
+    assert status.raw_headers() == [
+        (name.lower().encode(), value.encode()) for name, value in status.headers().items()
+    ]

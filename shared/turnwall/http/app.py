@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 import uuid
@@ -208,9 +209,7 @@ class RequestContextMiddleware:
                 if limit is not None and not any(
                     k.lower() == b"ratelimit-limit" for k, _ in headers
                 ):
-                    headers += [
-                        (k.lower().encode(), v.encode()) for k, v in limit.headers().items()
-                    ]
+                    headers += limit.raw_headers()
                 message["headers"] = headers
             await send(message)
 
@@ -235,16 +234,19 @@ class RequestContextMiddleware:
                 details={"request_id": request_id},
             )(scope, receive, send_with_headers)
         finally:
-            logger.debug(  # API Gateway keeps the access log; this is for local debugging
-                "request",
-                extra={
-                    "request_id": request_id,
-                    "method": scope["method"],
-                    "path": scope["path"],
-                    "status": status_code,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                },
-            )
+            # API Gateway keeps the access log; this is for local debugging. Checked
+            # first so that, at the usual INFO level, the fields are not even gathered.
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug(
+                    "request",
+                    extra={
+                        "request_id": request_id,
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "status": status_code,
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    },
+                )
 
     async def _authenticate(self, scope: Scope, state: dict[str, Any]) -> Any:
         """Accept the key and count the request; an error response if that fails."""
