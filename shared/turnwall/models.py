@@ -10,6 +10,7 @@ session function imported were 7% of its cold start.
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any, Final, Literal, NamedTuple, get_args
 
@@ -26,7 +27,14 @@ KEY_ID_LENGTH: Final = 16
 def iso_utc(epoch_secs: float) -> str:
     """Render epoch seconds as ISO 8601 UTC with milliseconds, e.g. 2026-11-21T14:03:07.123Z."""
     whole, millis = divmod(int(epoch_secs * 1000), 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{millis:03d}Z"
+    return f"{_iso_utc_second(whole)}.{millis:03d}Z"
+
+
+@functools.lru_cache(maxsize=1024)
+def _iso_utc_second(whole_secs: int) -> str:
+    # A session object shows three times, and a read shows the same created_at and
+    # updated_at again and again: formatting each second once spares two thirds of it.
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole_secs))
 
 
 class RiskSummary(NamedTuple):

@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 import turnwall
 from turnwall.errors import ConfigurationError, TurnwallError
-from turnwall.http.deps import authenticate, presented_key
+from turnwall.http.deps import Caller, authenticate, presented_key
 from turnwall.http.errors import error_response, install_error_handlers, turnwall_error_response
 from turnwall.runtime import Runtime
 from turnwall.validation import NOT_UNICODE, SESSION_ID_RULE, lone_surrogate_field
@@ -267,7 +267,9 @@ class RequestContextMiddleware:
                 principal, limit = authenticate(self.runtime, key, client_ip)
         except TurnwallError as exc:
             return turnwall_error_response(exc)
-        state["principal"], state["rate_limit"] = principal, limit
+        # The route's `caller_of` only checks the role: the Caller is built here, once.
+        state["caller"] = Caller(principal, self.runtime, self.offload_blocking)
+        state["rate_limit"] = limit
         return None
 
     async def _buffer_body(self, scope: Scope, receive: Receive) -> tuple[Receive, Any]:

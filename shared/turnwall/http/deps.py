@@ -155,9 +155,9 @@ def caller_of(request: Request, permission: Permission) -> Caller:
     Raises:
         Forbidden: the role lacks the permission.
     """
-    principal: Principal = request.state.principal
-    principal.require(permission)
-    return Caller(principal, runtime_of(request), bool(request.app.state.offload_blocking))
+    caller: Caller = request.scope["state"]["caller"]  # set by RequestContextMiddleware
+    caller.principal.require(permission)
+    return caller
 
 
 SESSION_ID_HEADERS = ("sessionid", "session-id", "x-session-id", "session_id")
