@@ -162,7 +162,14 @@ def main(argv: list[str] | None = None) -> int:
         rows.extend(file_rows)
     if len(multiturn) > 1:
         rows.extend(_pooled(multiturn))
-    _print_table(rows, profile=args.profile, tier=args.tier, baseline=baseline is not None)
+    skipped = None
+    if baseline is None:
+        skipped = (
+            "--no-baseline"
+            if args.no_baseline
+            else "not installed; pip install inferwall to compare"
+        )
+    _print_table(rows, profile=args.profile, tier=args.tier, skipped=skipped)
     return 0
 
 
@@ -290,13 +297,15 @@ def _fmt(value: float | None, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def _print_table(rows: list[Row], *, profile: str, tier: str, baseline: bool) -> None:
+def _print_table(rows: list[Row], *, profile: str, tier: str, skipped: str | None) -> None:
+    """The table; `skipped` says why InferenceWall's columns are missing (None: shown)."""
+    baseline = skipped is None
     width = max((len(row.file) for row in rows), default=10)
     names = "".join(f"{name:>7}" for name in ("P", "R", "F1", "FPR", "turn"))
     lead = f"{'file':<{width}}  {'mode':<16}{'n':>5}  "
     _say(f"Turnwall scan, profile {profile!r}, tier {tier!r} (flag and block count as positive)")
     if not baseline:
-        _say("InferenceWall: skipped (not installed; pip install inferwall to compare)")
+        _say(f"InferenceWall: skipped ({skipped})")
     groups = f"{'':<{len(lead)}}| {'turnwall':<{len(names)}}"
     if baseline:
         groups += f"  | {'inferwall (lite)':<{len(names)}}"

@@ -63,7 +63,7 @@ def test_eval_prints_a_row_per_file_and_mode(
     out = capsys.readouterr().out
     assert code == 0
     assert "tier 'lexical'" in out
-    assert "InferenceWall: skipped" in out
+    assert "InferenceWall: skipped (--no-baseline)" in out  # asked for, not missing
     for expected in ("input/mixed.jsonl", "no prompt", "with prompt", "each turn alone"):
         assert expected in out
     session_row = next(line for line in out.splitlines() if "with session" in line)
