@@ -4,6 +4,7 @@
     REFERRING=1 HEADS_OUT=/tmp/candidate PYTHONPATH=shared python infra/semantic/train_heads.py
     OWN_SETS=semantic,semantic_v2,semantic_v3,semantic_v4,semantic_v5,semantic_v6,semantic_v7
     OWN_SETS=$OWN_SETS,train_a,train_b,train_c PYTHONPATH=shared \
+    OPENBLAS_CORETYPE=Haswell OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 \
         python infra/semantic/train_heads.py          # the shipped heads
 
 Build time only (needs scikit-learn). Embeds every row with turnwall's own embedder, so
