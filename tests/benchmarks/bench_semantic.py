@@ -7,9 +7,11 @@ session, as in bench_scan; the lexical tier is compared with InferenceWall's SDK
 same run (target p99 <= 0.5x), the semantic tier against its own budget (p99 <= 15 ms).
 Cold start is a fresh interpreter importing turnwall, building the scanner and scanning
 one turn. Then `turnwall eval` runs on each blind set (tests/blind/semantic and
-semantic_v2 to semantic_v9, laid out as input/, output/, multiturn/) with
+semantic_v2 to semantic_v11, laid out as input/, output/, multiturn/) with
 each tier. The semantic heads are trained on semantic to semantic_v7
-(infra/semantic/own_sets.py): only semantic_v8 and semantic_v9 measure that tier blind.
+(infra/semantic/own_sets.py); semantic_v8 and semantic_v9 chose between candidate heads
+(infra/semantic/README.md, step 8), so only semantic_v10 and semantic_v11 measure that
+tier blind.
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ BLIND_SETS = (
     Path(__file__).parents[1] / "blind" / "semantic_v7",
     Path(__file__).parents[1] / "blind" / "semantic_v8",
     Path(__file__).parents[1] / "blind" / "semantic_v9",
+    Path(__file__).parents[1] / "blind" / "semantic_v10",
+    Path(__file__).parents[1] / "blind" / "semantic_v11",
 )
 _COLD = (
     "import time; started = time.perf_counter(); "
