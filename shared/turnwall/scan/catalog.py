@@ -212,7 +212,7 @@ class Catalog:
         direction_index = self._directions[direction]
         in_sentences, texts = direction_index.sentences, direction_index.texts
         words = sentences.words
-        known: dict[tuple[str, ...], bool] = {}
+        known = sentences.held
         if run_together:
             every_word: list[frozenset[str]] = []
             for start, end, chunk_words in sentences.changed:
@@ -355,14 +355,14 @@ class Catalog:
         index: _Index,
         numbers: list[int],
         text: str,
-        known: dict[tuple[str, ...], bool],
+        known: dict[str, bool],
     ) -> set[int]:
         """Those of `numbers` whose rule cannot match `text`: it lacks every string of one
         of the sets that a match of the rule holds one of (`prefilter.needle_sets`), among
         the sets no word can stand for ("@", "://", "[", a CJK phrase...). The prefilter,
         reading words, cannot tell that such a part is missing, and a rule whose words
-        abound may be costly to search. `known` keeps what was found of each set in
-        `text`."""
+        abound may be costly to search. `known` keeps whether `text` holds each string
+        looked for."""
         lacking: set[int] = set()
         unseen = index.unseen
         for number in numbers:
@@ -372,10 +372,7 @@ class Catalog:
             if not sets:
                 continue  # most rules have none
             for strings in sets:
-                held = known.get(strings)
-                if held is None:
-                    held = known[strings] = _holds_any(text, strings)
-                if not held:
+                if not _holds_known(text, strings, known):
                     lacking.add(number)
                     break
         return lacking
@@ -437,6 +434,17 @@ def _holds_any(text: str, strings: tuple[str, ...]) -> bool:
     dozen sets, and a generator under any() cost more than the searches."""
     for needle in strings:
         if _holds(text, needle):
+            return True
+    return False
+
+
+def _holds_known(text: str, strings: tuple[str, ...], known: dict[str, bool]) -> bool:
+    """`_holds_any(text, strings)`, each string looked for at most once per `known`."""
+    for needle in strings:
+        held = known.get(needle)
+        if held is None:
+            held = known[needle] = _holds(text, needle)
+        if held:
             return True
     return False
 

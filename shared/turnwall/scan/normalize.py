@@ -250,6 +250,10 @@ class Sentences:
     # The chunks a rule that cannot match "." must still search in this view.
     changed: list[Chunk]
     words: frozenset[str]
+    # Whether the view holds each string the prefilter looked for so far (see
+    # `Catalog.plan`): a string absent costs a pass over the view, and both directions,
+    # and both parts of the catalog, look for many of the same.
+    held: dict[str, bool] = field(default_factory=dict)
 
 
 def _union(chunks: list[Chunk]) -> frozenset[str]:
