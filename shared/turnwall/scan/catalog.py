@@ -308,7 +308,7 @@ class Catalog:
         if found is None:
             return True
         strings, haystack = found
-        return _holds_any(haystack, strings)
+        return _holds_any(haystack, strings, {})
 
     def first_match(self, pattern: LazyPattern, text: str) -> re.Match[str] | None:
         """`pattern.search(text)`, searching only where a match could start: within its
@@ -372,7 +372,7 @@ class Catalog:
             if not sets:
                 continue  # most rules have none
             for strings in sets:
-                if not _holds_known(text, strings, known):
+                if not _holds_any(text, strings, known):
                     lacking.add(number)
                     break
         return lacking
@@ -429,17 +429,10 @@ def _holds(text: str, string: str) -> bool:
     return string[:1] in text and string in text
 
 
-def _holds_any(text: str, strings: tuple[str, ...]) -> bool:
-    """Whether `text` holds one of `strings`, in a plain loop: a scan asks this of a few
+def _holds_any(text: str, strings: tuple[str, ...], known: dict[str, bool]) -> bool:
+    """Whether `text` holds one of `strings`, each looked for at most once per `known`
+    (what was found of each string in `text`), in a plain loop: a scan asks this of a few
     dozen sets, and a generator under any() cost more than the searches."""
-    for needle in strings:
-        if _holds(text, needle):
-            return True
-    return False
-
-
-def _holds_known(text: str, strings: tuple[str, ...], known: dict[str, bool]) -> bool:
-    """`_holds_any(text, strings)`, each string looked for at most once per `known`."""
     for needle in strings:
         held = known.get(needle)
         if held is None:
