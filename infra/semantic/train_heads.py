@@ -6,6 +6,8 @@
     OWN_SETS=$OWN_SETS,train_a,train_b,train_c PYTHONPATH=shared \
     OPENBLAS_CORETYPE=Haswell OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 \
         python infra/semantic/train_heads.py          # the shipped heads
+    OWN_SETS=$OWN_SETS,train_d,train_e MODEL=contextual EMBED_CACHE=/tmp/minilm.npz ... \
+        python infra/semantic/train_heads.py          # the contextual profile's heads
 
 Build time only (needs scikit-learn). Embeds every row with turnwall's own embedder, so
 training sees exactly what the scanner computes, fits two one-hidden-layer perceptrons
@@ -16,10 +18,14 @@ authored conversations of referring.py (their own held-out split calibrates the 
 threshold and stays out of the written heads); HEADS_OUT writes heads.npz and
 heads.json elsewhere than the shipped model (keeping its session gates). OWN_SETS adds the
 project's hand-written sets named (own_sets.py) to the training rows of both heads.
+MODEL=contextual trains the contextual profile's heads on the transformer's embeddings
+(contextual_model/, needs onnxruntime) instead of the static ones; EMBED_CACHE=FILE.npz
+keeps every text's embedding between runs (an hour of transformer time on one core).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -29,7 +35,13 @@ import numpy as np
 import own_sets
 from sklearn.neural_network import MLPClassifier
 
-from turnwall.scan.semantic.model import MODEL_DIR, Embedder, context_features
+from turnwall.scan.semantic.model import (
+    CONTEXTUAL_MODEL_DIR,
+    MODEL_DIR,
+    Embedder,
+    Encoder,
+    context_features,
+)
 
 HERE = Path(__file__).resolve().parent
 LABELS = ["benign", "injection", "jailbreak", "harmful"]
@@ -38,9 +50,12 @@ CONTEXT_DECAY = 0.6
 BENIGN_BUDGET = 0.01
 THRESHOLD_FLOOR = 0.85
 TURN_HIDDEN = int(os.environ.get("TURN_HIDDEN", "64"))
+CONTEXTUAL = os.environ.get("MODEL", "static") == "contextual"
 # The turn head's L2 penalty: at 0.1 it learned everyday words of the hand-written harmful
-# rows as harm ("bus", from a school bus's brake lines); see README.md, step 7.
-TURN_ALPHA = float(os.environ.get("TURN_ALPHA", "0.3"))
+# rows as harm ("bus", from a school bus's brake lines); see README.md, step 7. The
+# contextual embeddings need a lighter one: at 0.3 the head read held-out HarmBench at
+# 0.24 recall, at 0.03 at 0.73 (README.md, step 9).
+TURN_ALPHA = float(os.environ.get("TURN_ALPHA", "0.03" if CONTEXTUAL else "0.3"))
 SEED = 12
 REFERRING_SINGLE = HERE / "data" / "referring_single.jsonl"
 REFERRING_CONVERSATIONS = HERE / "data" / "referring_conversations.jsonl"
@@ -55,6 +70,49 @@ OWN_SETS = [name for name in os.environ.get("OWN_SETS", "").split(",") if name]
 CONTEXT_THRESHOLD = 0.9
 # Share of held-out referring negatives the context threshold may pass.
 CONTEXT_BUDGET = 0.02
+
+
+SHIPPED_DIR = CONTEXTUAL_MODEL_DIR if CONTEXTUAL else MODEL_DIR
+
+
+class CachedEncoder:
+    """An encoder whose embeddings are kept in an .npz file between runs, by the
+    SHA-256 of their text."""
+
+    def __init__(self, encoder: Encoder, path: Path) -> None:
+        self.encoder, self.path = encoder, path
+        self.dimensions = encoder.dimensions
+        self.vectors: dict[str, np.ndarray] = {}
+        if path.exists():
+            with np.load(path, allow_pickle=False) as stored:
+                self.vectors = dict(zip(stored["keys"].tolist(), stored["vectors"], strict=True))
+        self.added = 0
+
+    def embed(self, text: str) -> np.ndarray:
+        key = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+        vector = self.vectors.get(key)
+        if vector is None:
+            vector = self.vectors[key] = self.encoder.embed(text)
+            self.added += 1
+            if self.added % 2000 == 0:
+                self.save()
+        return vector
+
+    def save(self) -> None:
+        keys = list(self.vectors)
+        np.savez(self.path, keys=np.array(keys), vectors=np.stack([self.vectors[k] for k in keys]))
+
+
+def encoder() -> Encoder:
+    """The embedder of the model being trained."""
+    if CONTEXTUAL:
+        from turnwall.scan.semantic.contextual import ContextualEmbedder
+
+        found: Encoder = ContextualEmbedder(SHIPPED_DIR)
+    else:
+        found = Embedder(SHIPPED_DIR)
+    cache = os.environ.get("EMBED_CACHE")
+    return CachedEncoder(found, Path(cache)) if cache else found
 
 
 def fold(context: np.ndarray, embedding: np.ndarray) -> np.ndarray:
@@ -72,7 +130,7 @@ def export(clf: MLPClassifier, name: str, out: dict[str, np.ndarray]) -> None:
 
 
 def held_out_turn_head(
-    rng: random.Random, embedder: Embedder
+    rng: random.Random, embedder: Encoder
 ) -> tuple[list[dict[str, str]], np.ndarray, np.ndarray, np.ndarray, MLPClassifier]:
     """The single rows (shuffled by `rng`), their embeddings and labels, the held-out
     fifth as a mask, and a turn head fitted on the other four fifths."""
@@ -102,7 +160,7 @@ def held_out_turn_head(
 
 def main() -> None:
     rng = random.Random(SEED)
-    embedder = Embedder(MODEL_DIR)
+    embedder = encoder()
     rows, x, y, held, turn = held_out_turn_head(rng, embedder)
     probs = turn.predict_proba(x[held])
     # Thresholds are set on the hard benign rows (look-alikes, role-play, security, user
@@ -196,11 +254,13 @@ def main() -> None:
     export(turn, "turn", arrays)
     # A binary MLPClassifier has one logistic output: the probability of label 1.
     export(context_head, "context", arrays)
-    out_dir = Path(os.environ.get("HEADS_OUT", MODEL_DIR))
+    if isinstance(embedder, CachedEncoder) and embedder.added:
+        embedder.save()
+    out_dir = Path(os.environ.get("HEADS_OUT", SHIPPED_DIR))
     out_dir.mkdir(parents=True, exist_ok=True)
     np.savez(out_dir / "heads.npz", **arrays)
     # The session gates are calibrate_session.py's; a retrain keeps them.
-    before = json.loads((MODEL_DIR / "heads.json").read_text())
+    before = json.loads((SHIPPED_DIR / "heads.json").read_text())
     meta = {
         "labels": LABELS,
         "thresholds": thresholds,
@@ -208,7 +268,7 @@ def main() -> None:
         "context_decay": CONTEXT_DECAY,
         "trained_on": {"single": int(final.sum()), "conversations": int(final_c.sum())},
     }
-    for key in ("session_gates", "session_gate"):
+    for key in ("encoder", "session_gates", "session_gate"):
         if key in before:
             meta[key] = before[key]
     (out_dir / "heads.json").write_text(json.dumps(meta, indent=2) + "\n")

@@ -53,10 +53,12 @@ class Settings(BaseModel):
         default="default",
         description="detection policy: default, strict, or monitor (never blocks)",
     )
-    scan_tier: Literal["lexical", "semantic"] = Field(
+    scan_tier: Literal["lexical", "semantic", "contextual"] = Field(
         default="semantic",
         description="semantic: signatures and the embedding tier, which judges where a "
         "conversation is heading (numpy, ~8 MB of model files, a few ms per turn); "
+        "contextual: the same tier on the transformer's embeddings (onnxruntime, the "
+        "'contextual' extra, ~23 MB model, ~10 ms per turn); "
         "lexical: signatures only (fastest, smallest cold start)",
     )
     upstream_url: str | None = Field(

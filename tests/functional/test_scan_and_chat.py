@@ -255,7 +255,8 @@ def test_chat_without_upstream_is_503(functions: FunctionLoader) -> None:
 
 
 @pytest.mark.parametrize(
-    ("configured", "semantic"), [(None, True), ("semantic", True), ("lexical", False)]
+    ("configured", "semantic"),
+    [(None, True), ("semantic", True), ("contextual", True), ("lexical", False)],
 )
 def test_the_scan_function_runs_the_semantic_tier_unless_told_lexical(
     monkeypatch: pytest.MonkeyPatch, configured: str | None, semantic: bool

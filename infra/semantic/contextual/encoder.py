@@ -19,9 +19,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
-from turnwall.scan.semantic.wordpiece import WordPiece, basic_words
+from turnwall.scan.semantic.contextual import mean_pooled
+from turnwall.scan.semantic.wordpiece import WordPiece
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -54,15 +53,8 @@ class BertIds:
 
     def ids(self, text: str, max_tokens: int = MAX_TOKENS) -> list[int]:
         """[CLS] + the text's pieces + [SEP], cut to `max_tokens` in all."""
-        body: list[int] = []
-        limit = max_tokens - 2
-        for word in basic_words(text):
-            # WordPiece.ids() drops an unsplittable word; BERT writes [UNK] in its place.
-            pieces = self._wordpiece._split(word) or (self.unk,)
-            body.extend(pieces)
-            if len(body) >= limit:
-                break
-        return [self.cls, *body[:limit], self.sep]
+        # An unsplittable word: BERT writes [UNK] in its place (the static tier drops it).
+        return [self.cls, *self._wordpiece.ids(text, max_tokens - 2, self.unk), self.sep]
 
 
 class OnnxEncoder:
@@ -83,15 +75,7 @@ class OnnxEncoder:
 
     def embed_ids(self, ids: list[int]) -> Vector:
         """The unit-length mean of the last hidden state over `ids` (one sequence, no padding)."""
-        input_ids = np.asarray([ids], dtype=np.int64)
-        feed = {
-            "input_ids": input_ids,
-            "attention_mask": np.ones_like(input_ids),
-            "token_type_ids": np.zeros_like(input_ids),
-        }
-        hidden = self.session.run(None, feed)[0][0]
-        mean = hidden.mean(axis=0)
-        return np.asarray(mean / np.linalg.norm(mean), dtype=np.float32)
+        return mean_pooled(self.session, ids)
 
     def embed(self, text: str) -> Vector:
         """The unit-length embedding of `text`."""

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from turnwall.scan.models import Direction
     from turnwall.scan.semantic.tier import SemanticJudgement, SemanticTier
 
-TIERS: Final = ("lexical", "semantic")
+TIERS: Final = ("lexical", "semantic", "contextual")
 
 _RISK_DECAY: Final = 0.85
 _WEAK_TURN: Final = 0.3  # turn scores below this count half toward the session score
@@ -80,7 +80,8 @@ class Scanner:
         the semantic tier without numpy or its model files.
 
         `tier` "lexical" runs the signatures alone; "semantic" adds the embedding tier
-        (turnwall.scan.semantic) to user turns.
+        (turnwall.scan.semantic) to user turns, on static embeddings; "contextual" adds
+        it on the transformer's (onnxruntime, the `contextual` extra).
         """
         self.policy: Policy = policy_for(profile)
         self.catalog: Catalog = catalog if catalog is not None else default_catalog()
@@ -234,12 +235,17 @@ def _semantic_tier(tier: str) -> SemanticTier | None:
         raise ConfigurationError(f"unknown scan tier {tier!r} (known: {', '.join(TIERS)})")
     if tier == "lexical":
         return None
+    from turnwall.scan.semantic.model import CONTEXTUAL_MODEL_DIR, MODEL_DIR, load_model
     from turnwall.scan.semantic.tier import SemanticTier
 
     try:
-        return SemanticTier()
+        return SemanticTier(load_model(CONTEXTUAL_MODEL_DIR if tier == "contextual" else MODEL_DIR))
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"the {tier} scan tier needs onnxruntime: pip install 'turnwall[contextual]' ({exc})"
+        ) from exc
     except (OSError, ValueError, KeyError) as exc:
-        raise ConfigurationError(f"the semantic scan tier's model cannot load: {exc}") from exc
+        raise ConfigurationError(f"the {tier} scan tier's model cannot load: {exc}") from exc
 
 
 # Lexical session rules that judge where a conversation is heading from its words alone;

@@ -48,8 +48,10 @@ _KNOWN: Final = frozenset(
         "semantic",
     }
 )
-# The semantic tier's conversation context: 256 float16 values, base64 (684 chars).
-SEMANTIC_CHARS: Final = 1024
+# The semantic tier's state: the carried levels ("0.123,0.456:", 12 chars) and the
+# conversation context, float16 in base64: 256 values (684 chars) for the static model,
+# 384 (1,024 chars) for the contextual one.
+SEMANTIC_CHARS: Final = 1100
 
 
 @dataclass(slots=True)

