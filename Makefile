@@ -47,6 +47,10 @@ results: $(STAMP)  ## rerun every benchmark, the load runs and the evaluation in
 eval: $(STAMP)  ## detector precision/recall on ../shared/eval
 	$(BIN)/python -m turnwall.cli eval ../shared/eval
 
+# The Lambda runtime's Python (template.yaml): sam build looks for it on PATH, and the
+# layer's bytecode must be its own. A pyenv install serves when none is on PATH.
+RUNTIME_PYTHON ?= $(shell for p in python3.12 $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.12*/bin/python3.12 2>/dev/null); do $$p -c '' 2>/dev/null && command -v $$p && break; done)
+
 $(SAM_VENV)/.installed:
 	$(PYTHON) -m venv $(SAM_VENV)
 	$(SAM_VENV)/bin/python -m pip install --quiet aws-sam-cli
@@ -56,9 +60,10 @@ validate: $(SAM_VENV)/.installed
 	$(SAM_VENV)/bin/python -m samcli validate --lint --region us-east-1
 
 build: $(SAM_VENV)/.installed  ## sam build (layer requirements from pyproject.toml), then the layer compiled to bytecode
+	@test -n "$(RUNTIME_PYTHON)" || { echo "make build: needs Python 3.12, the Lambda runtime's (python3.12 on PATH, or RUNTIME_PYTHON=...)"; exit 1; }
 	$(PYTHON) infra/layer_requirements.py
-	$(SAM_VENV)/bin/python -m samcli build --region us-east-1
-	$(SAM_VENV)/bin/python infra/compile_layer.py .aws-sam/build/TurnwallLayer/python
+	PATH="$(dir $(RUNTIME_PYTHON)):$$PATH" $(SAM_VENV)/bin/python -m samcli build --region us-east-1
+	$(RUNTIME_PYTHON) infra/compile_layer.py .aws-sam/build/TurnwallLayer/python
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -19,10 +19,14 @@ import sys
 from pathlib import Path
 from typing import Final
 
-RUNTIME: Final = (3, 11)  # template.yaml: Runtime python3.11
+RUNTIME: Final = (3, 12)  # template.yaml: Runtime python3.12
 # Modules of the package for a workstation, never imported on Lambda: `sam build` copies
 # all of shared/, so they are taken out of the built layer here.
 NOT_SHIPPED: Final = ("turnwall/evaluation.py",)
+# Lambda's limit on a function and its layers, unzipped (250 MiB); the functions' own
+# code is a few KB. The layer is about 237 MB: onnxruntime 82, numpy 74, turnwall's
+# models 31.
+UNZIPPED_LIMIT: Final = 262_144_000
 
 
 def prune_layer(directory: Path) -> list[str]:
@@ -34,6 +38,11 @@ def prune_layer(directory: Path) -> list[str]:
             module.unlink()
             removed.append(name)
     return removed
+
+
+def layer_bytes(directory: Path) -> int:
+    """The size of every file under `directory`, as Lambda counts it unzipped."""
+    return sum(path.stat().st_size for path in directory.rglob("*") if path.is_file())
 
 
 def compile_layer(directory: Path) -> bool:
@@ -65,6 +74,11 @@ def main(argv: list[str]) -> int:
     complete = compile_layer(Path(argv[0]))
     skipped = "" if complete else " (some files skipped)"
     sys.stdout.write(f"compiled {argv[0]} to bytecode{skipped}\n")
+    size = layer_bytes(Path(argv[0]))
+    sys.stdout.write(f"layer: {size:,} bytes unzipped (Lambda allows {UNZIPPED_LIMIT:,})\n")
+    if size > UNZIPPED_LIMIT:
+        sys.stderr.write("compile_layer: the layer is over Lambda's unzipped limit\n")
+        return 1
     return 0
 
 

@@ -101,7 +101,7 @@ def main() -> None:
     if args.decay:
         tier.CARRY_DECAY = args.decay  # type: ignore[misc]
     if args.carry_min:
-        tier.CARRY_MIN = args.carry_min  # type: ignore[misc]
+        gates = replace(gates, pursuit_carry=args.carry_min)
     for level in args.levels:
         semantic.gates = replace(gates, carry_support=level)
         print(semantic.gates)

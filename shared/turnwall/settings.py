@@ -54,12 +54,11 @@ class Settings(BaseModel):
         description="detection policy: default, strict, or monitor (never blocks)",
     )
     scan_tier: Literal["lexical", "semantic", "contextual"] = Field(
-        default="semantic",
-        description="semantic: signatures and the embedding tier, which judges where a "
-        "conversation is heading (numpy, ~8 MB of model files, a few ms per turn); "
-        "contextual: the same tier on the transformer's embeddings (onnxruntime, the "
-        "'contextual' extra, ~23 MB model, ~10 ms per turn); "
-        "lexical: signatures only (fastest, smallest cold start)",
+        default="contextual",
+        description="contextual: signatures and the embedding tier, which judges where a "
+        "conversation is heading, on the MiniLM transformer (onnxruntime, 23 MB model, "
+        "~10 ms per turn); semantic: the same tier on static embeddings (numpy only, "
+        "8 MB, ~1.5 ms); lexical: signatures only (fastest, smallest cold start)",
     )
     upstream_url: str | None = Field(
         default=None, description="OpenAI-compatible base URL, e.g. https://api.openai.com/v1"

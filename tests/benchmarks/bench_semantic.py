@@ -1,17 +1,17 @@
-"""The semantic tier: latency and cold start per tier, and the blind sets per tier.
+"""The embedding tiers: latency and cold start per tier, and the blind sets per tier.
 
     python -m tests.benchmarks.bench_semantic [--no-blind]
 
 Pinned to one core. Each text is about 1 KB and is scanned with the state of a 50-turn
 session, as in bench_scan; the lexical tier is compared with InferenceWall's SDK in the
-same run (target p99 <= 0.5x), the semantic tier against its own budget (p99 <= 15 ms).
-Cold start is a fresh interpreter importing turnwall, building the scanner and scanning
-one turn. Then `turnwall eval` runs on each blind set (tests/blind/semantic and
-semantic_v2 to semantic_v11, laid out as input/, output/, multiturn/) with
-each tier. The semantic heads are trained on semantic to semantic_v7
+same run (target p99 <= 0.5x), the semantic and contextual tiers against their own
+budget (p99 <= 15 ms). Cold start is a fresh interpreter importing turnwall, building
+the scanner and scanning one turn. Then `turnwall eval` runs on each blind set
+(tests/blind/semantic and semantic_v2 to semantic_v13, laid out as input/, output/,
+multiturn/) with each tier. Both tiers' heads are trained on semantic to semantic_v7
 (infra/semantic/own_sets.py); semantic_v8 and semantic_v9 chose between candidate heads
-(infra/semantic/README.md, step 8), so only semantic_v10 and semantic_v11 measure that
-tier blind.
+(infra/semantic/README.md, steps 8 and 9), so semantic_v10 to semantic_v13 measure them
+blind (v12 and v13 were written for the contextual tier's first measurement).
 """
 
 from __future__ import annotations
@@ -51,7 +51,10 @@ BLIND_SETS = (
     Path(__file__).parents[1] / "blind" / "semantic_v9",
     Path(__file__).parents[1] / "blind" / "semantic_v10",
     Path(__file__).parents[1] / "blind" / "semantic_v11",
+    Path(__file__).parents[1] / "blind" / "semantic_v12",
+    Path(__file__).parents[1] / "blind" / "semantic_v13",
 )
+TIERS = ("lexical", "semantic", "contextual")
 _COLD = (
     "import time; started = time.perf_counter(); "
     "from turnwall.scan import Scanner; "
@@ -78,8 +81,8 @@ def cold_start_ms(tier: str, runs: int = 3) -> float:
 def latency() -> None:
     inferwall = load_inferwall()
     print(f"scan_input, {CALLS} calls per row, one core, session state of {SESSION_TURNS} turns")
-    print(f"{'tier':<10}{'text':<8}{'p50':>9}{'p99':>10}{'vs':>16}")
-    for tier in ("lexical", "semantic"):
+    print(f"{'tier':<12}{'text':<8}{'p50':>9}{'p99':>10}{'vs':>16}")
+    for tier in TIERS:
         scanner = Scanner(tier=tier)
         state = session_state(scanner, SESSION_TURNS)
         for name, text in (("benign", _BENIGN), ("attack", _ATTACK)):
@@ -93,14 +96,14 @@ def latency() -> None:
                 ours = timings_us(scan, CALLS)
                 versus = f"{percentile(ours, 0.99) / _BUDGET_US:.2f}x 15 ms"
             print(
-                f"{tier:<10}{name:<8}{statistics.median(ours):>7.0f}us"
+                f"{tier:<12}{name:<8}{statistics.median(ours):>7.0f}us"
                 f"{percentile(ours, 0.99):>8.0f}us{versus:>16}"
             )
-    print("targets: lexical p99 <= 0.5x InferenceWall; semantic p99 <= 1.00x 15 ms")
+    print("targets: lexical p99 <= 0.5x InferenceWall; semantic, contextual p99 <= 1.00x 15 ms")
     print()
-    print(f"{'tier':<10}{'cold start (import, build, first scan)':>40}")
-    for tier in ("lexical", "semantic"):
-        print(f"{tier:<10}{cold_start_ms(tier):>37.0f} ms")
+    print(f"{'tier':<12}{'cold start (import, build, first scan)':>40}")
+    for tier in TIERS:
+        print(f"{tier:<12}{cold_start_ms(tier):>37.0f} ms")
     print()
 
 
@@ -119,7 +122,7 @@ def blind_sets() -> None:
                 for name in names:
                     if (blind / name).exists():
                         shutil.copy(blind / name, root / part / name)
-            for tier in ("lexical", "semantic"):
+            for tier in TIERS:
                 evaluate([str(root), "--tier", tier])
                 print()
 

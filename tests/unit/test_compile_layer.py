@@ -7,8 +7,19 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from infra.compile_layer import NOT_SHIPPED, compile_layer, main, prune_layer
+from infra.compile_layer import (
+    NOT_SHIPPED,
+    RUNTIME,
+    compile_layer,
+    layer_bytes,
+    main,
+    prune_layer,
+)
+
+if TYPE_CHECKING:
+    import pytest
 
 _UNCHECKED_HASH = 0b01  # PEP 552 flags: hash-based, source not checked
 
@@ -74,3 +85,16 @@ def test_no_function_imports_the_evaluation_cli() -> None:
 
     assert NOT_SHIPPED == ("turnwall/evaluation.py",)
     assert [p for p in shipped if "turnwall.evaluation" in p.read_text(encoding="utf-8")] == []
+
+
+def test_a_layer_over_lambdas_unzipped_limit_fails_the_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    layer = make_package(tmp_path)
+    size = layer_bytes(layer)
+    monkeypatch.setattr(sys, "version_info", (*RUNTIME, 0, "final", 0))
+
+    monkeypatch.setattr("infra.compile_layer.UNZIPPED_LIMIT", size + 10_000)
+    assert main([str(layer)]) == 0
+    monkeypatch.setattr("infra.compile_layer.UNZIPPED_LIMIT", size - 1)
+    assert main([str(layer)]) == 1

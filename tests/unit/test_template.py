@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from infra.compile_layer import RUNTIME
 from infra.layer_requirements import layer_requirements
 from tests.functional.conftest import load_function
 from tests.support.events import ROOT
@@ -78,4 +79,15 @@ def test_the_layer_leaves_out_what_lambda_provides_or_only_local_runs_use() -> N
     names = {line.split(">")[0].split("[")[0] for line in layer_requirements().splitlines()}
 
     assert not names & {"boto3", "uvicorn", "tqdm"}
-    assert {"fastapi", "mangum", "redis", "cryptography", "numpy"} <= names
+    assert {"fastapi", "mangum", "redis", "cryptography", "numpy", "onnxruntime"} <= names
+
+
+def test_the_functions_the_layer_and_its_bytecode_share_one_python() -> None:
+    # onnxruntime's wheels need Amazon Linux 2023 (python3.12), and bytecode compiled by
+    # another Python than the runtime's would be ignored.
+    runtime = f"python{RUNTIME[0]}.{RUNTIME[1]}"
+    layer = TEMPLATE["Resources"]["TurnwallLayer"]
+
+    assert TEMPLATE["Globals"]["Function"]["Runtime"] == runtime == "python3.12"
+    assert layer["Properties"]["CompatibleRuntimes"] == [runtime]
+    assert layer["Metadata"]["BuildMethod"] == runtime

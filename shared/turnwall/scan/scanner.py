@@ -81,7 +81,7 @@ class Scanner:
 
         `tier` "lexical" runs the signatures alone; "semantic" adds the embedding tier
         (turnwall.scan.semantic) to user turns, on static embeddings; "contextual" adds
-        it on the transformer's (onnxruntime, the `contextual` extra).
+        it on the transformer's (onnxruntime).
         """
         self.policy: Policy = policy_for(profile)
         self.catalog: Catalog = catalog if catalog is not None else default_catalog()
@@ -242,7 +242,7 @@ def _semantic_tier(tier: str) -> SemanticTier | None:
         return SemanticTier(load_model(CONTEXTUAL_MODEL_DIR if tier == "contextual" else MODEL_DIR))
     except ImportError as exc:
         raise ConfigurationError(
-            f"the {tier} scan tier needs onnxruntime: pip install 'turnwall[contextual]' ({exc})"
+            f"the {tier} scan tier needs onnxruntime: pip install onnxruntime ({exc})"
         ) from exc
     except (OSError, ValueError, KeyError) as exc:
         raise ConfigurationError(f"the {tier} scan tier's model cannot load: {exc}") from exc

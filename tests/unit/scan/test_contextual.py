@@ -18,6 +18,7 @@ from turnwall.scan.semantic.model import (
     decode_context,
     load_model,
 )
+from turnwall.scan.semantic.tier import CARRY_MIN, SessionGates
 from turnwall.scan.session import SessionState
 
 from .test_semantic import in_session
@@ -94,7 +95,7 @@ def test_without_onnxruntime_the_tier_says_what_to_install(
     load_model.cache_clear()
     try:
         # WHEN the contextual tier is asked for
-        with pytest.raises(ConfigurationError, match=r"pip install 'turnwall\[contextual\]'"):
+        with pytest.raises(ConfigurationError, match="pip install onnxruntime"):
             Scanner(tier="contextual")
     finally:
         load_model.cache_clear()
@@ -166,3 +167,11 @@ def test_the_same_follow_up_after_safe_look_alikes_stays_allowed(
     outcomes = in_session(contextual, turns)
 
     assert [o.decision for o in outcomes] == ["allow"] * len(turns)
+
+
+def test_each_model_carries_its_own_session_gates() -> None:
+    contextual = SessionGates.from_meta(load_model(CONTEXTUAL_MODEL_DIR).meta)
+    static = SessionGates.from_meta(load_model(MODEL_DIR).meta)
+
+    assert (contextual.carry_support, contextual.pursuit_carry) == (0.05, 0.25)
+    assert (static.carry_support, static.pursuit_carry) == (0.08, CARRY_MIN)

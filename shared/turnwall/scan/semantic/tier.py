@@ -47,11 +47,12 @@ SESSION_SIGNATURE: Final = ("SEM-SESSION-INTENT", "content_safety")
 # an even chance, well under any flagging threshold, so real pursuits keep their flag.
 SUPPORT: Final = 0.7
 # The context head judges a pursuit only where an earlier turn read at least this
-# harmful (the turn head's harmful label); it fades by CARRY_DECAY a turn. A follow-up to
-# safe turns ("if we change the previous question...") has no harmful aim to pursue,
-# however follow-up it sounds, and neither has one to a persona or an injection: "embrace
-# the role of Sheldon" is suspicious, but "shall we take the bus to dinner?" after it
-# pursues nothing.
+# harmful (the turn head's harmful label; a model's gates may set their own,
+# `SessionGates.pursuit_carry`); it fades by CARRY_DECAY a turn. A follow-up to safe
+# turns ("if we change the previous question...") has no harmful aim to pursue, however
+# follow-up it sounds, and neither has one to a persona or an injection: "embrace the
+# role of Sheldon" is suspicious, but "shall we take the bus to dinner?" after it pursues
+# nothing.
 CARRY_MIN: Final = 0.3
 CARRY_DECAY: Final = 0.8
 _TOP_SCORE: Final = 0.95
@@ -74,11 +75,15 @@ class SessionGates:
     "retrained" (shipped) is legacy's rule at 0.08, for the heads trained with the
     project's own look-alikes, which read dark but safe subjects as less suspicious (0.06
     for the heads trained on v1-v5; these read "why is arson so hard to prove?" at 0.07).
+    "contextual" is the contextual model's: legacy's rule at 0.05, and a pursuit judged
+    after an earlier harmful reading of 0.25 (`pursuit_carry`; CARRY_MIN elsewhere),
+    chosen on held-out v8 / v9 and ../shared/eval (infra/semantic/README.md, step 9).
     """
 
     carry_reading: Literal["suspicion", "harm"] = "suspicion"
     carry_support: float = 0.15
     pursuit_floor: float = 0.0
+    pursuit_carry: float = CARRY_MIN
 
     @classmethod
     def from_meta(cls, meta: dict[str, Any], name: str | None = None) -> SessionGates:
@@ -96,6 +101,7 @@ class SessionGates:
             carry_reading=reading,
             carry_support=float(values["carry_support"]),
             pursuit_floor=float(values["pursuit_floor"]),
+            pursuit_carry=float(values.get("pursuit_carry", CARRY_MIN)),
         )
 
 
@@ -173,7 +179,7 @@ class SemanticTier:
         before = decode_context(stored, self.model.dimensions)
         if before.any():
             pursuit = self.model.continues_harm(embedding, before)
-            if pursuit >= self._context_threshold and carried_harm >= CARRY_MIN:
+            if pursuit >= self._context_threshold and carried_harm >= self.gates.pursuit_carry:
                 judgement.findings.append(
                     SemanticFinding(
                         SESSION_SIGNATURE[0],
