@@ -57,7 +57,7 @@ class Settings(BaseModel):
         default="contextual",
         description="contextual: signatures and the embedding tier, which judges where a "
         "conversation is heading, on the MiniLM transformer (onnxruntime, 23 MB model, "
-        "~10 ms per turn); semantic: the same tier on static embeddings (numpy only, "
+        "~11 ms per turn); semantic: the same tier on static embeddings (numpy only, "
         "8 MB, ~1.5 ms); lexical: signatures only (fastest, smallest cold start)",
     )
     upstream_url: str | None = Field(
