@@ -36,7 +36,6 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
     from turnwall.scan.models import Category, Direction
-    from turnwall.scan.normalize import Chunk
 
 
 Kind = Literal["pattern", "topic", "contested", "detector"]
@@ -234,18 +233,16 @@ class Catalog:
                 # A text full of trigger words holds the same few of them in sentence after
                 # sentence: the rules each such set readies are worked out once.
                 rules_for: dict[frozenset[str], list[Rule]] = {}
-                for start, end, chunk_words in sentences.changed:
-                    present = chunk_words & useful
-                    if present:
-                        rules = rules_for.get(present)
-                        if rules is None:
-                            rules = rules_for[present] = [
-                                in_sentences.rules[number]
-                                for number in in_sentences.prefilter.ready(present)
-                                if number not in hopeless
-                            ]
-                        for rule in rules:
-                            yield rule, start, end
+                for start, end, present in sentences.holding(useful, changed=True):
+                    rules = rules_for.get(present)
+                    if rules is None:
+                        rules = rules_for[present] = [
+                            in_sentences.rules[number]
+                            for number in in_sentences.prefilter.ready(present)
+                            if number not in hopeless
+                        ]
+                    for rule in rules:
+                        yield rule, start, end
         ascii_text = text.isascii()
         ready, useful = texts.prefilter.gate(words)
         if ascii_text:
@@ -255,9 +252,7 @@ class Catalog:
             lacking = self._lacking_strings(texts, ready, text, known)
             ready = [number for number in ready if number not in lacking]
         if ready and not run_together:
-            windows = _windows(
-                texts.prefilter, ready, texts.rules, sentences.chunks, len(text), useful
-            )
+            windows = _windows(texts.prefilter, ready, texts.rules, sentences, len(text), useful)
             for number in ready:
                 rule = texts.rules[number]
                 for start, end in windows[number]:
@@ -538,7 +533,7 @@ def _windows(
     prefilter: Prefilter,
     ready: list[int],
     rules: tuple[Rule, ...],
-    chunks: list[Chunk],
+    sentences: Sentences,
     size: int,
     useful: frozenset[str],
 ) -> dict[int, list[tuple[int, int]]]:
@@ -550,34 +545,30 @@ def _windows(
     so all of those lie in one group; a window starting `reach` before the group and
     ending `reach` after its last chunk shows every attempt that starts up to that chunk
     all it reads (`Rule.settles`)."""
-    found: dict[int, list[tuple[int, int]]] = {number: [] for number in ready}
+    found: dict[int, list[tuple[int, int, int]]] = {number: [] for number in ready}
     # The same few words recur chunk after chunk: what each set of them satisfies is
     # worked out once.
     satisfied_by: dict[frozenset[str], list[tuple[int, int]]] = {}
-    for index, (_, _, words) in enumerate(chunks):
-        present = words & useful
-        if not present:
-            continue
+    for start, end, present in sentences.holding(useful):
         satisfied = satisfied_by.get(present)
         if satisfied is None:
             satisfied = satisfied_by[present] = prefilter.satisfied_among(present, ready)
         for number, bits in satisfied:
-            found[number].append((index, bits))
+            found[number].append((start, end, bits))
     windows: dict[int, list[tuple[int, int]]] = {}
     for number, hits in found.items():
         rule = rules[number]
         full = prefilter.full(number)
         ranges: list[tuple[int, int]] = []
-        first = last = -1
+        first = last = -1  # the start of the group's first chunk, the end of its last
         bits = 0
-        for index, hit in [*hits, (-1, 0)]:
-            if index >= 0 and last >= 0 and chunks[index][0] - chunks[last][1] < rule.reach:
-                last, bits = index, bits | hit
+        for start, end, hit in [*hits, (-1, -1, 0)]:
+            if start >= 0 and last >= 0 and start - last < rule.reach:
+                last, bits = end, bits | hit
                 continue
             if last >= 0 and bits == full:
-                start = max(0, chunks[first][0] - rule.reach)
-                ranges.append((start, min(size, chunks[last][1] + rule.reach)))
-            first = last = index
+                ranges.append((max(0, first - rule.reach), min(size, last + rule.reach)))
+            first, last = start, end
             bits = hit
         windows[number] = ranges
     return windows

@@ -23,7 +23,7 @@ from turnwall.scan.lexicon import words
 from turnwall.scan.reach import LOOKBEHIND_CHARS
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Iterator, Mapping
 
     Locator = Callable[[int, int], tuple[int, int] | None]
 
@@ -35,6 +35,9 @@ Chunk = tuple[int, int, frozenset[str]]
 # number and size (`turnwall.scan.decode`) and in depth here.
 MAX_DECODE_DEPTH: Final = 2
 CHUNK_CHARS: Final = 40
+# Up to this many words asked of a view are found in its text rather than its chunks
+# (see `Sentences.holding`).
+_FEW_WORDS: Final = 64
 # Longer whitespace runs are squeezed to one character, so patterns can bound theirs.
 MAX_SPACE_RUN: Final = 8
 _LONG_SPACE = re.compile(rf"\s{{{MAX_SPACE_RUN + 1},}}")
@@ -231,10 +234,15 @@ class NormalizedText:
             # Both map letters to letters and leave the rest: their words are the base's,
             # mapped the same way, and rot13 keeps every full stop where it was.
             rot13 = view.name == "rot13"
-            words = _translate(self._words, _ROT13) if rot13 else self._words[::-1]
-            bounds = [(start, end) for start, end, _ in self.chunks] if rot13 else None
-            chunks = _chunk_at(words, bounds or _chunk_bounds(view.text))
-            found = Sentences(chunks, chunks, _union(chunks))
+            if rot13:
+                words = _translate(self._words, _ROT13)
+                tokens = frozenset(word.translate(_ROT13) for word in self.tokens)
+                bounds = [(start, end) for start, end, _ in self.chunks]
+            else:
+                words = self._words[::-1]
+                tokens = frozenset(word[::-1] for word in self.tokens)
+                bounds = _chunk_bounds(view.text)
+            found = Sentences(None, None, tokens, word_text=words, bounds=bounds)
         else:
             chunks = chunk(view.text)
             found = Sentences(chunks, chunks, _union(chunks))
@@ -242,18 +250,88 @@ class NormalizedText:
         return found
 
 
-@dataclass(frozen=True, slots=True)
 class Sentences:
     """A view cut into chunks (see `chunk`), for the prefilter."""
 
-    chunks: list[Chunk]
-    # The chunks a rule that cannot match "." must still search in this view.
-    changed: list[Chunk]
-    words: frozenset[str]
-    # Whether the view holds each string the prefilter looked for so far (see
-    # `Catalog.plan`): a string absent costs a pass over the view, and both directions,
-    # and both parts of the catalog, look for many of the same.
-    held: dict[str, bool] = field(default_factory=dict)
+    __slots__ = ("_bounds", "_changed", "_chunks", "_places", "_spaced", "held", "words")
+
+    def __init__(
+        self,
+        chunks: list[Chunk] | None,
+        changed: list[Chunk] | None,
+        words: frozenset[str],
+        *,
+        word_text: str = "",
+        bounds: list[tuple[int, int]] | None = None,
+    ) -> None:
+        """`chunks` and `changed` as the attributes; or None for both, with the view's
+        `word_text` (see `_word_text`) and its chunk `bounds`: the chunks' words are then
+        found only where asked for (see `holding`). `words`: those of the whole view."""
+        self.words = words
+        # Whether the view holds each string the prefilter looked for so far (see
+        # `Catalog.plan`): a string absent costs a pass over the view, and both
+        # directions, and both parts of the catalog, look for many of the same.
+        self.held: dict[str, bool] = {}
+        self._chunks = chunks
+        self._changed = changed
+        self._bounds = bounds or []
+        self._spaced = f" {word_text} "
+        # The chunks each word looked for lies in, by their index (see `holding`).
+        self._places: dict[str, list[int]] = {}
+
+    @property
+    def chunks(self) -> list[Chunk]:
+        """The view cut after full stops, with the words of each piece."""
+        if self._chunks is None:
+            self._chunks = _chunk_at(self._spaced[1:-1], self._bounds)
+        return self._chunks
+
+    @property
+    def changed(self) -> list[Chunk]:
+        """The chunks a rule that cannot match "." must still search in this view."""
+        return self.chunks if self._changed is None else self._changed
+
+    def holding(
+        self, useful: frozenset[str], *, changed: bool = False
+    ) -> Iterator[tuple[int, int, frozenset[str]]]:
+        """`(start, end, words)` of each chunk (each of `changed`) holding words of
+        `useful`, in order, `words` being those.
+
+        A view whose chunks have not been cut yet and of which few words are asked for
+        (rot13 and reversed text: gibberish to the prefilter) is not cut: each word is
+        found in the words of the whole view, about 0.5 ms a megabyte, where cutting
+        costs some 40 ms. A chunk ends after a full stop, which is no letter, so no
+        word straddles two."""
+        if self._chunks is None and len(useful) <= _FEW_WORDS:
+            found: dict[int, set[str]] = {}
+            starts = [start for start, _ in self._bounds]
+            for word in useful:
+                for index in self._places_of(word, starts):
+                    found.setdefault(index, set()).add(word)
+            for index in sorted(found):
+                start, end = self._bounds[index]
+                yield start, end, frozenset(found[index])
+            return
+        for start, end, chunk_words in self.changed if changed else self.chunks:
+            present = chunk_words & useful
+            if present:
+                yield start, end, present
+
+    def _places_of(self, word: str, starts: list[int]) -> list[int]:
+        """The indexes of the chunks holding `word`, which start at `starts`."""
+        places = self._places.get(word)
+        if places is None:
+            places = []
+            needle = f" {word} "
+            # In `_spaced` a word starting at p of the view is preceded by the space at p.
+            at = self._spaced.find(needle)
+            while at >= 0:
+                index = bisect_right(starts, at) - 1
+                if not places or places[-1] != index:
+                    places.append(index)
+                at = self._spaced.find(needle, at + len(word) + 1)
+            self._places[word] = places
+        return places
 
 
 def _union(chunks: list[Chunk]) -> frozenset[str]:
