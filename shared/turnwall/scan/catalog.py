@@ -19,7 +19,14 @@ import string
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Literal
 
-from turnwall.scan.normalize import Sentences, chunk, word_set
+from turnwall.scan.normalize import (
+    Sentences,
+    ascii_runs,
+    beyond_ascii,
+    chunk,
+    translate,
+    word_set,
+)
 from turnwall.scan.patterns import (
     LazyPattern,
     compile_pattern,
@@ -448,14 +455,15 @@ def _fold_ascii_case(text: str) -> str:
     letter made that letter in lower case, one character for one: offsets stay those of
     `text`. Besides A-Z, a few others count (the Kelvin sign for k, the long s, dotless
     i), which `str.lower` would miss or turn into two characters."""
-    if text.isascii():
+    runs = ascii_runs(text)
+    if runs is None:
         return text.lower()
     table = {
         ord(char): letter
-        for char in set(text)
-        if not char.isascii() and (letter := _ascii_letter(char)) is not None
+        for char in beyond_ascii(text, runs)
+        if (letter := _ascii_letter(char)) is not None
     }
-    return text.translate(_ASCII_LOWER | table)
+    return translate(text, _ASCII_LOWER | table, runs)
 
 
 _ASCII_LOWER: Final = {ord(upper): upper.lower() for upper in string.ascii_uppercase}

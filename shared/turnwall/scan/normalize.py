@@ -41,6 +41,7 @@ _FEW_WORDS: Final = 64
 # Longer whitespace runs are squeezed to one character, so patterns can bound theirs.
 MAX_SPACE_RUN: Final = 8
 _LONG_SPACE = re.compile(rf"\s{{{MAX_SPACE_RUN + 1},}}")
+_SPACE = re.compile(r"\s")
 # On ASCII text, str.translate and str.split do in C what the word and whitespace
 # patterns below do position by position: the same words, two to five times faster.
 _ASCII_SPACES: Final = str.maketrans({chr(c): " " for c in range(128) if chr(c).isspace()})
@@ -235,7 +236,7 @@ class NormalizedText:
             # mapped the same way, and rot13 keeps every full stop where it was.
             rot13 = view.name == "rot13"
             if rot13:
-                words = _translate(self._words, _ROT13)
+                words = translate(self._words, _ROT13)
                 tokens = frozenset(word.translate(_ROT13) for word in self.tokens)
                 bounds = [(start, end) for start, end, _ in self.chunks]
             else:
@@ -353,20 +354,24 @@ def normalize(text: str, *, decode: bool = True) -> NormalizedText:
         base = text.lower()
         locate_base = _same_span
     else:
-        table = _fold_table(text)
-        folded = text.translate(table)
-        # The table has every distinct character of the text and what it folds to: what
-        # the texts hold is read from it rather than from a megabyte of characters.
+        # Folded by ASCII runs (see `_by_ascii_runs`), with a table of every ASCII
+        # character and every other one of the text.
+        text_runs = ascii_runs(text)
+        table = _fold_table(text, text_runs)
+        folded = translate(text, table, text_runs)
+        # The table has what each character folds to: what the text holds is read from it
+        # rather than from a megabyte of characters (ASCII folds to ASCII, unhidden).
         lookalikes = not _CONFUSABLE_CHARS.isdisjoint("".join(table.values()))
         base = _confusables(folded) if lookalikes else folded
         evasion = base != folded or not _HIDDEN.isdisjoint(map(chr, table))
         locate_base = _fold_locator(text, table)
-    if _has_long_space(base):
-        base, locate_base = _squeeze(base, locate_base)
-    normalized = NormalizedText(original=text, base=base, evasion=evasion)
     # The base is cut into ASCII runs once, for its words and for the views derived
     # from it character by character: each cut of a megabyte costs about 10 ms.
-    runs = _ascii_runs(base)
+    runs = ascii_runs(base)
+    if _has_long_space(base, runs):
+        base, locate_base = _squeeze(base, locate_base)
+        runs = ascii_runs(base)
+    normalized = NormalizedText(original=text, base=base, evasion=evasion)
     normalized._words = _word_text(base, runs)
     normalized.chunks = _chunk_at(normalized._words, _chunk_bounds(base))
     normalized.tokens = _union(normalized.chunks)
@@ -401,7 +406,7 @@ def _chunk_at(words: str, bounds: list[tuple[int, int]]) -> list[Chunk]:
 def _word_text(text: str, runs: list[str] | None = None) -> str:
     """`text` with every character that is not a letter or digit made a space: its words
     are then `.split()` of any slice, cut in C once for the whole text rather than per
-    sentence (the same words `word_set` finds). `runs`: `_ascii_runs(text)`, if known."""
+    sentence (the same words `word_set` finds). `runs`: `ascii_runs(text)`, if known."""
     return _by_ascii_runs(
         text,
         lambda run: run.translate(_ASCII_NON_WORD),
@@ -410,19 +415,35 @@ def _word_text(text: str, runs: list[str] | None = None) -> str:
     )
 
 
-def _translate(
+def translate(
     text: str, table: Mapping[int, str | int | None], runs: list[str] | None = None
 ) -> str:
-    """`text.translate(table)`, by ASCII runs (see `_by_ascii_runs`)."""
+    """`text.translate(table)`, by ASCII runs (see `_by_ascii_runs`; `runs` as there)."""
     return _by_ascii_runs(
         text, lambda run: run.translate(table), lambda run: run.translate(table), runs
     )
 
 
-def _ascii_runs(text: str) -> list[str] | None:
+def ascii_runs(text: str) -> list[str] | None:
     """`text` cut into runs of ASCII characters and runs of others, in turn (None for
-    ASCII text, which is never cut)."""
-    return None if text.isascii() else _NON_ASCII_RUN.split(text)
+    ASCII text, which is never cut). A text with too many runs to be worth cutting (see
+    `_worth_cutting`) is cut only until that shows: the rest stays in the last run."""
+    if text.isascii():
+        return None
+    return _NON_ASCII_RUN.split(text, len(text) // (2 * _RUNS_WORTH_SPLITTING) + 1)
+
+
+def _worth_cutting(text: str, runs: list[str]) -> bool:
+    """Whether work on `text` is done run by run (`runs`: `ascii_runs(text)`, whose every
+    cut adds two runs): on a text mostly beyond ASCII, runs would only add calls."""
+    return len(runs) * _RUNS_WORTH_SPLITTING <= len(text)
+
+
+def beyond_ascii(text: str, runs: list[str]) -> set[str]:
+    """The distinct characters of `text` beyond ASCII (`runs`: `ascii_runs(text)`)."""
+    if _worth_cutting(text, runs):
+        return set("".join(runs[1::2]))  # the split keeps the runs it cuts at, at odd places
+    return {char for char in set(text) if not char.isascii()}
 
 
 def _by_ascii_runs(
@@ -439,9 +460,9 @@ def _by_ascii_runs(
     if text.isascii():
         return ascii(text)
     if runs is None:
-        runs = _NON_ASCII_RUN.split(text)
-    if len(runs) * _RUNS_WORTH_SPLITTING > len(text):
-        return other(text)  # mostly beyond ASCII: runs would only add calls
+        runs = ascii_runs(text) or [text]
+    if not _worth_cutting(text, runs):
+        return other(text)
     # The split keeps the runs it cuts at: ASCII runs at even places, the others between.
     return "".join([ascii(run) if place % 2 == 0 else other(run) for place, run in enumerate(runs)])
 
@@ -454,20 +475,33 @@ def word_set(text: str, start: int = 0, end: int | None = None) -> frozenset[str
     return frozenset(_WORD.findall(piece))
 
 
-def _has_long_space(text: str) -> bool:
-    if text.isascii():
-        return " " * (MAX_SPACE_RUN + 1) in text.translate(_ASCII_SPACES)
-    return _LONG_SPACE.search(text) is not None
+def _has_long_space(text: str, runs: list[str] | None = None) -> bool:
+    """Whether `text` has a whitespace run longer than MAX_SPACE_RUN (`runs`:
+    `ascii_runs(text)`, if known)."""
+    if runs is None and not text.isascii():
+        runs = ascii_runs(text)
+    if runs is not None and not _worth_cutting(text, runs):
+        return _LONG_SPACE.search(text) is not None
+    spaces = _by_ascii_runs(
+        text, lambda run: run.translate(_ASCII_SPACES), lambda run: _SPACE.sub(" ", run), runs
+    )
+    return " " * (MAX_SPACE_RUN + 1) in spaces
 
 
 def _same_span(start: int, end: int) -> tuple[int, int] | None:
     return (start, end)
 
 
-def _fold_table(text: str) -> dict[int, str]:
+def _fold_table(text: str, runs: list[str] | None = None) -> dict[int, str]:
     """What each distinct character of `text` folds to, for `str.translate`: the text is
-    then folded in C, and `_fold_char` runs once per distinct character, not per one."""
-    return {ord(char): _fold_char(char) for char in set(text)}
+    then folded in C, and `_fold_char` runs once per distinct character, not per one.
+    With `runs` (`ascii_runs(text)`), the table has every ASCII character, and only the
+    runs beyond ASCII are read for the others: a set of a megabyte costs about 8 ms."""
+    if runs is None:
+        return {ord(char): _fold_char(char) for char in set(text)}
+    table = {code: _fold_char(chr(code)) for code in range(128)}
+    table.update((ord(char), _fold_char(char)) for char in beyond_ascii(text, runs))
+    return table
 
 
 def _fold_locator(text: str, table: dict[int, str]) -> Locator:
@@ -492,12 +526,12 @@ def _fold_locator(text: str, table: dict[int, str]) -> Locator:
 def _add_derived_views(
     normalized: NormalizedText, locate_base: Locator, runs: list[str] | None
 ) -> None:
-    """`runs`: `_ascii_runs` of the base."""
+    """`runs`: `ascii_runs` of the base."""
     base = normalized.base
     tokens = normalized.tokens
     # Each view costs a pass over the text, so each is built only on cheap evidence.
     if _leet_hint(base):
-        leet = _translate(base, _LEET, runs)
+        leet = translate(base, _LEET, runs)
         if leet != base:
             normalized.views.append(View("leet", leet, locate_base, obfuscated=True))
     if len(tokens & _SINGLE_LETTERS) >= 3 and _PADDED_RUN.search(base):
@@ -512,7 +546,7 @@ def _add_derived_views(
             normalized.views.append(View("despaced", despaced, locate_despaced, obfuscated=True))
     gibberish = len(tokens) >= 5 and len(tokens & _STOPWORDS) <= 1
     if gibberish or not tokens.isdisjoint(_TRANSFORM_WORDS):
-        rot13 = _translate(base, _ROT13, runs)
+        rot13 = translate(base, _ROT13, runs)
         normalized.views.append(View("rot13", rot13, locate_base, obfuscated=True))
         size = len(base)
 
