@@ -601,9 +601,11 @@ def _despace(base: str) -> tuple[str, list[int]]:
             index.extend(range(start, end, 1 + len(gaps[0])))
         else:
             # Letters are padded by one separator; a different one between them marks a
-            # word end.
+            # word end. Of separators as common, the first met pads (a Counter keeps the
+            # order it met them in; a set's order would change with the hash seed, and
+            # one text would be read differently from one process to the next).
             counts = Counter(gaps)
-            usual = max(distinct, key=counts.__getitem__)
+            usual = max(counts, key=counts.__getitem__)
             at = accumulate((1 + len(gap) for gap in gaps), initial=start)
             for letter, gap, position in zip(letters, gaps, at, strict=False):
                 out.append(letter)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import base64
 import codecs
+import os
 import re
+import subprocess
+import sys
 from typing import TYPE_CHECKING
 
 import pytest
@@ -137,6 +140,30 @@ def test_padded_letters_are_joined_and_map_back_to_the_original(
     assert despaced.text == joined
     assert span is not None
     assert text[span[0] : span[1]].replace(" ", "").replace(".", "").replace("-", "") == word
+
+
+def test_padded_letters_are_joined_alike_in_every_process() -> None:
+    # GIVEN letters padded by two separators equally often
+    text = "say b.c-d.e-f.g-h now"
+    script = (
+        "import sys; from turnwall.scan.normalize import normalize; "
+        "print({v.name: v.text for v in normalize(sys.argv[1]).views}['despaced'])"
+    )
+
+    # WHEN normalized in processes with different hash seeds
+    joined = {
+        subprocess.run(
+            [sys.executable, "-c", script, text],
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        for seed in range(8)
+    }
+
+    # THEN every process reads it alike: the separator met first pads the letters
+    assert joined == {"say bc de fg h now"}
 
 
 def test_a_long_text_with_a_few_letters_beyond_ascii_keeps_every_view_exact() -> None:
