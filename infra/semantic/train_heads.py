@@ -39,9 +39,9 @@ from sklearn.neural_network import MLPClassifier
 from turnwall.scan.semantic.model import (
     CONTEXTUAL_MODEL_DIR,
     MODEL_DIR,
-    Embedder,
     Encoder,
     context_features,
+    encoder_named,
 )
 
 HERE = Path(__file__).resolve().parent
@@ -105,13 +105,9 @@ class CachedEncoder:
 
 
 def encoder() -> Encoder:
-    """The embedder of the model being trained."""
-    if CONTEXTUAL:
-        from turnwall.scan.semantic.contextual import ContextualEmbedder
-
-        found: Encoder = ContextualEmbedder(SHIPPED_DIR)
-    else:
-        found = Embedder(SHIPPED_DIR)
+    """The embedder of the model being trained: the one its heads.json names."""
+    meta = json.loads((SHIPPED_DIR / "heads.json").read_text())
+    found = encoder_named(SHIPPED_DIR, str(meta.get("encoder", "static")))
     cache = os.environ.get("EMBED_CACHE")
     return CachedEncoder(found, Path(cache)) if cache else found
 

@@ -48,6 +48,7 @@ from infra.compile_layer import compile_layer
 from tests.benchmarks.report import Table, at_most, verdict
 from tests.support.events import ROOT, LambdaContext, api_event
 from tests.support.redis_servers import start_redis_server
+from turnwall.scan.scanner import TIERS
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -121,7 +122,7 @@ def cold_starts(functions: list[str]) -> list[Cold]:
     starts = []
     for function in functions:
         if function in SCANNING:
-            for tier in ("lexical", "semantic", "contextual"):
+            for tier in TIERS:
                 starts.append(Cold(f"{function} ({tier})", function, tier))
         else:
             starts.append(Cold(function, function))

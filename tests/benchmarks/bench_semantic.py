@@ -38,6 +38,7 @@ from tests.benchmarks.bench_scan import (
 )
 from turnwall.evaluation import main as evaluate
 from turnwall.scan import Scanner
+from turnwall.scan.scanner import TIERS
 
 BLIND_SETS = (
     Path(__file__).parents[1] / "blind" / "semantic",
@@ -54,7 +55,6 @@ BLIND_SETS = (
     Path(__file__).parents[1] / "blind" / "semantic_v12",
     Path(__file__).parents[1] / "blind" / "semantic_v13",
 )
-TIERS = ("lexical", "semantic", "contextual")
 _COLD = (
     "import time; started = time.perf_counter(); "
     "from turnwall.scan import Scanner; "

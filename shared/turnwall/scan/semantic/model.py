@@ -112,7 +112,7 @@ class SemanticModel:
         """Raises OSError or ValueError when the model files are missing or broken, and
         ImportError when the contextual model's onnxruntime is not installed."""
         self.meta: dict[str, Any] = json.loads((directory / "heads.json").read_text())
-        self.embedder = _encoder(directory, str(self.meta.get("encoder", "static")))
+        self.embedder = encoder_named(directory, str(self.meta.get("encoder", "static")))
         self.dimensions = self.embedder.dimensions
         with np.load(directory / "heads.npz", allow_pickle=False) as heads:
             self.turn_head = _perceptron(heads, "turn")
@@ -167,7 +167,11 @@ def decode_context(value: object, dimensions: int) -> Vector:
     return np.zeros(dimensions, dtype=np.float32)
 
 
-def _encoder(directory: Path, name: str) -> Encoder:
+def encoder_named(directory: Path, name: str) -> Encoder:
+    """The encoder a model folder's heads.json names ("encoder"; "static" when none).
+
+    Raises ValueError for an unknown name, and what the encoder raises (model.py's
+    Embedder, contextual.py's ContextualEmbedder)."""
     if name == "static":
         return Embedder(directory)
     if name == "minilm-int8":
