@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import random
+import string
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +68,62 @@ def test_words_are_split_like_an_uncased_bert_tokenizer() -> None:
 
     # THEN accents are stripped, case folded and punctuation stands alone
     assert words == ["cafe", ",", "naive", "resume", "!", "東", "京", "don", "'", "t"]
+
+
+def _reference_words(text: str) -> list[str]:
+    """BERT's basic tokenizer as it reads: one character, then one word, at a time."""
+    cleaned = []
+    for char in text:
+        category = unicodedata.category(char)
+        if char in "\x00\ufffd":
+            continue
+        if char in "\t\n\r" or category == "Zs":
+            cleaned.append(" ")
+        elif category.startswith("C"):
+            continue
+        elif 0x4E00 <= ord(char) <= 0x9FFF or 0x3400 <= ord(char) <= 0x4DBF:
+            cleaned.append(f" {char} ")
+        else:
+            cleaned.append(char)
+    words = []
+    for token in "".join(cleaned).lower().split():
+        token = "".join(
+            c for c in unicodedata.normalize("NFD", token) if unicodedata.category(c) != "Mn"
+        )
+        start = 0
+        for index, char in enumerate(token):
+            if char in string.punctuation or unicodedata.category(char).startswith("P"):
+                words.extend([token[start:index], char] if index > start else [char])
+                start = index + 1
+        if start < len(token):
+            words.append(token[start:])
+    return words
+
+
+def test_words_are_split_as_character_by_character_reading_splits_them() -> None:
+    # GIVEN random texts mixing ASCII, Latin accents, combining marks, odd spaces and
+    # controls, CJK, full-width forms, emoji, Hebrew/Arabic and Devanagari
+    rng = random.Random(20261205)
+    pools = [
+        range(0x00, 0x80),
+        range(0x80, 0x250),
+        range(0x300, 0x370),
+        range(0x2000, 0x2070),
+        range(0x3000, 0x3100),
+        range(0x4E00, 0x4F00),
+        range(0xFF00, 0xFFF0),
+        range(0x1F300, 0x1F700),
+        range(0x0590, 0x0700),
+        range(0x0900, 0x0A00),
+    ]
+    texts = [
+        "".join(chr(rng.choice(rng.choice(pools))) for _ in range(rng.randint(0, 40)))
+        for _ in range(3000)
+    ]
+
+    # THEN the whole-text mapping gives the words a per-character reading gives
+    for text in texts:
+        assert basic_words(text) == _reference_words(text), repr(text)
 
 
 def test_wordpiece_matches_longest_prefix_and_drops_unknown_words() -> None:

@@ -12,10 +12,14 @@ tier drops it, like the distillation tool; the contextual tier's transformer rea
 from __future__ import annotations
 
 import unicodedata
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 _MAX_WORD_CHARS: Final = 100
 _CONTINUATION: Final = "##"
+_TABLE_SIZE: Final = 65_536
 
 
 def _is_punctuation(char: str) -> bool:
@@ -37,36 +41,58 @@ def _is_cjk(code: int) -> bool:
     )
 
 
+def _cleaned(char: str) -> str | None:
+    """Control characters dropped, whitespace a space, a CJK ideograph a word of its own."""
+    code = ord(char)
+    category = unicodedata.category(char)
+    if code == 0 or code == 0xFFFD:
+        return None
+    if char in "\t\n\r" or category == "Zs":
+        return " "
+    if category.startswith("C"):
+        return None
+    return f" {char} " if _is_cjk(code) else char
+
+
+def _unaccented(char: str) -> str | None:
+    return None if unicodedata.category(char) == "Mn" else char
+
+
+def _spaced(char: str) -> str:
+    return f" {char} " if _is_punctuation(char) else char
+
+
+class _Table(dict[int, str | None]):
+    """A `str.translate` table that asks `rule` about each character on first sight, so
+    a text is mapped at C speed instead of a Python call per character. At most
+    _TABLE_SIZE characters are remembered; the rest are asked each time."""
+
+    def __init__(self, rule: Callable[[str], str | None]) -> None:
+        super().__init__()
+        self._rule = rule
+
+    def __missing__(self, code: int) -> str | None:
+        value = self._rule(chr(code))
+        if len(self) < _TABLE_SIZE:
+            self[code] = value
+        return value
+
+
+_CLEAN: Final = _Table(_cleaned)
+_UNACCENT: Final = _Table(_unaccented)
+_SPACE_PUNCTUATION: Final = _Table(_spaced)
+
+
 def basic_words(text: str) -> list[str]:
-    """Lowercased, accent-free words and punctuation marks, in order."""
-    cleaned: list[str] = []
-    for char in text:
-        code = ord(char)
-        if code == 0 or code == 0xFFFD:
-            continue
-        category = unicodedata.category(char)
-        if char in "\t\n\r" or category == "Zs":
-            cleaned.append(" ")
-        elif category.startswith("C"):
-            continue
-        elif _is_cjk(code):
-            cleaned.append(f" {char} ")
-        else:
-            cleaned.append(char)
-    words: list[str] = []
-    for token in "".join(cleaned).lower().split():
-        decomposed = unicodedata.normalize("NFD", token)
-        token = "".join(c for c in decomposed if unicodedata.category(c) != "Mn")
-        start = 0
-        for index, char in enumerate(token):
-            if _is_punctuation(char):
-                if index > start:
-                    words.append(token[start:index])
-                words.append(char)
-                start = index + 1
-        if start < len(token):
-            words.append(token[start:])
-    return words
+    """Lowercased, accent-free words and punctuation marks, in order.
+
+    Each step maps the whole text, which splits as BERT's basic tokenizer splits word by
+    word: whitespace is never decomposed or lowercased into being, and canonical
+    decomposition does not reorder marks across it."""
+    lowered = text.translate(_CLEAN).lower()
+    if not lowered.isascii():
+        lowered = unicodedata.normalize("NFD", lowered).translate(_UNACCENT)
+    return lowered.translate(_SPACE_PUNCTUATION).split()
 
 
 class WordPiece:
