@@ -173,5 +173,18 @@ def test_each_model_carries_its_own_session_gates() -> None:
     contextual = SessionGates.from_meta(load_model(CONTEXTUAL_MODEL_DIR).meta)
     static = SessionGates.from_meta(load_model(MODEL_DIR).meta)
 
-    assert (contextual.carry_support, contextual.pursuit_carry) == (0.05, 0.25)
+    assert (contextual.carry_support, contextual.pursuit_carry) == (0.02, 0.1)
+    assert (contextual.bare_words, contextual.bare_carry) == (8, 0.5)
     assert (static.carry_support, static.pursuit_carry) == (0.08, CARRY_MIN)
+    assert static.bare_words == 0
+
+
+def test_a_bare_follow_up_inherits_only_an_aim_read_as_likely_harmful() -> None:
+    gates = SessionGates(carry_support=0.02, pursuit_carry=0.1, bare_words=8, bare_carry=0.5)
+
+    bare = gates.for_turn("  ok so how would I   go about it?  ")
+    worded = gates.for_turn("How would I get funding for the club from the student union?")
+
+    assert (bare.carry_support, bare.pursuit_carry, bare.pursuit_floor) == (0.5, 0.5, 0.5)
+    assert worded == gates
+    assert SessionGates().for_turn("ok how") == SessionGates()

@@ -22,7 +22,7 @@ contextual one. A context of the other model's size reads as none.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from turnwall.scan.semantic import PURSUIT_REASON
@@ -75,15 +75,22 @@ class SessionGates:
     "retrained" (shipped) is legacy's rule at 0.08, for the heads trained with the
     project's own look-alikes, which read dark but safe subjects as less suspicious (0.06
     for the heads trained on v1-v5; these read "why is arson so hard to prove?" at 0.07).
-    "contextual" is the contextual model's: legacy's rule at 0.05, and a pursuit judged
-    after an earlier harmful reading of 0.25 (`pursuit_carry`; CARRY_MIN elsewhere),
-    chosen on held-out v8 / v9 and ../shared/eval (infra/semantic/README.md, step 9).
+    "contextual" is the contextual model's: legacy's rule at 0.02, a pursuit judged after
+    an earlier harmful reading of 0.1 (`pursuit_carry`; CARRY_MIN elsewhere), and, for a
+    bare follow-up of at most 8 words ("ok how", "what would I need?"), all three at 0.5
+    (`bare_words`, `bare_carry`): such a turn says too little to carry an aim of its
+    own, so it inherits one only from earlier turns that read at least as likely harmful
+    as not, where "I want to help my friend who overdosed" reads 0.1-0.9 and stated harm
+    mostly reads above 0.9. Chosen on v8-v13 and ../shared/eval (infra/semantic/README.md,
+    step 10); step 9 chose the first gates (0.05, 0.25, no bare rule).
     """
 
     carry_reading: Literal["suspicion", "harm"] = "suspicion"
     carry_support: float = 0.15
     pursuit_floor: float = 0.0
     pursuit_carry: float = CARRY_MIN
+    bare_words: int = 0
+    bare_carry: float = 0.0
 
     @classmethod
     def from_meta(cls, meta: dict[str, Any], name: str | None = None) -> SessionGates:
@@ -102,6 +109,19 @@ class SessionGates:
             carry_support=float(values["carry_support"]),
             pursuit_floor=float(values["pursuit_floor"]),
             pursuit_carry=float(values.get("pursuit_carry", CARRY_MIN)),
+            bare_words=int(values.get("bare_words", 0)),
+            bare_carry=float(values.get("bare_carry", 0.0)),
+        )
+
+    def for_turn(self, text: str) -> SessionGates:
+        """The gates for one turn: a bare follow-up's raised to `bare_carry`."""
+        if not self.bare_words or len(text.split(maxsplit=self.bare_words)) > self.bare_words:
+            return self
+        return replace(
+            self,
+            carry_support=max(self.carry_support, self.bare_carry),
+            pursuit_floor=max(self.pursuit_floor, self.bare_carry),
+            pursuit_carry=max(self.pursuit_carry, self.bare_carry),
         )
 
 
@@ -161,7 +181,8 @@ class SemanticTier:
         session, None without a session, when no context is kept)."""
         embedding = self.model.embed(text)
         intent = self.model.intent(embedding)
-        judgement = SemanticJudgement(harm=1.0 - intent.benign, gates=self.gates)
+        gates = self.gates.for_turn(text)
+        judgement = SemanticJudgement(harm=1.0 - intent.benign, gates=gates)
         for label, (signature_id, category) in _TURN_SIGNATURES.items():
             probability = intent.probabilities.get(label, 0.0)
             threshold = self._thresholds[label]
@@ -179,7 +200,7 @@ class SemanticTier:
         before = decode_context(stored, self.model.dimensions)
         if before.any():
             pursuit = self.model.continues_harm(embedding, before)
-            if pursuit >= self._context_threshold and carried_harm >= self.gates.pursuit_carry:
+            if pursuit >= self._context_threshold and carried_harm >= gates.pursuit_carry:
                 judgement.findings.append(
                     SemanticFinding(
                         SESSION_SIGNATURE[0],
@@ -188,7 +209,7 @@ class SemanticTier:
                     )
                 )
                 judgement.reasons.append(f"semantic_tier: turn {turn} {PURSUIT_REASON}")
-            if carried_harm >= self.gates.pursuit_floor:
+            if carried_harm >= gates.pursuit_floor:
                 judgement.harm = max(judgement.harm, pursuit)
         carried = max(carried * CARRY_DECAY, 1.0 - intent.benign)
         carried_harm = max(carried_harm * CARRY_DECAY, intent.probabilities.get("harmful", 0.0))
