@@ -10,7 +10,13 @@ data/conversations.jsonl (look-alike runs and look-alikes followed by follow-ups
 the context head saw in training, so their false positives are a floor), the project's
 own conversation tests, the first blind set (tests/blind/semantic, which has guided
 tuning since it was measured) and ../shared/eval's conversations. The second blind set
-(tests/blind/semantic_v2) is deliberately not read here.
+(tests/blind/semantic_v2) is deliberately not read here. `--blind` adds blind sets by
+name once they are development sets, `--tier contextual` sweeps the contextual model's
+gates, and `--bare-words` / `--bare-carry` its gates for bare follow-ups (step 10):
+
+    PYTHONPATH=shared python infra/semantic/sweep_session.py 0.02 --tier contextual \
+        --carry-min 0.1 --bare-words 8 --bare-carry 0.5 --limit 1000 \
+        --blind semantic_v8,semantic_v9,semantic_v10,semantic_v11,semantic_v12,semantic_v13
 """
 
 from __future__ import annotations
@@ -44,9 +50,14 @@ SETS = [
 SKIPPED_SOURCES = {"harm+topic_change", "benign+follow_up"}
 
 
-def groups(limit: int) -> dict[tuple[str, str, int], list[list[str]]]:
+def groups(limit: int, blind: list[str]) -> dict[tuple[str, str, int], list[list[str]]]:
     found: dict[tuple[str, str, int], list[list[str]]] = defaultdict(list)
-    for path in SETS:
+    extra = [
+        ROOT / "tests/blind" / name / f"{kind}_conversations.jsonl"
+        for name in blind
+        for kind in ("benign_lookalike", "attack")
+    ]
+    for path in SETS + extra:
         if not path.exists():
             continue
         for line in path.read_text(encoding="utf-8").splitlines():
@@ -86,9 +97,14 @@ def main() -> None:
     parser.add_argument("--only", default="", help="keep sets whose file name contains this")
     parser.add_argument("--gates", default=None, help="heads.json session gates to start from")
     parser.add_argument("--reading", choices=["suspicion", "harm"], default=None)
+    parser.add_argument("--tier", choices=["semantic", "contextual"], default="semantic")
+    parser.add_argument("--blind", default="", help="tests/blind sets to add, comma-separated")
+    parser.add_argument("--bare-words", type=int, default=-1, help="bare_words")
+    parser.add_argument("--bare-carry", type=float, default=-1.0, help="bare_carry")
     args = parser.parse_args()
-    sets = {key: convs for key, convs in groups(args.limit).items() if args.only in key[0]}
-    scanner = Scanner(tier="semantic")
+    blind = [name for name in args.blind.split(",") if name]
+    sets = {key: convs for key, convs in groups(args.limit, blind).items() if args.only in key[0]}
+    scanner = Scanner(tier=args.tier)
     semantic = scanner.semantic
     assert semantic is not None
     gates = SessionGates.from_meta(semantic.model.meta, args.gates)
@@ -102,6 +118,10 @@ def main() -> None:
         tier.CARRY_DECAY = args.decay  # type: ignore[misc]
     if args.carry_min:
         gates = replace(gates, pursuit_carry=args.carry_min)
+    if args.bare_words >= 0:
+        gates = replace(gates, bare_words=args.bare_words)
+    if args.bare_carry >= 0:
+        gates = replace(gates, bare_carry=args.bare_carry)
     for level in args.levels:
         semantic.gates = replace(gates, carry_support=level)
         print(semantic.gates)
