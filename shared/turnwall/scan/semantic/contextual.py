@@ -22,10 +22,13 @@ if TYPE_CHECKING:
 
     from turnwall.scan.semantic.model import Vector
 
-# The transformer's cost grows with the tokens it reads: p99 on one core of this
-# project's machine 3.5 ms at 32 tokens, 7.0 at 64, 10.7 at 96 and 16.1 at 128. 96 keeps
-# a 1 KB turn with a 50-turn session inside the tier's 15 ms budget.
-MAX_TOKENS: Final = 96
+# The transformer's cost grows with the tokens it reads: p99 on one core of an AMD EPYC
+# 3.5 ms at 32 tokens, 7.0 at 64, 10.7 at 96 and 16.1 at 128; a 1 KB turn with a 50-turn
+# session measured 14-18 ms p99 at 96 on two machines, over the tier's 15 ms budget on
+# the slower. At 80, for about 0.83x the cost, the heads (trained on embeddings of 96)
+# read the held-out sets as well but for 0.8 points of single-prompt recall: only a text
+# over 78 pieces reads differently (infra/semantic/README.md, step 11).
+MAX_TOKENS: Final = 80
 # A text longer than this is read from its head and its tail, as the static embedder
 # reads it: an override at the end of a long document is what indirect injection looks
 # like. Characters are cut before tokenizing, so a megabyte costs what 1,280 chars do.
