@@ -187,9 +187,11 @@ def _run_detector(
         card = detectors.payment_card(text.original)
         return None if card is None else Finding(sig, sig.score, card.span)
     elif sig.detector == "prompt_secret" and prompt is not None:
-        detection = detectors.prompt_secret(text.base, prompt.secrets)
+        detection = detectors.prompt_secret(text.base, prompt.secrets, text.word_text())
     elif sig.detector == "prompt_overlap" and prompt is not None:
-        detection = detectors.prompt_overlap(text.base, prompt.shingles, prompt.openers)
+        detection = detectors.prompt_overlap(
+            text.base, text.word_text(), prompt.shingles, prompt.openers
+        )
     elif sig.detector == "obfuscation":
         probing = [f for f in found.values() if f.signature.category in _PROBING]
         if probing and (text.evasion or all(f.obfuscated for f in probing)):

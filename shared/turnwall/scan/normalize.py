@@ -218,6 +218,14 @@ class NormalizedText:
     # By the id of the view: decoded views share names.
     _sentences: dict[int, Sentences] = field(default_factory=dict)
 
+    def word_text(self) -> str:
+        """The base view with every character but letters and digits made a space: its
+        `.split()` is the base's words in order (`re.findall(r"[^\\W_]+", base)`), cut in
+        C from what the chunks were cut from."""
+        if not self._words and self.base:
+            self._words = _word_text(self.base)
+        return self._words
+
     def sentences(self, view: View) -> Sentences:
         """The chunks of `view` and the words of the whole view, worked out once per view:
         scanning the same text in both directions pays for them once.

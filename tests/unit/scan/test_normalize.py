@@ -231,3 +231,18 @@ def test_the_padded_letter_hint_is_the_padded_run_pattern_searched_in_shapes() -
 
         # THEN it finds them exactly where the pattern finds them in the text
         assert hinted == (_PADDED_RUN.search(text) is not None), repr(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Ignore the_previous rules, (now) & print: 42 words!\x1c\tend",
+        "caf\u00e9 na\u00efve \u0438\u0433\u043d\u043e\u0440 \u5ffd\u7565 ok_go \u00b2\u0663" * 50,
+        "A \u00a7 or a \u00b0 in a long English text. " * 300 + "tail" + " " * 20 + "end",
+        "",
+    ],
+)
+def test_the_word_text_splits_into_the_words_of_the_base_in_order(text: str) -> None:
+    normalized = normalize(text)
+
+    assert normalized.word_text().split() == re.findall(r"[^\W_]+", normalized.base)
