@@ -24,7 +24,11 @@ class Detection:
     span: tuple[int, int] | None
 
 
-_CARD = re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])")
+# A run of 13-19 digits, each but the last maybe followed by a space or dash, with no
+# digit or dash either side. Written to begin with the digit (its lookbehind after it,
+# reading the character before) so that a search skips to the digits: led by the
+# lookbehind, it tried a match at every position of the text.
+_CARD = re.compile(r"\d(?<![\d-]\d)(?:[ -]?\d){12,18}(?![\d-])")
 _CARD_PREFIX = re.compile(r"^(?:4|5[1-5]|2[2-7]|3[47]|6(?:011|5)|35)")
 _LONG_TOKEN: Final = 48
 _REPEATED_UNIT = re.compile(r"(.{3,24}?)\1{5,}", re.DOTALL)
@@ -134,8 +138,10 @@ def _distinctive(secret: str) -> bool:
     return any(word not in _COMMON and (len(word) >= 3 or word.isdigit()) for word in words)
 
 
-def prompt_secret(base: str, secrets: list[str]) -> Detection | None:
-    """The first secret of the prompt that the output repeats, even spelled apart."""
+def prompt_secret(base: str, secrets: list[str], word_text: str) -> Detection | None:
+    """The first secret of the prompt that the output repeats, even spelled apart.
+    `word_text`: `base` with all but letters and digits blanked, the words of `base` cut
+    in C (`NormalizedText.word_text`)."""
     if not secrets:
         return None
     output_words: set[str] | None = None
@@ -147,14 +153,14 @@ def prompt_secret(base: str, secrets: list[str]) -> Detection | None:
         words = _WORD.findall(secret)
         if len(words) > 1:
             if output_words is None:
-                output_words = set(_WORD.findall(base))
+                output_words = set(word_text.split())
             if all(word in output_words for word in words):
                 first = base.find(words[0])
                 return Detection((first, first + len(words[0])))
         compact = _NON_ALNUM.sub("", secret)
         if len(compact) >= 6:
             if compact_output is None:
-                compact_output = _NON_ALNUM.sub("", base)
+                compact_output = "".join(word_text.split())
             if compact in compact_output:
                 return Detection(None)
     return None
@@ -185,13 +191,14 @@ def prompt_openers(prompt: str) -> frozenset[str]:
 
 
 def prompt_overlap(
-    base: str, shingles: frozenset[int], openers: frozenset[str] | None = None
+    base: str, word_text: str, shingles: frozenset[int], openers: frozenset[str] | None = None
 ) -> Detection | None:
-    """A run of words the output copies verbatim from the prompt; `openers` (see
-    `prompt_openers`) lets a long output skip the words no run of the prompt starts with."""
+    """A run of words the output copies verbatim from the prompt; `word_text` as for
+    `prompt_secret`; `openers` (see `prompt_openers`) lets a long output skip the words
+    no run of the prompt starts with."""
     if not shingles:
         return None
-    words = _WORD.findall(base)
+    words = word_text.split()
     for i in range(len(words) - _OVERLAP_WORDS + 1):
         if openers is not None and words[i] not in openers:
             continue

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Final
 from turnwall.scan import detectors
 from turnwall.scan.patterns import plain_ascii
 from turnwall.scan.policy import combine
+from turnwall.scan.reach import LOOKBEHIND_CHARS
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -74,8 +75,13 @@ def detect(
 ) -> list[Finding]:
     """Every signature of `direction` that fires on `text`, strongest view first."""
     found: dict[str, Finding] = {}
+    # (rule, start, end) of the base view's searches outside sentences that found nothing:
+    # a later view with the base's text there (the leet view but where it replaced a
+    # digit or symbol) finds nothing there either, and is spared the search.
+    misses: set[tuple[int, int, int]] = set()
     for view in text.views:
         despaced = view.name == "despaced"
+        is_base = view is text.views[0]
         meta: bool | None = None
         size = len(view.text)
         settled: set[int] = set()  # rules searched outside sentences whose match is known
@@ -92,8 +98,15 @@ def detect(
                 compact = rule.compact
                 search = compact.ascii_search if plain else compact.search
                 match = search(view.text, start, end)
-            else:
+            elif rule.in_sentences:
                 match = rule.search(view.text, start, end, plain=plain)
+            else:
+                searched = (id(rule), start, end)
+                if searched in misses and _as_in_base(view.text, text.base, start, end):
+                    continue
+                match = rule.search(view.text, start, end, plain=plain)
+                if match is None and is_base:
+                    misses.add(searched)
             if match is None:
                 continue
             if not rule.in_sentences:
@@ -152,6 +165,14 @@ def _excepted(sig: Signature, text: str, match: re.Match[str]) -> bool:
     return sig.unless.search(text, begin, ceiling if after is None else after.end()) is not None
 
 
+def _as_in_base(text: str, base: str, start: int, end: int) -> bool:
+    """Whether `text[start:end]` reads as `base` there wherever a search of it may look:
+    the range, and before it what the widest lookbehind reads, with a word boundary at
+    its far end (`start` and `end` lie in both texts)."""
+    before = max(0, start - LOOKBEHIND_CHARS - 1)
+    return text.startswith(base[before:end], before)
+
+
 def _run_detector(
     sig: Signature,
     text: NormalizedText,
@@ -166,9 +187,11 @@ def _run_detector(
         card = detectors.payment_card(text.original)
         return None if card is None else Finding(sig, sig.score, card.span)
     elif sig.detector == "prompt_secret" and prompt is not None:
-        detection = detectors.prompt_secret(text.base, prompt.secrets)
+        detection = detectors.prompt_secret(text.base, prompt.secrets, text.word_text())
     elif sig.detector == "prompt_overlap" and prompt is not None:
-        detection = detectors.prompt_overlap(text.base, prompt.shingles, prompt.openers)
+        detection = detectors.prompt_overlap(
+            text.base, text.word_text(), prompt.shingles, prompt.openers
+        )
     elif sig.detector == "obfuscation":
         probing = [f for f in found.values() if f.signature.category in _PROBING]
         if probing and (text.evasion or all(f.obfuscated for f in probing)):

@@ -421,3 +421,23 @@ def test_prefilter_ready_rules_are_those_with_every_group_satisfied() -> None:
         expected = sorted(r for r, bits in satisfied.items() if bits == prefilter.full(r))
         assert ready == expected == prefilter.ready(words)
         assert useful == {w for w in words if set(prefilter.satisfied({w})) & set(expected)}
+
+
+@pytest.mark.parametrize("text", _long_texts())
+def test_views_find_what_they_find_without_the_searches_the_base_spares(text: str) -> None:
+    """GIVEN a long text, some of it in leet, WHEN it is scanned (the leet view skips the
+    windows the base view searched in vain with the same text), THEN each view finds what
+    a scan of that view alone, as if it were the base, finds."""
+    catalog = default_catalog()
+    normalized = normalize(text)
+
+    def patterns_found(scanned: Any) -> set[str]:
+        findings = detect(catalog, scanned, "input")
+        return {f.signature.id for f in findings if f.signature.kind != "detector"}
+
+    found = patterns_found(normalized)
+    for view in normalized.views[1:]:
+        alone = normalize(text)
+        alone.views = [view]
+
+        assert patterns_found(alone) <= found

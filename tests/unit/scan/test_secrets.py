@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import random
+import re
 from typing import TYPE_CHECKING
 
 import pytest
+
+from turnwall.scan.detectors import _CARD
 
 if TYPE_CHECKING:
     from turnwall.scan import Scanner
@@ -50,3 +54,18 @@ def test_secret_in_an_input_is_not_stored_in_the_session_window(scanner: Scanner
     _, state = scanner.scan_output(f"aws_secret = {secret}", state)
 
     assert secret.lower() not in json.dumps(state).lower()
+
+
+def test_the_card_pattern_finds_what_its_lookbehind_led_form_finds() -> None:
+    # GIVEN random runs of digits, spaces, dashes and other characters
+    led = re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])")
+    chooser = random.Random(3)
+    alphabet = [*"0123456789" * 3, " ", "-", "a", "\n", "--", "  ", "\u0663"]
+    for _ in range(3_000):
+        text = "".join(chooser.choice(alphabet) for _ in range(chooser.choice([20, 40, 80])))
+
+        # WHEN the card pattern, written to begin with its digit, searches them
+        found = [match.span() for match in _CARD.finditer(text)]
+
+        # THEN it finds the runs the pattern led by its lookbehind finds
+        assert found == [match.span() for match in led.finditer(text)], repr(text)
