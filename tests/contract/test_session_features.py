@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from typing import TYPE_CHECKING
 
 import pytest
@@ -92,21 +93,26 @@ def test_no_append_commits_after_end_returns(store: SessionStore, tenant: str) -
     # GIVEN appenders writing to one session without pause
     store.create_session(tenant, "busy")
     stop = threading.Event()
+    under_way = threading.Event()
     refused: list[int] = []
 
     def append_until_refused() -> None:
         while not stop.is_set():
             try:
-                store.append_messages(tenant, "busy", [user("x")])
+                appended = store.append_messages(tenant, "busy", [user("x")])
             except SessionEnded:
                 refused.append(1)
                 return
+            if appended.last_seq >= 8:
+                under_way.set()
+            # A pause that lets the ending thread in: spinning appenders on the memory
+            # store kept it from the GIL until the session was full (10,000 messages).
+            time.sleep(0.0005)
 
     workers = [threading.Thread(target=append_until_refused) for _ in range(4)]
     for worker in workers:
         worker.start()
-    while store.get_session(tenant, "busy").message_count < 8:
-        pass
+    assert under_way.wait(timeout=30)
 
     # WHEN the session is ended mid-stream
     ended = store.end_session(tenant, "busy")
