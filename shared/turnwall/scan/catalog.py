@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Final, Literal
 from turnwall.scan.normalize import (
     Sentences,
     ascii_runs,
-    beyond_ascii,
+    char_table,
     chunk,
     translate,
     word_set,
@@ -458,12 +458,7 @@ def _fold_ascii_case(text: str) -> str:
     runs = ascii_runs(text)
     if runs is None:
         return text.lower()
-    table = {
-        ord(char): letter
-        for char in beyond_ascii(text, runs)
-        if (letter := _ascii_letter(char)) is not None
-    }
-    return translate(text, _ASCII_LOWER | table, runs)
+    return translate(text, char_table(text, _ASCII_LOWER, _ascii_letter, runs), runs)
 
 
 _ASCII_LOWER: Final = {ord(upper): upper.lower() for upper in string.ascii_uppercase}

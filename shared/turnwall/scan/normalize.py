@@ -461,7 +461,26 @@ def _worth_cutting(text: str, runs: list[str]) -> bool:
     return len(runs) * _RUNS_WORTH_SPLITTING <= len(text)
 
 
-def beyond_ascii(text: str, runs: list[str]) -> set[str]:
+def char_table(
+    text: str,
+    ascii_table: Mapping[int, str],
+    rule: Callable[[str], str | None],
+    runs: list[str],
+) -> dict[int, str]:
+    """A `str.translate` table for `text`, built once per distinct character: what
+    `ascii_table` makes of ASCII characters, and what `rule` makes of each character of
+    `text` beyond ASCII (None: left as it is). `runs`: `ascii_runs(text)`, for text beyond
+    ASCII; only its runs beyond ASCII are read, so a megabyte of English with a few curly
+    quotes costs a look at those quotes."""
+    table = dict(ascii_table)
+    for char in _beyond_ascii(text, runs):
+        made = rule(char)
+        if made is not None:
+            table[ord(char)] = made
+    return table
+
+
+def _beyond_ascii(text: str, runs: list[str]) -> set[str]:
     """The distinct characters of `text` beyond ASCII (`runs`: `ascii_runs(text)`)."""
     if _worth_cutting(text, runs):
         return set("".join(runs[1::2]))  # the split keeps the runs it cuts at, at odd places
@@ -518,12 +537,10 @@ def _fold_table(text: str, runs: list[str] | None = None) -> dict[int, str]:
     """What each distinct character of `text` folds to, for `str.translate`: the text is
     then folded in C, and `_fold_char` runs once per distinct character, not per one.
     With `runs` (`ascii_runs(text)`), the table has every ASCII character, and only the
-    runs beyond ASCII are read for the others: a set of a megabyte costs about 8 ms."""
+    runs beyond ASCII are read for the others (see `char_table`)."""
     if runs is None:
         return {ord(char): _fold_char(char) for char in set(text)}
-    table = {code: _fold_char(chr(code)) for code in range(128)}
-    table.update((ord(char), _fold_char(char)) for char in beyond_ascii(text, runs))
-    return table
+    return char_table(text, _ASCII_FOLDS, _fold_char, runs)
 
 
 def _fold_locator(text: str, table: dict[int, str]) -> Locator:
@@ -608,10 +625,9 @@ def _has_padded_run(base: str, runs: list[str] | None) -> bool:
 def _shapes(text: str, runs: list[str] | None) -> str:
     """`text` with each letter (`[^\\W\\d_]`) made "a", each pad character (`_PAD`) " "
     and any other character "x", one for one (`runs`: `ascii_runs(text)`)."""
-    table = _ASCII_SHAPES
-    if runs is not None:
-        table = table | {ord(char): _shape(char) for char in beyond_ascii(text, runs)}
-    return translate(text, table, runs)
+    if runs is None:
+        return text.translate(_ASCII_SHAPES)
+    return translate(text, char_table(text, _ASCII_SHAPES, _shape, runs), runs)
 
 
 def _leet_hint(base: str) -> bool:
@@ -723,6 +739,10 @@ def _disguised_latin(code: int) -> bool:
         or 0x1D00 <= code <= 0x1D2B
         or 0x0250 <= code <= 0x02AF
     )
+
+
+# What each ASCII character folds to: the part of every fold table that is the same.
+_ASCII_FOLDS: Final = {code: _fold_char(chr(code)) for code in range(128)}
 
 
 def _confusables(folded: str) -> str:

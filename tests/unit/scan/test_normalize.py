@@ -246,3 +246,34 @@ def test_the_word_text_splits_into_the_words_of_the_base_in_order(text: str) -> 
     normalized = normalize(text)
 
     assert normalized.word_text().split() == re.findall(r"[^\W_]+", normalized.base)
+
+
+def test_a_char_table_rewrites_each_character_as_its_rule_does_by_runs_or_not() -> None:
+    # GIVEN texts mostly ASCII with a few characters beyond (cut into runs) and texts
+    # mostly beyond ASCII (read whole), and a rule that leaves some characters alone
+    from turnwall.scan.normalize import ascii_runs, char_table, translate
+
+    def rule(char: str) -> str | None:
+        return None if char in "\u00e9\u0430" else f"<{ord(char):x}>"
+
+    ascii_table = {code: chr(code).upper() for code in range(128)}
+    chooser = random.Random(11)
+    beyond = ["\u00e9", "\u0430", "\u6587", "\u200b", "\U0001d41a", "\u2019"]
+    for _ in range(2_000):
+        share = chooser.choice([0.002, 0.05, 0.6])
+        text = "".join(
+            chooser.choice(beyond) if chooser.random() < share else chooser.choice("ab .\n")
+            for _ in range(chooser.choice([1, 30, 400]))
+        )
+        runs = ascii_runs(text)
+        if runs is None:
+            continue
+
+        # WHEN the text is translated with its table
+        table = char_table(text, ascii_table, rule, runs)
+
+        # THEN each character became what the ASCII table or the rule makes of it
+        expected = "".join(
+            ascii_table[ord(char)] if char.isascii() else rule(char) or char for char in text
+        )
+        assert translate(text, table, runs) == expected, repr(text)
