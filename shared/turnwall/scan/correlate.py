@@ -66,6 +66,10 @@ _REQUEST = LazyPattern(cue("request"))
 _OPERATIONAL = LazyPattern(cue("operational"))
 # Follow-ups that seek safety or help rather than the harm itself.
 _HELP_SEEKING = LazyPattern(cue("help-seeking"))
+# A turn stating a protective aim ("I want to help her get out"), read in its first
+# _AIM_CHARS characters: see `states_protective_aim`.
+_PROTECTIVE_AIM = LazyPattern(cue("protective-aim"))
+_AIM_CHARS: Final = 1024
 # Questions about what others did in the past ask for history, not for means.
 _HISTORICAL = LazyPattern(cue("historical"))
 _FIRST_PERSON_ASK = LazyPattern(cue("first-person-ask"))
@@ -243,6 +247,12 @@ def _framed_nearby(session: SessionState, turn: int) -> bool:
     return any(
         turn - number <= _FRAME_TURNS and _names_frame(text) for number, text in session.window
     )
+
+
+def states_protective_aim(base: str) -> bool:
+    """Whether a user turn (its normalized text) states that the harm it describes is to
+    be stopped or its victim helped: the semantic session carries less harm from it."""
+    return _PROTECTIVE_AIM.search(base, 0, _AIM_CHARS) is not None
 
 
 def opened_with_frame(session: SessionState, turn: int) -> bool:

@@ -22,6 +22,7 @@ from turnwall.scan.correlate import (
     correlate_output,
     opened_with_frame,
     session_rule,
+    states_protective_aim,
 )
 from turnwall.scan.engine import Finding, PromptContext, detect, may_block, turn_score
 from turnwall.scan.loader import default_catalog
@@ -126,7 +127,9 @@ class Scanner:
         reasons: list[str] = []
         judgement = None
         if self.semantic is not None:
-            judgement = self.semantic.judge_input(text, session.semantic, turn)
+            judgement = self.semantic.judge_input(
+                text, session.semantic, turn, protective=states_protective_aim(normalized.base)
+            )
             session.semantic = judgement.context
             findings += _semantic_findings(judgement)
             reasons.extend(judgement.reasons)

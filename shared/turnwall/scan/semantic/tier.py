@@ -91,6 +91,7 @@ class SessionGates:
     pursuit_carry: float = CARRY_MIN
     bare_words: int = 0
     bare_carry: float = 0.0
+    protective_carry: float = 1.0
 
     @classmethod
     def from_meta(cls, meta: dict[str, Any], name: str | None = None) -> SessionGates:
@@ -111,6 +112,7 @@ class SessionGates:
             pursuit_carry=float(values.get("pursuit_carry", CARRY_MIN)),
             bare_words=int(values.get("bare_words", 0)),
             bare_carry=float(values.get("bare_carry", 0.0)),
+            protective_carry=float(values.get("protective_carry", 1.0)),
         )
 
     def for_turn(self, text: str) -> SessionGates:
@@ -176,9 +178,13 @@ class SemanticTier:
         self._context_threshold = float(self.model.meta["context_threshold"])
         self.gates = gates if gates is not None else SessionGates.from_meta(self.model.meta)
 
-    def judge_input(self, text: str, context: str | None, turn: int = 1) -> SemanticJudgement:
+    def judge_input(
+        self, text: str, context: str | None, turn: int = 1, *, protective: bool = False
+    ) -> SemanticJudgement:
         """Judge a user turn; `context` is the stored session context ("" for a new
-        session, None without a session, when no context is kept)."""
+        session, None without a session, when no context is kept). `protective`: the turn
+        states a protective aim (`correlate.states_protective_aim`), so it carries at most
+        the gates' `protective_carry` to the turns after it."""
         embedding = self.model.embed(text)
         intent = self.model.intent(embedding)
         gates = self.gates.for_turn(text)
@@ -211,8 +217,12 @@ class SemanticTier:
                 judgement.reasons.append(f"semantic_tier: turn {turn} {PURSUIT_REASON}")
             if carried_harm >= gates.pursuit_floor:
                 judgement.harm = max(judgement.harm, pursuit)
-        carried = max(carried * CARRY_DECAY, 1.0 - intent.benign)
-        carried_harm = max(carried_harm * CARRY_DECAY, intent.probabilities.get("harmful", 0.0))
+        reading, harmful = 1.0 - intent.benign, intent.probabilities.get("harmful", 0.0)
+        if protective:
+            reading = min(reading, self.gates.protective_carry)
+            harmful = min(harmful, self.gates.protective_carry)
+        carried = max(carried * CARRY_DECAY, reading)
+        carried_harm = max(carried_harm * CARRY_DECAY, harmful)
         folded = encode_context(self.model.fold(before, embedding))
         judgement.context = f"{carried:.3f},{carried_harm:.3f}:{folded}"
         return judgement
