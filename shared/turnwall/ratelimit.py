@@ -46,11 +46,7 @@ class RateLimitStatus(NamedTuple):
 
     def raw_headers(self) -> list[tuple[bytes, bytes]]:
         """The same headers as ASGI sends them: lower-case names, bytes."""
-        return [
-            (b"ratelimit-limit", b"%d" % self.limit),
-            (b"ratelimit-remaining", b"%d" % self.remaining),
-            (b"ratelimit-reset", b"%d" % self.reset_secs),
-        ]
+        return [(name.lower().encode(), value.encode()) for name, value in self.headers().items()]
 
 
 @dataclass(slots=True)

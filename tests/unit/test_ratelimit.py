@@ -131,6 +131,13 @@ def test_concurrent_requests_on_a_slow_store_get_no_early_429(clock: FakeClock) 
 def test_raw_headers_are_the_headers_as_asgi_sends_them() -> None:
     status = RateLimitStatus(60, 0, 17)
 
+    assert status.headers() == {
+        "RateLimit-Limit": "60",
+        "RateLimit-Remaining": "0",
+        "RateLimit-Reset": "17",
+    }
     assert status.raw_headers() == [
-        (name.lower().encode(), value.encode()) for name, value in status.headers().items()
+        (b"ratelimit-limit", b"60"),
+        (b"ratelimit-remaining", b"0"),
+        (b"ratelimit-reset", b"17"),
     ]
