@@ -60,6 +60,8 @@ BLIND_SETS = (
     Path(__file__).parents[1] / "blind" / "semantic_v15",
     Path(__file__).parents[1] / "blind" / "semantic_v16",
     Path(__file__).parents[1] / "blind" / "semantic_v17",
+    Path(__file__).parents[1] / "blind" / "semantic_v18",
+    Path(__file__).parents[1] / "blind" / "semantic_v19",
 )
 _COLD = (
     "import time; started = time.perf_counter(); "
