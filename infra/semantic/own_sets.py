@@ -9,8 +9,9 @@ The blind sets under tests/blind/ were written by hand for this project (their R
 give the provenance), each measured blind once before anything was tuned to it; the sets
 under data/sets/ were written by hand as training rows in the same format. A set named
 here becomes training data for both heads; a blind set not named stays a measurement.
-data/sets/train_d and train_e were measured and are not named for the shipped heads
-(README.md, step 8).
+data/sets/train_d and train_e were measured and are not named for the shipped static heads
+(README.md, step 8; the contextual heads have them, step 9); train_f was measured and is
+named for neither (step 13).
 Single prompts give their benign rows and, by kind, their harmful ones (v1 and v2 label
 attacks without a kind, so only their benign rows are used); every turn of a benign
 look-alike conversation is a hard benign row; the aim stated in turn 1 of a

@@ -82,7 +82,10 @@ class SessionGates:
     own, so it inherits one only from earlier turns that read at least as likely harmful
     as not, where "I want to help my friend who overdosed" reads 0.1-0.9 and stated harm
     mostly reads above 0.9. Chosen on v8-v13 and ../shared/eval (infra/semantic/README.md,
-    step 10); step 9 chose the first gates (0.05, 0.25, no bare rule).
+    step 10); step 9 chose the first gates (0.05, 0.25, no bare rule). A turn that
+    states a protective aim ("I want to help her get out safely") carries at most
+    `protective_carry` (contextual: 0.45, under `bare_carry`; step 12), so a bare
+    follow-up after it asks how to help, not how to harm.
     """
 
     carry_reading: Literal["suspicion", "harm"] = "suspicion"
