@@ -118,9 +118,11 @@ class Scanner:
         then None comes back."""
         normalized = self._normalize(text)
         findings = detect(self.catalog, normalized, "input")
+        protective = self.semantic is not None and states_protective_aim(normalized.base)
         if state is None:
             if self.semantic is not None:
-                findings += _semantic_findings(self.semantic.judge_input(text, None))
+                judged = self.semantic.judge_input(text, None, protective=protective)
+                findings += _semantic_findings(judged)
             return self._outcome(findings, "input"), None
         session = SessionState.from_dict(state)
         turn = session.turns_scanned + 1
@@ -128,7 +130,7 @@ class Scanner:
         judgement = None
         if self.semantic is not None:
             judgement = self.semantic.judge_input(
-                text, session.semantic, turn, protective=states_protective_aim(normalized.base)
+                text, session.semantic, turn, protective=protective
             )
             session.semantic = judgement.context
             findings += _semantic_findings(judgement)

@@ -55,6 +55,10 @@ SUPPORT: Final = 0.7
 # nothing.
 CARRY_MIN: Final = 0.3
 CARRY_DECAY: Final = 0.8
+# A turn that states a protective aim ("a client came in with bruises, I want to help her
+# discreetly") is read as a harmful request only from this probability: the turn head
+# reads such turns 0.9-0.97 harmful, and plain harmful requests mostly 0.99 and over.
+PROTECTIVE_HARMFUL: Final = 0.98
 _TOP_SCORE: Final = 0.95
 
 
@@ -186,8 +190,9 @@ class SemanticTier:
     ) -> SemanticJudgement:
         """Judge a user turn; `context` is the stored session context ("" for a new
         session, None without a session, when no context is kept). `protective`: the turn
-        states a protective aim (`correlate.states_protective_aim`), so it carries at most
-        the gates' `protective_carry` to the turns after it."""
+        states a protective aim (`correlate.states_protective_aim`), so it reads as harmful
+        only from PROTECTIVE_HARMFUL and carries at most the gates' `protective_carry` to
+        the turns after it."""
         embedding = self.model.embed(text)
         intent = self.model.intent(embedding)
         gates = self.gates.for_turn(text)
@@ -195,6 +200,8 @@ class SemanticTier:
         for label, (signature_id, category) in _TURN_SIGNATURES.items():
             probability = intent.probabilities.get(label, 0.0)
             threshold = self._thresholds[label]
+            if protective and label == "harmful":
+                threshold = max(threshold, PROTECTIVE_HARMFUL)
             if probability >= threshold:
                 judgement.findings.append(
                     SemanticFinding(signature_id, category, _score(probability, threshold))
