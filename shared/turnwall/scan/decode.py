@@ -32,7 +32,8 @@ _HEX_RUN = re.compile(r"(?:(?:\\x|0x)?[0-9a-fA-F]{2}[\s,:-]?){8,}")
 _BINARY_RUN = re.compile(r"(?:[01]{8}[\s,]*){4,}")
 _CODEPOINT_RUN = re.compile(r"(?:(?:[uU]\+|\\u)[0-9a-fA-F]{4,5}[\s,]*){3,}")
 _URL_ESCAPE = re.compile(r"%[0-9a-fA-F]{2}")
-_HEX_PAIR = re.compile(r"^[0-9a-f]{2}$")
+# Every word a byte in hex can be, as the folded words of a text hold it.
+_HEX_PAIRS: Final = frozenset(f"{byte:02x}" for byte in range(256))
 _HTML_ENTITY = re.compile(r"&#x?[0-9a-fA-F]+;")
 
 
@@ -73,7 +74,7 @@ def _maybe_encoded(source: str, tokens: frozenset[str]) -> bool:
         return True
     if max(map(len, tokens), default=0) >= 16:
         return True
-    return sum(1 for token in tokens if len(token) == 2 and _HEX_PAIR.match(token)) >= 4
+    return len(tokens & _HEX_PAIRS) >= 4
 
 
 def _from_base64(payload: str) -> str | None:

@@ -163,10 +163,10 @@ _NON_ASCII_RUN = re.compile(r"([^\x00-\x7f]+)")
 _RUNS_WORTH_SPLITTING: Final = 64
 _LATIN_LETTER = re.compile(r"[a-z]")
 # A leet character between two letters, or opening a word before two letters: one
-# search in C instead of a look at every digit of a long text.
-_LEET_IN_WORD = re.compile(
-    r"(?<=[^\W\d_])[013457@$|](?=[^\W\d_])|(?<![^\W_])[013457@$|](?=[^\W\d_]{2})"
-)
+# search in C instead of a look at every digit of a long text. It starts with the leet
+# character and looks behind it from there: a pattern that starts with a lookbehind is
+# tried at every position (41 us on 1 KB of prose, against 3).
+_LEET_IN_WORD = re.compile(r"[013457@$|](?:(?<=[^\W\d_].)(?=[^\W\d_])|(?<![^\W_].)(?=[^\W\d_]{2}))")
 # Runs of single letters padded by spaces or punctuation: "i g n o r e", "i.g.n.o.r.e".
 _PADDED_RUN = re.compile(
     r"(?<![^\W\d_])(?:[^\W\d_][ \t._\-*|/\\,+~\u00b7\u2022:;]{1,3}){3,}[^\W\d_](?![^\W\d_])"
