@@ -18,7 +18,6 @@ then chose the contextual tier's session gates (step 10) and its token budget (s
 
 from __future__ import annotations
 
-import functools
 import os
 import shutil
 import statistics
@@ -35,6 +34,7 @@ from tests.benchmarks.bench_scan import (
     load_inferwall,
     paired_timings_us,
     percentile,
+    scanning,
     session_state,
     timings_us,
 )
@@ -94,14 +94,12 @@ def latency() -> None:
         scanner = Scanner(tier=tier)
         state = session_state(scanner, SESSION_TURNS)
         for name, text in (("benign", _BENIGN), ("attack", _ATTACK)):
-            scan = functools.partial(scanner.scan_input, text, state)
+            scan = scanning(scanner, state)
             if tier == "lexical" and inferwall is not None:
-                ours, theirs = paired_timings_us(
-                    scan, functools.partial(inferwall.scan_input, text), CALLS
-                )
+                ours, theirs = paired_timings_us(scan, inferwall.scan_input, text, CALLS)
                 versus = f"{percentile(ours, 0.99) / percentile(theirs, 0.99):.2f}x inferwall"
             else:
-                ours = timings_us(scan, CALLS)
+                ours = timings_us(scan, text, CALLS)
                 versus = f"{percentile(ours, 0.99) / _BUDGET_US:.2f}x 15 ms"
             print(
                 f"{tier:<12}{name:<8}{statistics.median(ours):>7.0f}us"

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tests.benchmarks.bench_scan import unique
 from turnwall.scan import Scanner
 
 if TYPE_CHECKING:
@@ -123,8 +124,7 @@ def fresh(text: str) -> str:
     """`text` with its first characters made unique: the scanner keeps what it worked out
     for the last text it normalized (analyze and chat scan one text twice), and a run
     must not reuse what an earlier run or route left there."""
-    mark = f"{next(_MARKS)} "
-    return mark + text[len(mark) :]
+    return unique(text, next(_MARKS))
 
 
 def main() -> int:

@@ -56,3 +56,22 @@ def test_import_breakdown_counts_only_what_the_bare_app_does_not_import() -> Non
     }
 
     assert import_breakdown(function, bare) == "   36 ms: redis 30, turnwall 6"
+
+
+def test_latency_runs_give_every_call_a_text_of_its_own_of_the_same_size() -> None:
+    # the scanner keeps the last text it normalized: a repeated text would time that once
+    from tests.benchmarks.bench_scan import WARMUP, paired_timings_us, timings_us
+
+    text = "x" * 40
+    alone: list[str] = []
+    ours: list[str] = []
+    theirs: list[str] = []
+
+    timings = timings_us(alone.append, text, 5)
+    paired = paired_timings_us(ours.append, theirs.append, text, 5)
+
+    assert len(timings) == 5 and [len(side) for side in paired] == [5, 5]
+    assert len(alone) == len(ours) == len(theirs) == WARMUP + 5
+    assert len(set(alone)) == len(alone)
+    assert len(set(ours + theirs)) == len(ours) + len(theirs)
+    assert {len(sent) for sent in alone + ours + theirs} == {len(text)}
