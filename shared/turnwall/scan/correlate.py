@@ -251,7 +251,9 @@ def _framed_nearby(session: SessionState, turn: int) -> bool:
 
 def states_protective_aim(base: str) -> bool:
     """Whether a user turn (its normalized text) states that the harm it describes is to
-    be stopped or its victim helped: the semantic session carries less harm from it."""
+    be stopped or its victim helped: the embedding tiers read it as a harmful request
+    only from a higher probability, and the contextual session carries less harm from it
+    (`tier.SemanticTier.judge_input`)."""
     return _PROTECTIVE_AIM.search(base, 0, _AIM_CHARS) is not None
 
 
