@@ -167,18 +167,21 @@ _LATIN_LETTER = re.compile(r"[a-z]")
 # character and looks behind it from there: a pattern that starts with a lookbehind is
 # tried at every position (41 us on 1 KB of prose, against 3).
 _LEET_IN_WORD = re.compile(r"[013457@$|](?:(?<=[^\W\d_].)(?=[^\W\d_])|(?<![^\W_].)(?=[^\W\d_]{2}))")
+# A character that pads letters apart; one class for the run, the gaps and the shapes,
+# which must agree (see `_has_padded_run`).
+_PAD_CLASS: Final = r"[ \t._\-*|/\\,+~\u00b7\u2022:;]"
 # Runs of single letters padded by spaces or punctuation: "i g n o r e", "i.g.n.o.r.e".
 _PADDED_RUN = re.compile(
-    r"(?<![^\W\d_])(?:[^\W\d_][ \t._\-*|/\\,+~\u00b7\u2022:;]{1,3}){3,}[^\W\d_](?![^\W\d_])"
+    r"(?<![^\W\d_])(?:[^\W\d_]" + _PAD_CLASS + r"{1,3}){3,}[^\W\d_](?![^\W\d_])"
 )
-_PADDING = re.compile(r"[ \t._\-*|/\\,+~\u00b7\u2022:;]+")
+_PADDING = re.compile(_PAD_CLASS + "+")
 # `_PADDED_RUN` over the text's shapes (see `_shapes`: "a" for a letter, " " for a pad
 # character, "x" for any other), written to begin with a string rather than a lookbehind:
 # a search then jumps between the places where a letter ends before a pad, where the
 # first searched every position of a megabyte (70 ms of one).
 _PADDED_SHAPES = re.compile(r"a (?<!aa ) {0,2}a(?: {1,3}a){2,}(?!a)")
 _LETTER = re.compile(r"[^\W\d_]")
-_PAD = re.compile(r"[ \t._\-*|/\\,+~\u00b7\u2022:;]")
+_PAD = re.compile(_PAD_CLASS)
 
 
 def _shape(char: str) -> str:
