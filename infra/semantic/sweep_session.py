@@ -12,7 +12,8 @@ own conversation tests, the first blind set (tests/blind/semantic, which has gui
 tuning since it was measured) and ../shared/eval's conversations. The second blind set
 (tests/blind/semantic_v2) is deliberately not read here. `--blind` adds blind sets by
 name once they are development sets, `--tier contextual` sweeps the contextual model's
-gates, and `--bare-words` / `--bare-carry` its gates for bare follow-ups (step 10):
+gates, `--bare-words` / `--bare-carry` its gates for bare follow-ups (step 10) and
+`--protective-carry` what a turn stating a protective aim carries (step 12):
 
     PYTHONPATH=shared python infra/semantic/sweep_session.py 0.02 --tier contextual \
         --carry-min 0.1 --bare-words 8 --bare-carry 0.5 --limit 1000 \
@@ -101,6 +102,7 @@ def main() -> None:
     parser.add_argument("--blind", default="", help="tests/blind sets to add, comma-separated")
     parser.add_argument("--bare-words", type=int, default=-1, help="bare_words")
     parser.add_argument("--bare-carry", type=float, default=-1.0, help="bare_carry")
+    parser.add_argument("--protective-carry", type=float, default=-1.0, help="protective_carry")
     args = parser.parse_args()
     blind = [name for name in args.blind.split(",") if name]
     sets = {key: convs for key, convs in groups(args.limit, blind).items() if args.only in key[0]}
@@ -122,6 +124,8 @@ def main() -> None:
         gates = replace(gates, bare_words=args.bare_words)
     if args.bare_carry >= 0:
         gates = replace(gates, bare_carry=args.bare_carry)
+    if args.protective_carry >= 0:
+        gates = replace(gates, protective_carry=args.protective_carry)
     for level in args.levels:
         semantic.gates = replace(gates, carry_support=level)
         print(semantic.gates)
