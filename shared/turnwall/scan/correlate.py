@@ -66,9 +66,11 @@ _REQUEST = LazyPattern(cue("request"))
 _OPERATIONAL = LazyPattern(cue("operational"))
 # Follow-ups that seek safety or help rather than the harm itself.
 _HELP_SEEKING = LazyPattern(cue("help-seeking"))
-# A turn stating a protective aim ("I want to help her get out"), read in its first
-# _AIM_CHARS characters: see `states_protective_aim`.
+# A turn of at most _AIM_CHARS characters stating a protective aim ("I want to help her
+# get out") and asking for nothing itself: see `states_protective_aim`.
 _PROTECTIVE_AIM = LazyPattern(cue("protective-aim"))
+_ASKS = LazyPattern(cue("asks"))
+_OWN_PLAN = LazyPattern(cue("own-plan"))
 _AIM_CHARS: Final = 1024
 # Questions about what others did in the past ask for history, not for means.
 _HISTORICAL = LazyPattern(cue("historical"))
@@ -253,8 +255,17 @@ def states_protective_aim(base: str) -> bool:
     """Whether a user turn (its normalized text) states that the harm it describes is to
     be stopped or its victim helped: the embedding tiers read it as a harmful request
     only from a higher probability, and the contextual session carries less harm from it
-    (`tier.SemanticTier.judge_input`)."""
-    return _PROTECTIVE_AIM.search(base, 0, _AIM_CHARS) is not None
+    (`tier.SemanticTier.judge_input`).
+
+    Only a short turn that asks for nothing and plans nothing else states one: appended to
+    a question, an instruction or a plan of the asker's own ("... I want to protect my
+    family."), the phrase would lift the threshold of the harm asked for beside it."""
+    return (
+        len(base) <= _AIM_CHARS
+        and _PROTECTIVE_AIM.search(base) is not None
+        and _ASKS.search(base) is None
+        and _OWN_PLAN.search(base) is None
+    )
 
 
 def opened_with_frame(session: SessionState, turn: int) -> bool:
