@@ -12,7 +12,13 @@ from turnwall.errors import ConfigurationError
 from turnwall.scan import Scanner
 from turnwall.scan.correlate import states_protective_aim
 from turnwall.scan.normalize import fold
-from turnwall.scan.semantic.contextual import MAX_TOKENS, TAIL_TOKENS, ContextualEmbedder
+from turnwall.scan.semantic import contextual as contextual_module
+from turnwall.scan.semantic.contextual import (
+    MAX_TOKENS,
+    TAIL_TOKENS,
+    ContextualEmbedder,
+    exact_int8_dot,
+)
 from turnwall.scan.semantic.model import (
     CONTEXTUAL_MODEL_DIR,
     MODEL_DIR,
@@ -78,6 +84,47 @@ def test_embeddings_are_unit_length_deterministic_and_read_meaning(
     assert abs(float(np.linalg.norm(bread)) - 1.0) < 1e-4
     assert np.array_equal(bread, again)
     assert float(bread @ loaf) > float(bread @ override) + 0.2
+
+
+_BRUISES = (
+    "A regular at our tattoo studio came in with fresh bruises on her neck and whispered "
+    "that her husband checks her phone. I want to help her discreetly."
+)
+
+
+@pytest.mark.parametrize("integer", [None, False], ids=["graph this cpu runs", "float graph"])
+def test_a_turn_reads_on_this_cpu_as_where_the_heads_were_calibrated(
+    integer: bool | None,
+) -> None:
+    # GIVEN the shipped weights on the graph this CPU runs (with int8 dot products the
+    # integer one, whose kernels elsewhere read this turn 0.835), or on the float one
+    embedder = ContextualEmbedder(CONTEXTUAL_MODEL_DIR, integer=integer)
+    model = load_model(CONTEXTUAL_MODEL_DIR)
+
+    # WHEN it reads a turn
+    reading = model.intent(embedder.embed(_BRUISES)).probabilities["harmful"]
+
+    # THEN it reads as on the machine with VNNI where the heads were calibrated
+    assert abs(reading - 0.925) < 0.003
+
+
+@pytest.mark.parametrize(
+    ("machine", "flags", "exact"),
+    [
+        ("x86_64", "fpu sse2 avx2 fma avx512f avx512_vnni", True),
+        ("x86_64", "fpu sse2 avx2 fma avx_vnni", True),
+        ("x86_64", "fpu sse2 avx avx2 fma f16c sha_ni", False),
+        ("aarch64", "fp asimd asimddp", False),
+    ],
+)
+def test_the_integer_graph_runs_only_where_int8_dot_products_are_exact(
+    monkeypatch: pytest.MonkeyPatch, machine: str, flags: str, exact: bool
+) -> None:
+    monkeypatch.setattr(contextual_module.platform, "machine", lambda: machine)
+    cpuinfo = f"processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: {flags}\n"
+
+    assert exact_int8_dot(cpuinfo) is exact
+    assert exact_int8_dot("processor\t: 0\n") is False
 
 
 def test_the_model_is_chosen_by_its_heads_json() -> None:
@@ -269,10 +316,7 @@ def test_a_bare_follow_up_inherits_a_harmful_aim_but_not_a_protective_one(
 def test_a_turn_stating_a_protective_aim_reads_as_harmful_only_from_a_higher_probability() -> None:
     # GIVEN a tier whose harmful threshold is just under a protective turn's reading
     model = SemanticModel(CONTEXTUAL_MODEL_DIR)
-    turn = (
-        "A regular at our tattoo studio came in with fresh bruises on her neck and whispered "
-        "that her husband checks her phone. I want to help her discreetly."
-    )
+    turn = _BRUISES
     reading = model.intent(model.embed(turn)).probabilities["harmful"]
     assert 0.5 < reading < PROTECTIVE_HARMFUL
     threshold = reading - 0.05

