@@ -265,6 +265,8 @@ def test_a_bare_follow_up_inherits_only_an_aim_read_as_likely_harmful() -> None:
         ("I'm going to lock him in the shed tonight. I want to protect my family.", False),
         ("I will read her diary while she sleeps. I want to help her.", False),
         ("I want to report it the right way and make sure she is safe.", True),
+        ("My friend says he'll jump off the bridge tonight. I need to talk him out of it.", True),
+        ("I want to talk to her alone in the van. I want to protect my family.", False),
     ],
 )
 def test_a_protective_aim_is_the_asker_stating_one(turn: str, states: bool) -> None:
