@@ -92,7 +92,12 @@ def invoke(function: ModuleType, event: dict[str, Any], **context: Any) -> Any:
 
 @pytest.fixture
 def table_url(dynamodb_endpoint: str, dynamodb_table: str) -> str:
-    return f"dynamodb://{dynamodb_table}?region={REGION}&endpoint_url={dynamodb_endpoint}"
+    """The test's table for the cleanup function. The long read timeout is for moto: on
+    a slow machine its query of a 2,000-message partition took over the 2 s default."""
+    return (
+        f"dynamodb://{dynamodb_table}?region={REGION}&endpoint_url={dynamodb_endpoint}"
+        "&read_timeout=30"
+    )
 
 
 @pytest.fixture
