@@ -31,7 +31,7 @@ from tests.support.cleanup_events import (
     unfiltered_stream_event,
 )
 from tests.support.clock import FakeClock
-from tests.support.dynamodb_server import REGION
+from tests.support.dynamodb_server import REGION, store_url
 from tests.support.events import ROOT
 from turnwall.crypto import Cipher
 from turnwall.errors import ValidationFailed
@@ -92,12 +92,9 @@ def invoke(function: ModuleType, event: dict[str, Any], **context: Any) -> Any:
 
 @pytest.fixture
 def table_url(dynamodb_endpoint: str, dynamodb_table: str) -> str:
-    """The test's table for the cleanup function. The long read timeout is for moto: on
-    a slow machine its query of a 2,000-message partition took over the 2 s default."""
-    return (
-        f"dynamodb://{dynamodb_table}?region={REGION}&endpoint_url={dynamodb_endpoint}"
-        "&read_timeout=30"
-    )
+    """The test's table for the cleanup function (on a slow machine, moto's query of a
+    2,000-message partition took over the production 2 s read timeout)."""
+    return store_url(dynamodb_endpoint, dynamodb_table)
 
 
 @pytest.fixture

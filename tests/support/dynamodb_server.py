@@ -262,13 +262,18 @@ def dynamodb_client(dynamodb_endpoint: str) -> Iterator[DynamoDBClient]:
     client.close()
 
 
+def store_url(dynamodb_endpoint: str, table: str) -> str:
+    """``dynamodb://TABLE?region=...&endpoint_url=...`` for code configured by
+    IW_STORE_URL (the Lambda functions). The long read timeout keeps botocore from
+    retrying a slow commit, which moto would apply twice, and lets a slow machine's moto
+    answer a query of thousands of items."""
+    return f"dynamodb://{table}?region={REGION}&endpoint_url={dynamodb_endpoint}&read_timeout=30"
+
+
 @pytest.fixture(scope="session")
 def dynamodb_store_url(dynamodb_endpoint: str, dynamodb_client: DynamoDBClient) -> str:
-    """``dynamodb://TABLE?region=...&endpoint_url=...`` of one table for the whole run,
-    for code configured by IW_STORE_URL (the Lambda functions). The long read timeout
-    keeps botocore from retrying a slow commit, which moto would apply twice."""
-    table = create_table(dynamodb_client, "shared")
-    return f"dynamodb://{table}?region={REGION}&endpoint_url={dynamodb_endpoint}&read_timeout=30"
+    """`store_url` of one table for the whole run."""
+    return store_url(dynamodb_endpoint, create_table(dynamodb_client, "shared"))
 
 
 @pytest.fixture
