@@ -244,7 +244,9 @@ def _semantic_tier(tier: str) -> SemanticTier | None:
     from turnwall.scan.semantic.tier import SemanticTier
 
     try:
-        return SemanticTier(load_model(CONTEXTUAL_MODEL_DIR if tier == "contextual" else MODEL_DIR))
+        if tier == "contextual":
+            return SemanticTier(load_model(CONTEXTUAL_MODEL_DIR), screen=load_model(MODEL_DIR))
+        return SemanticTier(load_model(MODEL_DIR))
     except ImportError as exc:
         raise ConfigurationError(
             f"the {tier} scan tier needs onnxruntime: pip install onnxruntime ({exc})"

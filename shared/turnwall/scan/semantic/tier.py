@@ -10,6 +10,11 @@ The lexical signatures stay the fast, explainable first tier. This one reads mea
   and a second head judges the new turn against it, so "a plan for that" after a
   harmful aim inherits it (`SEM-SESSION-INTENT`), while a run of safe look-alikes
   leaves a safe context behind;
+* sentences: a harmful request wrapped in benign sentences reads diluted as a whole
+  ("how do I ...? thanks so much, I really appreciate any help"), and a long jailbreak's
+  request reads through its persona; with a `screen` model (the contextual profile
+  screens with the static one), the sentence it reads as most harmful is read again
+  alone (`sentence_harm`);
 * second opinion: a lexical session rule that judges a follow-up by its words stands
   only where the tier reads harm in the turn or its pursuit, or where the earlier turns
   carried enough of it (`SessionGates`).
@@ -22,6 +27,7 @@ contextual one. A context of the other model's size reads as none.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Final, Literal
 
@@ -60,6 +66,23 @@ CARRY_DECAY: Final = 0.8
 # reads such turns 0.9-0.97 harmful, and plain harmful requests mostly 0.99 and over.
 PROTECTIVE_HARMFUL: Final = 0.98
 _TOP_SCORE: Final = 0.95
+# A sentence read without its neighbours misses their context ("I'd rather do it calmly
+# on the farm" after "the vet says our ewe has to be put down"), so one sentence makes
+# a turn harmful only from this reading, over the whole turn's threshold: on v8-v21 the
+# contextual profile caught 32 more of 420 long jailbreaks (0.479 -> 0.555) and flagged
+# 1 more of 1,400 look-alike conversations (docs/SEMANTIC.md, eleventh stop).
+SENTENCE_HARMFUL: Final = 0.97
+# Sentences of fewer words say too little alone ("ok how", "thanks!").
+SENTENCE_WORDS: Final = 3
+# The sentences are read only where the turn itself reads at least this likely not
+# benign, for their cost: a second pass of the encoder over up to MAX_TOKENS pieces
+# (+6 ms p99 on a 1 KB turn on an AMD EPYC with VNNI). On v8-v21, 84 of the 89 texts a sentence
+# made harmful read 0.05 or more; 43% of all texts of several sentences read less.
+SENTENCE_DOUBT: Final = 0.05
+# A longer text is split only in this many characters from each end, where the turn's
+# own reading looks too: the screen's cost stays bounded (about 40 sentences).
+SENTENCE_WINDOW: Final = 2048
+_SENTENCE_END: Final = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,10 +200,17 @@ class SemanticTier:
     """Judges user turns by meaning; build once per process (the model is shared)."""
 
     def __init__(
-        self, model: SemanticModel | None = None, gates: SessionGates | None = None
+        self,
+        model: SemanticModel | None = None,
+        gates: SessionGates | None = None,
+        *,
+        screen: SemanticModel | None = None,
     ) -> None:
-        """`gates` default to the model's (heads.json "session_gate")."""
+        """`gates` default to the model's (heads.json "session_gate"); `screen`: a
+        cheaper model that picks the sentence `model` reads again alone (none: turns
+        are read whole only)."""
         self.model = model if model is not None else load_model()
+        self.screen = screen
         self._thresholds: dict[str, float] = dict(self.model.meta["thresholds"])
         self._context_threshold = float(self.model.meta["context_threshold"])
         self.gates = gates if gates is not None else SessionGates.from_meta(self.model.meta)
@@ -195,6 +225,12 @@ class SemanticTier:
         the turns after it."""
         embedding = self.model.embed(text)
         intent = self.model.intent(embedding)
+        sentence = self.sentence_harm(text) if intent.benign <= 1.0 - SENTENCE_DOUBT else 0.0
+        in_sentence = sentence >= (
+            max(SENTENCE_HARMFUL, PROTECTIVE_HARMFUL) if protective else SENTENCE_HARMFUL
+        ) and sentence > intent.probabilities.get("harmful", 0.0)
+        if in_sentence:
+            intent = intent.with_harmful(sentence)
         gates = self.gates.for_turn(text)
         judgement = SemanticJudgement(harm=1.0 - intent.benign, gates=gates)
         for label, (signature_id, category) in _TURN_SIGNATURES.items():
@@ -206,8 +242,9 @@ class SemanticTier:
                 judgement.findings.append(
                     SemanticFinding(signature_id, category, _score(probability, threshold))
                 )
+                where = " in one sentence" if in_sentence and label == "harmful" else ""
                 judgement.reasons.append(
-                    f"semantic_tier: turn {turn} reads as {label} ({probability:.2f})"
+                    f"semantic_tier: turn {turn} reads as {label}{where} ({probability:.2f})"
                 )
         if context is None:
             return judgement
@@ -236,6 +273,24 @@ class SemanticTier:
         folded = encode_context(self.model.fold(before, embedding))
         judgement.context = f"{carried:.3f},{carried_harm:.3f}:{folded}"
         return judgement
+
+    def sentence_harm(self, text: str) -> float:
+        """How harmful `model` reads the sentence of `text` that the screen reads as most
+        harmful, alone; 0 without a screen or with fewer than two sentences of
+        SENTENCE_WORDS words."""
+        if self.screen is None:
+            return 0.0
+        if len(text) > 2 * SENTENCE_WINDOW:
+            text = f"{text[:SENTENCE_WINDOW]}\n{text[-SENTENCE_WINDOW:]}"
+        sentences = [
+            sentence
+            for sentence in _SENTENCE_END.split(text)
+            if len(sentence.split(maxsplit=SENTENCE_WORDS)) >= SENTENCE_WORDS
+        ]
+        if len(sentences) < 2:
+            return 0.0
+        chosen = sentences[self.screen.most_harmful(sentences)]
+        return self.model.intent(self.model.embed(chosen)).probabilities.get("harmful", 0.0)
 
 
 def _split_state(value: str) -> tuple[float, float, str]:
