@@ -31,7 +31,10 @@ _META_CONTEXT = re.compile(
     r"\b(?:detect\w*|classif\w*|scanner|waf|firewall|guardrail\w*|test case|"
     r"fixture|test suite|unit test|phrasings?|variants?|examples? of|sample|red[- ]?team\w*|"
     r"threat[- ]model\w*|training deck|signatures?|regex\w*|benchmark\w*|dataset|"
-    r"look like|looks like|how do(?:es)? .{0,40}work|explain\w*|canonical|literal pattern)\b"
+    r"look like|looks like|how do(?:es)? .{0,40}work|explain\w*|canonical|literal pattern|"
+    # ...and neither is naming something after one ("'Ignore all previous instructions'
+    # is the name of my band's next EP").
+    r"meme|(?:is|was|as) the (?:name|title) of|song|poem|lyrics?|slogan)\b"
 )
 
 
