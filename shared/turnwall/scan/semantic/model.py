@@ -67,11 +67,11 @@ class Intent:
     def benign(self) -> float:
         return self.probabilities.get("benign", 0.0)
 
-    def with_harmful(self, probability: float) -> Intent:
-        """This reading with the harmful label raised to `probability` (and benign
-        lowered to what is left)."""
+    def with_label(self, label: str, probability: float) -> Intent:
+        """This reading with `label` raised to `probability` (and benign lowered to what
+        is left)."""
         probabilities = dict(self.probabilities)
-        probabilities["harmful"] = probability
+        probabilities[label] = probability
         probabilities["benign"] = min(self.benign, 1.0 - probability)
         return Intent(probabilities)
 
@@ -138,11 +138,11 @@ class SemanticModel:
             {label: float(p) for label, p in zip(self.labels, probabilities, strict=True)}
         )
 
-    def most_harmful(self, texts: list[str]) -> int:
-        """Index of the text the turn head reads as most likely harmful (one pass of the
+    def most_suspicious(self, texts: list[str]) -> int:
+        """Index of the text the turn head reads as least likely benign (one pass of the
         head over all their embeddings)."""
         embeddings = np.stack([self.embed(text) for text in texts])
-        return int(np.argmax(self.turn_head(embeddings)[:, self.labels.index("harmful")]))
+        return int(np.argmin(self.turn_head(embeddings)[:, self.labels.index("benign")]))
 
     def continues_harm(self, embedding: Vector, context: Vector) -> float:
         """Probability that a turn, given the conversation before it, pursues a harmful aim."""

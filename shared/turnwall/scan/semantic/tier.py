@@ -11,10 +11,10 @@ The lexical signatures stay the fast, explainable first tier. This one reads mea
   harmful aim inherits it (`SEM-SESSION-INTENT`), while a run of safe look-alikes
   leaves a safe context behind;
 * sentences: a harmful request wrapped in benign sentences reads diluted as a whole
-  ("how do I ...? thanks so much, I really appreciate any help"), and a long jailbreak's
-  request reads through its persona; with a `screen` model (the contextual profile
-  screens with the static one), the sentence it reads as most harmful is read again
-  alone (`sentence_harm`);
+  ("how do I ...? thanks so much, I really appreciate any help"), as does an instruction
+  hidden in a document or a long jailbreak's request in its persona; with a `screen`
+  model (the contextual profile screens with the static one), the sentence it reads as
+  least benign is read again alone (`sentence_reading`);
 * second opinion: a lexical session rule that judges a follow-up by its words stands
   only where the tier reads harm in the turn or its pursuit, or where the earlier turns
   carried enough of it (`SessionGates`).
@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 from turnwall.scan.semantic import PURSUIT_REASON
 from turnwall.scan.semantic.model import (
+    Intent,
     SemanticModel,
     decode_context,
     encode_context,
@@ -67,11 +68,12 @@ CARRY_DECAY: Final = 0.8
 PROTECTIVE_HARMFUL: Final = 0.98
 _TOP_SCORE: Final = 0.95
 # A sentence read without its neighbours misses their context ("I'd rather do it calmly
-# on the farm" after "the vet says our ewe has to be put down"), so one sentence makes
-# a turn harmful only from this reading, over the whole turn's threshold: on v8-v21 the
-# contextual profile caught 32 more of 420 long jailbreaks (0.479 -> 0.555) and flagged
-# 1 more of 1,400 look-alike conversations (docs/SEMANTIC.md, eleventh stop).
-SENTENCE_HARMFUL: Final = 0.97
+# on the farm" after "the vet says our ewe has to be put down"), so one sentence gives
+# a turn a label only from these readings, over the whole turn's thresholds: on v8-v21
+# the contextual profile caught 30 more of 420 long jailbreaks, 15 more of 420 hidden
+# injections and flagged 1 more of 1,400 look-alike conversations (docs/SEMANTIC.md,
+# eleventh stop).
+SENTENCE_THRESHOLDS: Final = {"injection": 0.9, "jailbreak": 0.9, "harmful": 0.97}
 # Sentences of fewer words say too little alone ("ok how", "thanks!").
 SENTENCE_WORDS: Final = 3
 # The sentences are read only where the turn itself reads at least this likely not
@@ -225,12 +227,16 @@ class SemanticTier:
         the turns after it."""
         embedding = self.model.embed(text)
         intent = self.model.intent(embedding)
-        sentence = self.sentence_harm(text) if intent.benign <= 1.0 - SENTENCE_DOUBT else 0.0
-        in_sentence = sentence >= (
-            max(SENTENCE_HARMFUL, PROTECTIVE_HARMFUL) if protective else SENTENCE_HARMFUL
-        ) and sentence > intent.probabilities.get("harmful", 0.0)
-        if in_sentence:
-            intent = intent.with_harmful(sentence)
+        sentence = self.sentence_reading(text) if intent.benign <= 1.0 - SENTENCE_DOUBT else None
+        in_sentence: set[str] = set()
+        if sentence is not None:
+            for label, floor in SENTENCE_THRESHOLDS.items():
+                if protective and label == "harmful":
+                    floor = max(floor, PROTECTIVE_HARMFUL)
+                probability = sentence.probabilities.get(label, 0.0)
+                if probability >= floor and probability > intent.probabilities.get(label, 0.0):
+                    intent = intent.with_label(label, probability)
+                    in_sentence.add(label)
         gates = self.gates.for_turn(text)
         judgement = SemanticJudgement(harm=1.0 - intent.benign, gates=gates)
         for label, (signature_id, category) in _TURN_SIGNATURES.items():
@@ -242,7 +248,7 @@ class SemanticTier:
                 judgement.findings.append(
                     SemanticFinding(signature_id, category, _score(probability, threshold))
                 )
-                where = " in one sentence" if in_sentence and label == "harmful" else ""
+                where = " in one sentence" if label in in_sentence else ""
                 judgement.reasons.append(
                     f"semantic_tier: turn {turn} reads as {label}{where} ({probability:.2f})"
                 )
@@ -274,12 +280,12 @@ class SemanticTier:
         judgement.context = f"{carried:.3f},{carried_harm:.3f}:{folded}"
         return judgement
 
-    def sentence_harm(self, text: str) -> float:
-        """How harmful `model` reads the sentence of `text` that the screen reads as most
-        harmful, alone; 0 without a screen or with fewer than two sentences of
-        SENTENCE_WORDS words."""
+    def sentence_reading(self, text: str) -> Intent | None:
+        """How `model` reads, alone, the sentence of `text` that the screen reads as least
+        benign; None without a screen or with fewer than two sentences of SENTENCE_WORDS
+        words."""
         if self.screen is None:
-            return 0.0
+            return None
         if len(text) > 2 * SENTENCE_WINDOW:
             text = f"{text[:SENTENCE_WINDOW]}\n{text[-SENTENCE_WINDOW:]}"
         sentences = [
@@ -288,9 +294,9 @@ class SemanticTier:
             if len(sentence.split(maxsplit=SENTENCE_WORDS)) >= SENTENCE_WORDS
         ]
         if len(sentences) < 2:
-            return 0.0
-        chosen = sentences[self.screen.most_harmful(sentences)]
-        return self.model.intent(self.model.embed(chosen)).probabilities.get("harmful", 0.0)
+            return None
+        chosen = sentences[self.screen.most_suspicious(sentences)]
+        return self.model.intent(self.model.embed(chosen))
 
 
 def _split_state(value: str) -> tuple[float, float, str]:
