@@ -70,7 +70,7 @@ _TOP_SCORE: Final = 0.95
 # A sentence read without its neighbours misses their context ("I'd rather do it calmly
 # on the farm" after "the vet says our ewe has to be put down"), so one sentence gives
 # a turn a label only from these readings, over the whole turn's thresholds: on v8-v21
-# the contextual profile caught 30 more of 420 long jailbreaks, 15 more of 420 hidden
+# the contextual profile caught 30 more of 420 long jailbreaks, 16 more of 420 hidden
 # injections and flagged 1 more of 1,400 look-alike conversations (docs/SEMANTIC.md,
 # eleventh stop).
 SENTENCE_THRESHOLDS: Final = {"injection": 0.9, "jailbreak": 0.9, "harmful": 0.97}
@@ -78,8 +78,9 @@ SENTENCE_THRESHOLDS: Final = {"injection": 0.9, "jailbreak": 0.9, "harmful": 0.9
 SENTENCE_WORDS: Final = 3
 # The sentences are read only where the turn itself reads at least this likely not
 # benign, for their cost: a second pass of the encoder over up to MAX_TOKENS pieces
-# (+6 ms p99 on a 1 KB turn on an AMD EPYC with VNNI). On v8-v21, 84 of the 89 texts a sentence
-# made harmful read 0.05 or more; 43% of all texts of several sentences read less.
+# (+6 ms p99 on a 1 KB turn on an AMD EPYC with VNNI). On v8-v21, 84 of the 89 texts
+# a sentence made harmful read 0.05 or more; 43% of all texts of several sentences
+# read less.
 SENTENCE_DOUBT: Final = 0.05
 # A longer text is split only in this many characters from each end, where the turn's
 # own reading looks too: the screen's cost stays bounded (about 40 sentences).
