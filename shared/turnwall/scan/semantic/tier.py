@@ -193,6 +193,12 @@ class SemanticJudgement:
         return self.harm >= SUPPORT or carried >= self.gates.carry_support
 
 
+def _threshold(label: str, threshold: float, *, protective: bool) -> float:
+    """The threshold a reading of `label` must reach: a turn stating a protective aim
+    reads as harmful only from PROTECTIVE_HARMFUL."""
+    return max(threshold, PROTECTIVE_HARMFUL) if protective and label == "harmful" else threshold
+
+
 def _score(probability: float, threshold: float) -> float:
     """Map a probability at or above its threshold onto [0.5, 0.95]: 0.5 is a flag."""
     span = max(1.0 - threshold, 1e-6)
@@ -231,9 +237,8 @@ class SemanticTier:
         sentence = self.sentence_reading(text) if intent.benign <= 1.0 - SENTENCE_DOUBT else None
         in_sentence: set[str] = set()
         if sentence is not None:
-            for label, floor in SENTENCE_THRESHOLDS.items():
-                if protective and label == "harmful":
-                    floor = max(floor, PROTECTIVE_HARMFUL)
+            for label, threshold in SENTENCE_THRESHOLDS.items():
+                floor = _threshold(label, threshold, protective=protective)
                 probability = sentence.probabilities.get(label, 0.0)
                 if probability >= floor and probability > intent.probabilities.get(label, 0.0):
                     intent = intent.with_label(label, probability)
@@ -242,9 +247,7 @@ class SemanticTier:
         judgement = SemanticJudgement(harm=1.0 - intent.benign, gates=gates)
         for label, (signature_id, category) in _TURN_SIGNATURES.items():
             probability = intent.probabilities.get(label, 0.0)
-            threshold = self._thresholds[label]
-            if protective and label == "harmful":
-                threshold = max(threshold, PROTECTIVE_HARMFUL)
+            threshold = _threshold(label, self._thresholds[label], protective=protective)
             if probability >= threshold:
                 judgement.findings.append(
                     SemanticFinding(signature_id, category, _score(probability, threshold))
