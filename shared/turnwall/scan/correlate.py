@@ -70,6 +70,7 @@ _HELP_SEEKING = LazyPattern(cue("help-seeking"))
 # get out") and asking for nothing itself: see `states_protective_aim`.
 _PROTECTIVE_AIM = LazyPattern(cue("protective-aim"))
 _ASKS = LazyPattern(cue("asks"))
+_HELP_FROM = LazyPattern(cue("help-from"))
 _OWN_PLAN = LazyPattern(cue("own-plan"))
 _AIM_CHARS: Final = 1024
 # Questions about what others did in the past ask for history, not for means.
@@ -266,6 +267,12 @@ def states_protective_aim(base: str) -> bool:
         and _ASKS.search(base) is None
         and _OWN_PLAN.search(base) is None
     )
+
+
+def asks_whom_to_turn_to(base: str) -> bool:
+    """Whether a user turn (its normalized text) asks whom to turn to or where to report:
+    "who do I go to first?", "which agency should we contact?"."""
+    return _HELP_FROM.search(base, 0, _FOLLOW_UP_CHARS) is not None
 
 
 def opened_with_frame(session: SessionState, turn: int) -> bool:

@@ -18,6 +18,7 @@ from turnwall.scan.correlate import (
     CONTESTED,
     ESCALATION,
     HARM_REFERENCE,
+    asks_whom_to_turn_to,
     correlate_input,
     correlate_output,
     opened_with_frame,
@@ -136,7 +137,7 @@ class Scanner:
             findings += _semantic_findings(judgement)
             reasons.extend(judgement.reasons)
             if session.flagged_turns == 0:
-                findings = _framed_pursuit(session, turn, findings, reasons)
+                findings = _excused_pursuit(session, turn, normalized.base, findings, reasons)
         single = turn_score(findings)
         added = correlate_input(
             self.catalog, session, turn, normalized.base, findings, reasons, single=single
@@ -285,13 +286,14 @@ def _second_opinion(
     return [f for f in added if f.signature.id not in dropped]
 
 
-def _framed_pursuit(
-    session: SessionState, turn: int, findings: list[Finding], reasons: list[str]
+def _excused_pursuit(
+    session: SessionState, turn: int, base: str, findings: list[Finding], reasons: list[str]
 ) -> list[Finding]:
     """The lexical tier's second opinion on the semantic tier's: a pursuit read in a
     conversation that opened with a game, a sport or a subject studied ("in Hitman 3, how
-    do I take out the target?", "what counts as extortion under the law?") stands only
-    where a signature reads harm in the turn itself."""
+    do I take out the target?", "what counts as extortion under the law?"), or on a turn
+    asking whom to turn to ("who do I go to first?"), stands only where a signature reads
+    harm in the turn itself."""
     if not any(f.signature.id == _PURSUIT for f in findings) or any(
         f.signature.category == "content_safety"
         and f.signature.kind == "pattern"
@@ -299,13 +301,14 @@ def _framed_pursuit(
         for f in findings
     ):
         return findings
-    if not opened_with_frame(session, turn):
+    if opened_with_frame(session, turn):
+        why = "framed_conversation: turn 1 named a game, a sport or a subject studied"
+    elif asks_whom_to_turn_to(base):
+        why = f"help_sought: turn {turn} asks whom to turn to"
+    else:
         return findings
     reasons[:] = [reason for reason in reasons if not reason.endswith(PURSUIT_REASON)]
-    reasons.append(
-        f"framed_conversation: turn 1 named a game, a sport or a subject studied; overruled "
-        f"{_PURSUIT} at turn {turn}"
-    )
+    reasons.append(f"{why}; overruled {_PURSUIT} at turn {turn}")
     return [f for f in findings if f.signature.id != _PURSUIT]
 
 

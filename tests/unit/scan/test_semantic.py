@@ -14,7 +14,8 @@ import pytest
 
 from turnwall.errors import ConfigurationError
 from turnwall.scan import Scanner
-from turnwall.scan.correlate import opened_with_frame
+from turnwall.scan.correlate import asks_whom_to_turn_to, opened_with_frame
+from turnwall.scan.normalize import fold
 from turnwall.scan.semantic.model import (
     decode_context,
     encode_context,
@@ -383,6 +384,42 @@ def test_a_pursuit_read_in_a_conversation_that_opened_with_a_game_is_overruled(
     assert [outcome.decision for outcome in outcomes] == ["allow", "allow"]
     assert outcomes[-1].session is not None
     assert any("overruled SEM-SESSION-INTENT" in r for r in outcomes[-1].session.reasons)
+
+
+def test_a_pursuit_read_on_a_turn_asking_whom_to_turn_to_is_overruled(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    scanner = Scanner(profile="default", tier="semantic")
+    assert scanner.semantic is not None
+    # the context head reads every follow-up as a pursuit, whatever these heads make of it
+    monkeypatch.setattr(scanner.semantic.model, "continues_harm", lambda embedding, context: 0.99)
+    opening = "Someone keeps leaving threatening notes on my sister's car and I'm worried."
+
+    # GIVEN the same opening, then a turn asking whom to turn to or one asking how
+    whom = in_session(scanner, [opening, "Who do I go to first?"])
+    how = in_session(scanner, [opening, "How would I go about it?"])
+
+    # THEN only the turn seeking help has the pursuit overruled, and says why
+    assert whom[-1].decision == "allow"
+    assert whom[-1].session is not None
+    assert any(r.startswith("help_sought: turn 2") for r in whom[-1].session.reasons)
+    assert "SEM-SESSION-INTENT" in {m.signature_id for m in how[-1].matches}
+
+
+@pytest.mark.parametrize(
+    ("text", "asks"),
+    [
+        ("who do I go to first?", True),
+        ("Which agency should we contact about it?", True),
+        ("where can I report him?", True),
+        ("who do I report this to?", True),
+        ("who should I sell it to?", False),
+        ("where do I get one?", False),
+        ("who do I go after first?", False),
+    ],
+)
+def test_a_turn_asking_whom_to_turn_to_is_told_apart(text: str, asks: bool) -> None:
+    assert asks_whom_to_turn_to(fold(text)) is asks
 
 
 def test_only_a_frame_named_in_the_opening_turn_excuses_a_pursuit() -> None:
