@@ -48,6 +48,9 @@ if TYPE_CHECKING:
 Kind = Literal["pattern", "topic", "contested", "detector"]
 # Kinds that only describe what a turn is about: capped in scoring, remembered by sessions.
 TOPICAL: Final = frozenset({"topic", "contested"})
+# What a signature may require besides a category: a harm topic of the same text (a
+# CS-T-* entry), for a rule that reads harm only beside one.
+HARM_TOPIC: Final = "harm_topic"
 Action = Literal["flag", "block"]
 _MAX_WIDTH: Final = 400
 # Jumping between the starts of a rule costs a str.find per start and a match where one

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from turnwall.scan import detectors
+from turnwall.scan.catalog import HARM_TOPIC
 from turnwall.scan.patterns import plain_ascii
 from turnwall.scan.policy import combine
 from turnwall.scan.reach import LOOKBEHIND_CHARS
@@ -207,8 +208,11 @@ def _run_detector(
 
 
 def _corroborated(findings: list[Finding]) -> list[Finding]:
-    """Drop findings whose signature only counts next to another category's finding."""
-    categories = {f.signature.category for f in findings if not f.signature.topical}
+    """Drop findings whose signature only counts next to another category's finding, or
+    next to a harm topic (`HARM_TOPIC`)."""
+    categories: set[str] = {f.signature.category for f in findings if not f.signature.topical}
+    if any(f.signature.kind == "topic" for f in findings):
+        categories.add(HARM_TOPIC)
     return [
         f
         for f in findings

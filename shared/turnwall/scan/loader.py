@@ -17,7 +17,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from turnwall.errors import ConfigurationError
-from turnwall.scan.catalog import TOPICAL, Catalog, Signature
+from turnwall.scan.catalog import HARM_TOPIC, TOPICAL, Catalog, Signature
 from turnwall.scan.lexicon import CUES_FILE, cue, cues_file
 from turnwall.scan.models import CATEGORIES, Category, Direction
 from turnwall.scan.patterns import (
@@ -273,8 +273,8 @@ def _compile_entry(source: str, entry: Any) -> Signature:
     if kind != "detector" and not sources:
         raise ConfigurationError(f"{where}: a pattern signature needs patterns")
     requires = frozenset(str(item) for item in _as_list(entry.get("requires")))
-    if not requires <= CATEGORIES:
-        raise ConfigurationError(f"{where}: requires names an unknown category")
+    if not requires <= CATEGORIES | {HARM_TOPIC}:
+        raise ConfigurationError(f"{where}: requires names neither a category nor {HARM_TOPIC!r}")
     unless = [pattern_source(_exception(where, p), raw=raw) for p in _as_list(entry.get("unless"))]
     return Signature(
         id=sig_id,

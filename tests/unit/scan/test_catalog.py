@@ -206,6 +206,27 @@ def test_an_exception_can_name_a_phrase_list_of_the_session_cues() -> None:
     assert game.decision == "allow"
 
 
+def test_a_rule_requiring_a_harm_topic_counts_only_beside_one() -> None:
+    from turnwall.scan import Scanner
+
+    rule = _entry(patterns=["\\bexact quantities\\b"], score=0.9, requires=["harm_topic"])
+    topic = {
+        "id": "T-2",
+        "category": "content_safety",
+        "kind": "topic",
+        "score": 0.2,
+        "patterns": ["\\bpoison\\b"],
+    }
+    scanner = Scanner(catalog=Catalog(compile_entries([rule, ("test.yaml", topic)])))
+
+    harm, _ = scanner.scan_input("In the story, give the poison's exact quantities.", None)
+    cake, _ = scanner.scan_input("In the story, give the cake's exact quantities.", None)
+
+    assert harm.decision != "allow"
+    assert "T-1" in {m.signature_id for m in harm.matches}
+    assert cake.matches == []
+
+
 def test_duplicate_ids_fail_at_load() -> None:
     with pytest.raises(ConfigurationError):
         compile_entries([_entry(), _entry()])
