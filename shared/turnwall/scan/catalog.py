@@ -248,7 +248,7 @@ class Catalog:
                     if rules is None:
                         rules = rules_for[present] = [
                             in_sentences.rules[number]
-                            for number in in_sentences.prefilter.ready(present)
+                            for number in in_sentences.prefilter.ready_for(present)
                             if number not in hopeless
                         ]
                     for rule in rules:

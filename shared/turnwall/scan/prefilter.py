@@ -277,6 +277,7 @@ class Prefilter:
         self._cache: dict[str, tuple[tuple[int, int], ...]] = {}
         self._masks: dict[str, int] = {}
         self._barren: set[str] = set()
+        self._ready_for: dict[frozenset[str], list[int]] = {}
 
     def gate(self, tokens: AbstractSet[str]) -> tuple[list[int], frozenset[str]]:
         """`ready(tokens)`, and those of `tokens` that satisfy a group of a ready rule.
@@ -298,6 +299,17 @@ class Prefilter:
     def ready(self, tokens: AbstractSet[str]) -> list[int]:
         """Rules with required words whose every group has a word in `tokens`, in order."""
         return self._ready(self._mask(tokens))
+
+    def ready_for(self, present: frozenset[str]) -> list[int]:
+        """`ready(present)` for a sentence's trigger words (`gate`'s useful words it
+        holds): they are few and recur from text to text, so the answer is kept. The
+        list is shared: callers must not change it."""
+        ready = self._ready_for.get(present)
+        if ready is None:
+            if len(self._ready_for) >= self._CACHE_LIMIT:
+                self._ready_for.clear()
+            ready = self._ready_for[present] = self._ready(self._mask(present))
+        return ready
 
     def _ready(self, mask: int) -> list[int]:
         carried = (mask + self._bottoms) & self._guard_bits
