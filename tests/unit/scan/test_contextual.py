@@ -269,6 +269,11 @@ def test_a_bare_follow_up_inherits_only_an_aim_read_as_likely_harmful() -> None:
         ("I want to report it the right way and make sure she is safe.", True),
         ("My friend says he'll jump off the bridge tonight. I need to talk him out of it.", True),
         ("I want to talk to her alone in the van. I want to protect my family.", False),
+        # telling those who can act: the police, a bank, a library
+        ("The garage down the road is selling stolen tyres; I want to tip off the police.", True),
+        ("Someone forged my uncle's will and I want to tell the authorities.", True),
+        ("I want to alert the museum that a fake is on display.", True),
+        ("I want to tell my wife a lie about where I was.", False),
     ],
 )
 def test_a_protective_aim_is_the_asker_stating_one(turn: str, states: bool) -> None:
