@@ -7,14 +7,14 @@ session, as in bench_scan; the lexical tier is compared with InferenceWall's SDK
 same run (target p99 <= 0.5x), the semantic and contextual tiers against their own
 budget (p99 <= 15 ms). Cold start is a fresh interpreter importing turnwall, building
 the scanner and scanning one turn. Then `turnwall eval` runs on each blind set
-(tests/blind/semantic and semantic_v2 to semantic_v27, laid out as input/, output/,
+(tests/blind/semantic and semantic_v2 to semantic_v29, laid out as input/, output/,
 multiturn/) with each tier. Both tiers' heads are trained on semantic to semantic_v7
 (infra/semantic/own_sets.py); semantic_v8 and semantic_v9 chose between candidate heads
 (infra/semantic/README.md, steps 8 and 9), so semantic_v10 to semantic_v13 measured them
 blind (v12 and v13 were written for the contextual tier's first measurement); v8 to v13
 then chose the contextual tier's session gates (step 10) and its token budget (step
 11), which v14 and v15 measured after a first measurement, and v16 and v17 blind;
-v18 to v27 were each measured blind once, then helped choose the changes of the stop
+v18 to v29 were each measured blind once, then helped choose the changes of the stop
 that measured them (docs/SEMANTIC.md).
 """
 
@@ -72,6 +72,8 @@ BLIND_SETS = (
     Path(__file__).parents[1] / "blind" / "semantic_v25",
     Path(__file__).parents[1] / "blind" / "semantic_v26",
     Path(__file__).parents[1] / "blind" / "semantic_v27",
+    Path(__file__).parents[1] / "blind" / "semantic_v28",
+    Path(__file__).parents[1] / "blind" / "semantic_v29",
 )
 _COLD = (
     "import time; started = time.perf_counter(); "
