@@ -387,17 +387,16 @@ def test_a_pursuit_read_in_a_conversation_that_opened_with_a_game_is_overruled(
 
 
 def test_a_pursuit_read_on_a_turn_asking_whom_to_turn_to_is_overruled(
-    monkeypatch: pytest.MonkeyPatch,
+    semantic: Scanner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    scanner = Scanner(profile="default", tier="semantic")
-    assert scanner.semantic is not None
+    assert semantic.semantic is not None
     # the context head reads every follow-up as a pursuit, whatever these heads make of it
-    monkeypatch.setattr(scanner.semantic.model, "continues_harm", lambda embedding, context: 0.99)
+    monkeypatch.setattr(semantic.semantic.model, "continues_harm", lambda embedding, context: 0.99)
     opening = "Someone keeps leaving threatening notes on my sister's car and I'm worried."
 
     # GIVEN the same opening, then a turn asking whom to turn to or one asking how
-    whom = in_session(scanner, [opening, "Who do I go to first?"])
-    how = in_session(scanner, [opening, "How would I go about it?"])
+    whom = in_session(semantic, [opening, "Who do I go to first?"])
+    how = in_session(semantic, [opening, "How would I go about it?"])
 
     # THEN only the turn seeking help has the pursuit overruled, and says why
     assert whom[-1].decision == "allow"
