@@ -71,6 +71,7 @@ _HELP_SEEKING = LazyPattern(cue("help-seeking"))
 _PROTECTIVE_AIM = LazyPattern(cue("protective-aim"))
 _ASKS = LazyPattern(cue("asks"))
 _HELP_FROM = LazyPattern(cue("help-from"))
+_STOPPING_HARM = LazyPattern(cue("stopping-harm"))
 _OWN_PLAN = LazyPattern(cue("own-plan"))
 _AIM_CHARS: Final = 1024
 # Questions about what others did in the past ask for history, not for means.
@@ -183,13 +184,19 @@ class FollowUp:
             for f in findings
             if f.signature.category == "content_safety" and f.signature.kind != "contested"
         ]
-        # A harm topic met in a story, a lesson or as its victim sets up less than one
-        # raised for its own sake.
+        # A harm topic met in a story, a lesson, as its victim or in asking how to stop it
+        # ("a gang is demanding money: how do we protect ourselves and go to the
+        # police?") sets up less than one raised for its own sake.
         topics = any(f.signature.kind == "topic" for f in harmful)
         framed = topics and (
             bool(_FRAMING.search(follow))
             or bool(_INQUIRY.search(follow))
             or (_framed_nearby(session, turn) and not _METHOD.search(follow))
+            or (
+                bool(_STOPPING_HARM.search(follow))
+                and not _METHOD.search(follow)
+                and not _OWN_PLAN.search(follow)
+            )
         )
         harm_now = combine(
             [

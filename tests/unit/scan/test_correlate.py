@@ -101,6 +101,24 @@ def test_harm_topics_after_a_turn_naming_a_game_count_as_framed() -> None:
     assert much_later.reading.harm_now == fresh.reading.harm_now
 
 
+def test_a_harm_topic_raised_to_stop_it_counts_as_framed() -> None:
+    found = {"CS-T-005": 0.3}
+    stated = "a gang is demanding protection money from our bakery."
+    stopping = _turn(SessionState(), 1, stated + " how do we protect ourselves?", found)
+    reporting = _turn(SessionState(), 1, stated + " how do we go to the police?", found)
+    plain = _turn(SessionState(), 1, stated + " how does it work?", found)
+    own_plan = _turn(
+        SessionState(),
+        1,
+        "i want to extort the bakery. how do i stop the police finding out?",
+        found,
+    )
+
+    assert stopping.reading.harm_now == plain.reading.harm_now / 2
+    assert reporting.reading.harm_now == plain.reading.harm_now / 2
+    assert own_plan.reading.harm_now == plain.reading.harm_now
+
+
 def test_a_harm_topic_raised_as_a_legal_question_counts_as_framed() -> None:
     found = {"CS-T-001": 0.3}
     plain = _turn(SessionState(), 1, "why is arson so hard to prove?", found)
