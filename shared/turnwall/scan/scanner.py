@@ -120,9 +120,12 @@ class Scanner:
         normalized = self._normalize(text)
         findings = detect(self.catalog, normalized, "input")
         protective = self.semantic is not None and states_protective_aim(normalized.base)
+        unbacked = not any(f.signature.category == "content_safety" for f in findings)
         if state is None:
             if self.semantic is not None:
-                judged = self.semantic.judge_input(text, None, protective=protective)
+                judged = self.semantic.judge_input(
+                    text, None, protective=protective, unbacked=unbacked
+                )
                 findings += _semantic_findings(judged)
             return self._outcome(findings, "input"), None
         session = SessionState.from_dict(state)
@@ -130,8 +133,15 @@ class Scanner:
         reasons: list[str] = []
         judgement = None
         if self.semantic is not None:
+            # In a session, a bare turn is unbacked only where no signature or topic has
+            # read harm in any turn yet: "How do I use it?" after a question about LSD
+            # has a harm to refer to that its words do not name.
             judgement = self.semantic.judge_input(
-                text, session.semantic, turn, protective=protective
+                text,
+                session.semantic,
+                turn,
+                protective=protective,
+                unbacked=unbacked and not session.harm_turn,
             )
             session.semantic = judgement.context
             findings += _semantic_findings(judgement)

@@ -148,9 +148,15 @@ class SessionGates:
             protective_carry=float(values.get("protective_carry", 1.0)),
         )
 
+    def is_bare(self, text: str) -> bool:
+        """Whether `text` is a bare follow-up: at most `bare_words` words."""
+        return (
+            bool(self.bare_words) and len(text.split(maxsplit=self.bare_words)) <= self.bare_words
+        )
+
     def for_turn(self, text: str) -> SessionGates:
         """The gates for one turn: a bare follow-up's raised to `bare_carry`."""
-        if not self.bare_words or len(text.split(maxsplit=self.bare_words)) > self.bare_words:
+        if not self.is_bare(text):
             return self
         return replace(
             self,
@@ -225,15 +231,25 @@ class SemanticTier:
         self.gates = gates if gates is not None else SessionGates.from_meta(self.model.meta)
 
     def judge_input(
-        self, text: str, context: str | None, turn: int = 1, *, protective: bool = False
+        self,
+        text: str,
+        context: str | None,
+        turn: int = 1,
+        *,
+        protective: bool = False,
+        unbacked: bool = False,
     ) -> SemanticJudgement:
         """Judge a user turn; `context` is the stored session context ("" for a new
         session, None without a session, when no context is kept). `protective`: the turn
         states a protective aim (`correlate.states_protective_aim`), so it reads as harmful
         only from PROTECTIVE_HARMFUL and carries at most the gates' `protective_carry` to
-        the turns after it."""
+        the turns after it. `unbacked`: no signature or harm topic reads harm in the turn;
+        a bare follow-up so ("how much would all that cost me?") has no harm of its own to
+        show, so the turn head's harmful reading of it neither flags it nor carries more
+        than `protective_carry`: its harm can only come from the session, as a pursuit."""
         embedding = self.model.embed(text)
         intent = self.model.intent(embedding)
+        hollow = unbacked and self.gates.is_bare(text)
         sentence = self.sentence_reading(text) if intent.benign <= 1.0 - SENTENCE_DOUBT else None
         in_sentence: set[str] = set()
         if sentence is not None:
@@ -244,11 +260,14 @@ class SemanticTier:
                     intent = intent.with_label(label, probability)
                     in_sentence.add(label)
         gates = self.gates.for_turn(text)
-        judgement = SemanticJudgement(harm=1.0 - intent.benign, gates=gates)
+        harm = 1.0 - intent.benign
+        judgement = SemanticJudgement(
+            harm=min(harm, self.gates.protective_carry) if hollow else harm, gates=gates
+        )
         for label, (signature_id, category) in _TURN_SIGNATURES.items():
             probability = intent.probabilities.get(label, 0.0)
             threshold = _threshold(label, self._thresholds[label], protective=protective)
-            if probability >= threshold:
+            if probability >= threshold and not (hollow and label == "harmful"):
                 judgement.findings.append(
                     SemanticFinding(signature_id, category, _score(probability, threshold))
                 )
@@ -275,7 +294,7 @@ class SemanticTier:
             if carried_harm >= gates.pursuit_floor:
                 judgement.harm = max(judgement.harm, pursuit)
         reading, harmful = 1.0 - intent.benign, intent.probabilities.get("harmful", 0.0)
-        if protective:
+        if protective or hollow:
             reading = min(reading, self.gates.protective_carry)
             harmful = min(harmful, self.gates.protective_carry)
         carried = max(carried * CARRY_DECAY, reading)
