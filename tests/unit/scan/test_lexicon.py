@@ -16,7 +16,6 @@ from turnwall.scan import lexicon
     [
         ("transform-words", "rot13"),
         ("stopwords", "the"),
-        ("frequent-words", "your"),
         ("common-output-words", "password"),
     ],
 )
