@@ -79,7 +79,7 @@ def _groups(items: _Items, *, at_word_start: bool) -> list[frozenset[str]]:
         if boundary and (
             (op is sre.LITERAL and _is_word(arg)) or op in (sre.BRANCH, sre.SUBPATTERN)
         ):
-            found = _prefixes(items[index:], "")
+            found = _prefixes(items[index:], "", whole=1)
             if found is not None:
                 groups.append(frozenset(found))
         if op is sre.BRANCH:
@@ -121,9 +121,10 @@ def _merge(alternatives: list[list[frozenset[str]]]) -> frozenset[str] | None:
     return frozenset(chosen)
 
 
-def _prefixes(items: _Items, acc: str) -> set[str] | None:
+def _prefixes(items: _Items, acc: str, *, whole: int = 2) -> set[str] | None:
     """Every literal word prefix a match must start with at this point: 3-6 characters,
-    or a whole word of two characters (which the index then matches exactly)."""
+    or a whole word of at least `whole` characters (which the index then matches
+    exactly): a group may be "i" or "we", a start to jump to is never one letter."""
     if len(acc) >= _MAX:
         return {acc}
     if not items:
@@ -131,32 +132,32 @@ def _prefixes(items: _Items, acc: str) -> set[str] | None:
     op, arg = items[0]
     rest = items[1:]
     if (op is sre.AT and arg is sre.AT_BOUNDARY and not acc) or op in (sre.ASSERT, sre.ASSERT_NOT):
-        return _prefixes(rest, acc)
+        return _prefixes(rest, acc, whole=whole)
     if op is sre.LITERAL and _is_word(arg):
-        return _prefixes(rest, acc + chr(arg))
+        return _prefixes(rest, acc + chr(arg), whole=whole)
     if _leaves_word_start(op, arg) and op not in _REPEATS:
-        return {acc} if len(acc) >= 2 else None  # the word ends here
+        return {acc} if len(acc) >= whole else None  # the word ends here
     if op is sre.BRANCH:
         found: set[str] = set()
         for alternative in arg[1]:
-            part = _prefixes(list(alternative) + rest, acc)
+            part = _prefixes(list(alternative) + rest, acc, whole=whole)
             if part is None:
                 return None
             found |= part
         return found
     if op is sre.SUBPATTERN and arg[3] is not None:
-        return _prefixes(list(arg[3]) + rest, acc)
+        return _prefixes(list(arg[3]) + rest, acc, whole=whole)
     if op in _REPEATS:
         low, _high, body = arg
         if low == 0:
             if len(acc) >= _MIN:
                 return {acc}
-            skipped = _prefixes(rest, acc)
-            taken = _prefixes(list(body) + rest, acc)
+            skipped = _prefixes(rest, acc, whole=whole)
+            taken = _prefixes(list(body) + rest, acc, whole=whole)
             if skipped is None or taken is None:
                 return None
             return skipped | taken
-        return _prefixes(list(body) + rest, acc)
+        return _prefixes(list(body) + rest, acc, whole=whole)
     return {acc} if len(acc) >= _MIN else None
 
 
@@ -372,7 +373,7 @@ class Prefilter:
     def _satisfied(self, token: str) -> tuple[tuple[int, int], ...]:
         if token[:3] not in self._heads:
             return ()  # most words start no required word at all
-        if len(token) == 2:
+        if len(token) <= 2:
             keys = [token]
         else:
             keys = [token[:length] for length in self._lengths if length <= len(token)]

@@ -23,7 +23,7 @@ from turnwall.scan.loader import (
 )
 from turnwall.scan.normalize import normalize
 from turnwall.scan.patterns import INDEX_FILE
-from turnwall.scan.prefilter import required_groups
+from turnwall.scan.prefilter import analyse, required_groups
 
 if TYPE_CHECKING:
     import re
@@ -164,6 +164,17 @@ def test_required_groups_are_words_a_match_cannot_do_without() -> None:
 
     assert frozenset({"ignore", "disreg"}) in groups
     assert frozenset({"previo"}) in groups
+
+
+def test_frequent_and_one_letter_words_gate_too_but_are_never_jumped_to() -> None:
+    # "what did your developer": "did" and "your" are required, however common
+    frequent = analyse(r"\bwhat\s+did\s+your\s+developer\s+say\b")
+    # "i'm going to": a one-letter word is a group, not a place to jump to
+    pronoun = analyse(r"\b(?:i|we)(?:'m| are)\s+going\s+to\s+(?:stab|rob)\b")
+
+    assert {frozenset({"did"}), frozenset({"your"}), frozenset({"what"})} <= set(frequent.groups)
+    assert frozenset({"i", "we"}) in pronoun.groups
+    assert pronoun.starts is None
 
 
 def _entry(**fields: Any) -> tuple[str, dict[str, Any]]:
