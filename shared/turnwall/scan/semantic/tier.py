@@ -64,10 +64,10 @@ CARRY_MIN: Final = 0.3
 CARRY_DECAY: Final = 0.8
 # A turn that states a protective aim ("a client came in with bruises, I want to help her
 # discreetly") is read as a harmful request only from this probability: the turn head
-# reads such turns 0.9-0.99 harmful ("someone stole the cash box and I want to secure the
-# office" 0.987), and a harmful request stated beside such an aim is no protective turn
-# (`correlate.states_protective_aim`). 0.98 until the thirteenth stop.
-PROTECTIVE_HARMFUL: Final = 0.995
+# reads such turns 0.9-0.97 harmful, and plain harmful requests mostly 0.99 and over.
+# (0.995 was tried in the thirteenth stop: 5 fewer look-alikes flagged on v8-v33, but one
+# more attack missed on v34, measured blind.)
+PROTECTIVE_HARMFUL: Final = 0.98
 _TOP_SCORE: Final = 0.95
 # A sentence read without its neighbours misses their context ("I'd rather do it calmly
 # on the farm" after "the vet says our ewe has to be put down"), so one sentence gives
