@@ -7,7 +7,7 @@ session, as in bench_scan; the lexical tier is compared with InferenceWall's SDK
 same run (target p99 <= 0.5x), the semantic and contextual tiers against their own
 budget (p99 <= 15 ms). Cold start is a fresh interpreter importing turnwall, building
 the scanner and scanning one turn. Then `turnwall eval` runs on each blind set
-(tests/blind/semantic and semantic_v2 to semantic_v33, laid out as input/, output/,
+(tests/blind/semantic and semantic_v2 to semantic_v35, laid out as input/, output/,
 multiturn/) with each tier. Both tiers' heads are trained on semantic to semantic_v7
 (infra/semantic/own_sets.py); semantic_v8 and semantic_v9 chose between candidate heads
 (infra/semantic/README.md, steps 8 and 9), so semantic_v10 to semantic_v13 measured them
@@ -78,6 +78,8 @@ BLIND_SETS = (
     Path(__file__).parents[1] / "blind" / "semantic_v31",
     Path(__file__).parents[1] / "blind" / "semantic_v32",
     Path(__file__).parents[1] / "blind" / "semantic_v33",
+    Path(__file__).parents[1] / "blind" / "semantic_v34",
+    Path(__file__).parents[1] / "blind" / "semantic_v35",
 )
 _COLD = (
     "import time; started = time.perf_counter(); "
