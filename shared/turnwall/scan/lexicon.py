@@ -2,8 +2,9 @@
 
 `signatures/*.txt` hold what the code reads English by: word lists (whitespace-separated
 words, `#` comment lines) and `session-cues.txt`, the phrase patterns of the session
-rules (one regular expression per `[section]`, its lines joined as they stand). Each
-file is read once per process, when first asked for.
+rules (one regular expression per `[section]`, its lines joined as they stand; `{{name}}`
+stands for section `[name]`, so two cues can share one list). Each file is read once per
+process, when first asked for.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from turnwall.errors import ConfigurationError
 
 CUES_FILE: Final = "session-cues.txt"
 _SECTION = re.compile(r"^\[([a-z][a-z-]*)\]$")
+_REFERENCE = re.compile(r"\{\{([a-z][a-z-]*)\}\}")
 
 
 def _lines(name: str) -> list[str]:
@@ -52,7 +54,17 @@ def _cues() -> dict[str, str]:
             raise ConfigurationError(f"{CUES_FILE}: a pattern line before any [section]")
         else:
             current.append(line)
-    return {name: "".join(lines) for name, lines in cues.items()}
+    joined = {name: "".join(lines) for name, lines in cues.items()}
+
+    def referenced(found: re.Match[str]) -> str:
+        name = found.group(1)
+        if name not in joined or _REFERENCE.search(joined[name]):
+            raise ConfigurationError(
+                f"{CUES_FILE}: {found.group(0)} names no section, or one with references"
+            )
+        return joined[name]
+
+    return {name: _REFERENCE.sub(referenced, text) for name, text in joined.items()}
 
 
 def cue(name: str) -> str:

@@ -62,3 +62,27 @@ def test_the_cues_read_the_phrases_they_name() -> None:
 def test_an_unknown_cue_is_a_configuration_error() -> None:
     with pytest.raises(ConfigurationError, match="no \\[nonesuch\\] section"):
         lexicon.cue("nonesuch")
+
+
+def test_a_cue_names_another_section_to_share_its_list() -> None:
+    acts = lexicon.cue("protective-acts")
+
+    assert acts in lexicon.cue("protective-aim")
+    assert acts in lexicon.cue("own-plan")
+    assert "{{" not in lexicon.cue("protective-aim") + lexicon.cue("own-plan")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["[a]\nx|{{nonesuch}}\n", "[a]\nx|{{b}}\n[b]\ny|{{c}}\n[c]\nz\n"],
+)
+def test_a_reference_to_no_section_or_to_a_referring_one_is_a_configuration_error(
+    monkeypatch: pytest.MonkeyPatch, text: str
+) -> None:
+    monkeypatch.setattr(lexicon, "_file", lambda name: text.encode())
+    lexicon._cues.cache_clear()
+    try:
+        with pytest.raises(ConfigurationError, match="names no section"):
+            lexicon.cue("a")
+    finally:
+        lexicon._cues.cache_clear()
