@@ -27,7 +27,6 @@ from turnwall.scan.semantic.model import (
     load_model,
 )
 from turnwall.scan.semantic.tier import (
-    CARRY_MIN,
     PROTECTIVE_HARMFUL,
     SENTENCE_THRESHOLDS,
     SENTENCE_WINDOW,
@@ -232,9 +231,9 @@ def test_each_model_carries_its_own_session_gates() -> None:
     assert (contextual.carry_support, contextual.pursuit_carry) == (0.02, 0.1)
     assert (contextual.bare_words, contextual.bare_carry) == (8, 0.5)
     assert contextual.protective_carry == 0.45
-    assert (static.carry_support, static.pursuit_carry) == (0.08, CARRY_MIN)
-    assert static.bare_words == 0
-    assert static.protective_carry == 1.0
+    assert (static.carry_support, static.pursuit_carry) == (0.08, 0.25)
+    assert (static.bare_words, static.bare_carry) == (6, 0.45)
+    assert static.protective_carry == 0.2
 
 
 def test_a_bare_follow_up_inherits_only_an_aim_read_as_likely_harmful() -> None:

@@ -104,9 +104,16 @@ class SessionGates:
     as its context ("tell me more about that" after a massacre's history reads as a
     pursuit), and with no harmful aim before it there is none to pursue. "legacy" keeps
     the gates the first heads shipped with: any earlier suspicion of 0.15, no floor.
-    "retrained" (shipped) is legacy's rule at 0.08, for the heads trained with the
-    project's own look-alikes, which read dark but safe subjects as less suspicious (0.06
-    for the heads trained on v1-v5; these read "why is arson so hard to prove?" at 0.07).
+    "retrained" is legacy's rule at 0.08, for the heads trained with the project's own
+    look-alikes, which read dark but safe subjects as less suspicious (0.06 for the heads
+    trained on v1-v5; these read "why is arson so hard to prove?" at 0.07). "protective"
+    (the static model's since the fourteenth stop) is retrained's rule with the
+    contextual model's three guards, tuned for the static heads: a pursuit judged after
+    an earlier harmful reading of 0.25, a bare follow-up of at most 6 words inheriting
+    only from 0.45, and a turn stating a protective aim carrying at most 0.2. On v8-v35
+    it flags 195 of 2,800 look-alike conversations with the session instead of 423, and
+    catches 1,261 of 2,240 attack conversations instead of 1,296; CoSafe 359 of 700
+    instead of 362, mt_bench 1 of 40 as before (docs/SEMANTIC.md, fourteenth stop).
     "contextual" is the contextual model's: legacy's rule at 0.02, a pursuit judged after
     an earlier harmful reading of 0.1 (`pursuit_carry`; CARRY_MIN elsewhere), and, for a
     bare follow-up of at most 8 words ("ok how", "what would I need?"), all three at 0.5
