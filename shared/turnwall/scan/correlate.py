@@ -184,9 +184,10 @@ class FollowUp:
             for f in findings
             if f.signature.category == "content_safety" and f.signature.kind != "contested"
         ]
-        # A harm topic met in a story, a lesson, as its victim or in asking how to stop it
+        # A harm topic met in a story, a lesson, as its victim, in asking how to stop it
         # ("a gang is demanding money: how do we protect ourselves and go to the
-        # police?") sets up less than one raised for its own sake.
+        # police?") or beside a stated protective aim ("someone is poisoning the cats; I
+        # want to catch who") sets up less than one raised for its own sake.
         topics = any(f.signature.kind == "topic" for f in harmful)
         framed = topics and (
             bool(_FRAMING.search(follow))
@@ -197,6 +198,7 @@ class FollowUp:
                 and not _METHOD.search(follow)
                 and not _OWN_PLAN.search(follow)
             )
+            or states_protective_aim(base)
         )
         harm_now = combine(
             [
@@ -262,8 +264,9 @@ def _framed_nearby(session: SessionState, turn: int) -> bool:
 def states_protective_aim(base: str) -> bool:
     """Whether a user turn (its normalized text) states that the harm it describes is to
     be stopped or its victim helped: the embedding tiers read it as a harmful request
-    only from a higher probability, and the contextual session carries less harm from it
-    (`tier.SemanticTier.judge_input`).
+    only from a higher probability, their sessions carry less harm from it
+    (`tier.SemanticTier.judge_input`), and its harm topics count as framed
+    (`FollowUp.read`).
 
     Only a short turn that asks for nothing and plans nothing else states one: appended to
     a question, an instruction or a plan of the asker's own ("... I want to protect my

@@ -119,6 +119,22 @@ def test_a_harm_topic_raised_to_stop_it_counts_as_framed() -> None:
     assert own_plan.reading.harm_now == plain.reading.harm_now
 
 
+def test_a_harm_topic_raised_with_a_protective_aim_counts_as_framed() -> None:
+    # GIVEN a harm topic in a turn that states the aim of stopping it, and in one that
+    # states the asker's own plan
+    found = {"CS-T-001": 0.3}
+    stated = "someone keeps poisoning the stray cats near our temple."
+    protective = _turn(SessionState(), 1, stated + " i want to catch who is doing it.", found)
+    reporting = _turn(SessionState(), 1, stated + " i want to report it.", found)
+    plain = _turn(SessionState(), 1, stated + " it started in may.", found)
+    own_plan = _turn(SessionState(), 1, "i want to poison the stray cats near our temple.", found)
+
+    # THEN the protective turns set up half the harm; the plan all of it
+    assert protective.reading.harm_now == plain.reading.harm_now / 2
+    assert reporting.reading.harm_now == plain.reading.harm_now / 2
+    assert own_plan.reading.harm_now == plain.reading.harm_now
+
+
 def test_a_harm_topic_raised_as_a_legal_question_counts_as_framed() -> None:
     found = {"CS-T-001": 0.3}
     plain = _turn(SessionState(), 1, "why is arson so hard to prove?", found)
