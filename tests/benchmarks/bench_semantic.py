@@ -80,6 +80,11 @@ BLIND_SETS = (
     Path(__file__).parents[1] / "blind" / "semantic_v33",
     Path(__file__).parents[1] / "blind" / "semantic_v34",
     Path(__file__).parents[1] / "blind" / "semantic_v35",
+    Path(__file__).parents[1] / "blind" / "semantic_v36",
+    Path(__file__).parents[1] / "blind" / "semantic_v37",
+    Path(__file__).parents[1] / "blind" / "semantic_v38",
+    Path(__file__).parents[1] / "blind" / "long_v1",
+    Path(__file__).parents[1] / "blind" / "long_v2",
 )
 _COLD = (
     "import time; started = time.perf_counter(); "
