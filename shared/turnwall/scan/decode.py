@@ -11,6 +11,7 @@ import base64
 import binascii
 import html
 import re
+from itertools import islice
 from typing import TYPE_CHECKING, Final
 from urllib.parse import unquote
 
@@ -75,6 +76,27 @@ def _maybe_encoded(source: str, tokens: frozenset[str]) -> bool:
     if max(map(len, tokens), default=0) >= 16:
         return True
     return len(tokens & _HEX_PAIRS) >= 4
+
+
+# Base64 too short for a view (`_BASE64_RUN`): a secret of a few characters encodes to
+# 8-15 of them. Only runs that an English word cannot be are matched (a digit in them, or
+# "=" padding after them), and at most _SHORT_BASE64_RUNS are decoded.
+_SHORT_BASE64 = re.compile(
+    r"(?<![A-Za-z0-9+/=_-])(?:(?=[A-Za-z+/]{0,14}[0-9])[A-Za-z0-9+/]{8,15}={0,2}"
+    r"|[A-Za-z0-9+/]{8,15}={1,2})(?![A-Za-z0-9+/=_-])"
+)
+_SHORT_BASE64_RUNS: Final = 32
+
+
+def short_base64(source: str) -> list[str]:
+    """What the short base64 runs of `source` decode to (printable text only): the
+    places a secret of a prompt may hide in an output, which the views do not decode."""
+    decoded: list[str] = []
+    for found in islice(_SHORT_BASE64.finditer(source), _SHORT_BASE64_RUNS):
+        text = _from_base64(found.group())
+        if text is not None:
+            decoded.append(text)
+    return decoded
 
 
 def _from_base64(payload: str) -> str | None:

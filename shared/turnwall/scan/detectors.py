@@ -11,10 +11,14 @@ from collections import Counter
 from dataclasses import dataclass
 from itertools import islice
 from operator import itemgetter
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
+from turnwall.scan.decode import short_base64
 from turnwall.scan.lexicon import words
 from turnwall.scan.normalize import fold
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +49,12 @@ _RANDOM_TOKEN = re.compile(r"[^\s\"'`]{8,64}")
 _WORD = re.compile(r"[^\W_]+")
 _NON_ALNUM = re.compile(r"[\W_]+")
 _OVERLAP_WORDS: Final = 12
+# A secret's letters and digits run together are looked for (as written, backwards or in
+# rot13) from this many: a shorter run turns up in ordinary words.
+_COMPACT_MIN: Final = 6
+# Line initials spell a secret of this many letters only by design (an acrostic).
+_ACROSTIC_MIN: Final = 5
+_ROT13: Final = str.maketrans("abcdefghijklmnopqrstuvwxyz", "nopqrstuvwxyzabcdefghijklm")
 _MAX_PROMPT_CHARS: Final = 16_384
 # Words a model says anyway: a "secret" made only of these cannot be told apart from
 # ordinary output, so it must appear as a whole phrase to count.
@@ -138,12 +148,46 @@ def _distinctive(secret: str) -> bool:
     return any(word not in _COMMON and (len(word) >= 3 or word.isdigit()) for word in words)
 
 
-def prompt_secret(base: str, secrets: list[str], word_text: str) -> Detection | None:
-    """The first secret of the prompt that the output repeats, even spelled apart.
+def prompt_secret(
+    base: str,
+    secrets: list[str],
+    word_text: str,
+    encoded: Sequence[str] = (),
+    original: str = "",
+) -> Detection | None:
+    """The first secret of the prompt that the output repeats: as written, spelled apart,
+    written backwards or in rot13, as the initials of its lines (an acrostic), in one of
+    `encoded` (what runs of the output decode to: its base64, hex, URL escapes), or in a
+    run of `original` (the output as received) too short for a base64 view.
     `word_text`: `base` with all but letters and digits blanked, the words of `base` cut
     in C (`NormalizedText.word_text`)."""
     if not secrets:
         return None
+    found = _repeated_secret(base, secrets, word_text)
+    if found is not None:
+        return found
+    short = [fold(text) for text in short_base64(original)]
+    return _encoded_secret(base, secrets, [*encoded, *short])
+
+
+def _encoded_secret(base: str, secrets: list[str], encoded: Sequence[str]) -> Detection | None:
+    """A secret in the line initials of `base` or in a decoded run of it (`encoded`)."""
+    initials: str | None = None
+    compact_views = [_NON_ALNUM.sub("", view) for view in encoded]
+    for secret in secrets:
+        compact = _NON_ALNUM.sub("", secret)
+        if len(compact) >= _ACROSTIC_MIN and compact.isalpha():
+            if initials is None:
+                initials = "".join(line.lstrip()[0] for line in base.splitlines() if line.strip())
+            if compact in initials:
+                return Detection(None)
+        for view, compact_view in zip(encoded, compact_views, strict=True):
+            if secret in view or (len(compact) >= _COMPACT_MIN and compact in compact_view):
+                return Detection(None)
+    return None
+
+
+def _repeated_secret(base: str, secrets: list[str], word_text: str) -> Detection | None:
     output_words: set[str] | None = None
     compact_output: str | None = None
     for secret in secrets:
@@ -158,10 +202,14 @@ def prompt_secret(base: str, secrets: list[str], word_text: str) -> Detection | 
                 first = base.find(words[0])
                 return Detection((first, first + len(words[0])))
         compact = _NON_ALNUM.sub("", secret)
-        if len(compact) >= 6:
+        if len(compact) >= _COMPACT_MIN:
             if compact_output is None:
                 compact_output = "".join(word_text.split())
-            if compact in compact_output:
+            if (
+                compact in compact_output
+                or compact[::-1] in compact_output
+                or compact.translate(_ROT13) in compact_output
+            ):
                 return Detection(None)
     return None
 

@@ -150,6 +150,10 @@ def detect(
 
 
 _TOPIC_VIEWS: Final = frozenset({"base", "leet", "despaced"})
+# Views of the whole text, as long as it: a prompt's secret is looked for in the others
+# (what a run of the text decodes to), and `detectors.prompt_secret` reads these forms
+# off the base itself (spelled apart, backwards, rot13).
+_WHOLE_TEXT_VIEWS: Final = frozenset({"base", "leet", "despaced", "rot13", "reversed"})
 # An `unless` exception counts only in the sentence of the match: a harmless phrase
 # elsewhere in the text ("skip blank lines.") must not switch a signature off for all of it.
 _SENTENCE_END = re.compile(r"[.!?\n]")
@@ -191,7 +195,13 @@ def _run_detector(
         card = detectors.payment_card(text.original)
         return None if card is None else Finding(sig, sig.score, card.span)
     elif sig.detector == "prompt_secret" and prompt is not None:
-        detection = detectors.prompt_secret(text.base, prompt.secrets, text.word_text())
+        detection = detectors.prompt_secret(
+            text.base,
+            prompt.secrets,
+            text.word_text(),
+            [view.text for view in text.views if view.name not in _WHOLE_TEXT_VIEWS],
+            text.original,
+        )
     elif sig.detector == "prompt_overlap" and prompt is not None:
         detection = detectors.prompt_overlap(
             text.base, text.word_text(), prompt.shingles, prompt.openers
