@@ -85,6 +85,8 @@ BLIND_SETS = (
     Path(__file__).parents[1] / "blind" / "semantic_v38",
     Path(__file__).parents[1] / "blind" / "long_v1",
     Path(__file__).parents[1] / "blind" / "long_v2",
+    Path(__file__).parents[1] / "blind" / "replies_v1",
+    Path(__file__).parents[1] / "blind" / "replies_v2",
 )
 _COLD = (
     "import time; started = time.perf_counter(); "
