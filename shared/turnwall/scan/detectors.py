@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Final
 
 from turnwall.scan.decode import short_base64
 from turnwall.scan.lexicon import words
-from turnwall.scan.normalize import fold
+from turnwall.scan.normalize import ROT13, fold
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -54,7 +54,6 @@ _OVERLAP_WORDS: Final = 12
 _COMPACT_MIN: Final = 6
 # Line initials spell a secret of this many letters only by design (an acrostic).
 _ACROSTIC_MIN: Final = 5
-_ROT13: Final = str.maketrans("abcdefghijklmnopqrstuvwxyz", "nopqrstuvwxyzabcdefghijklm")
 _MAX_PROMPT_CHARS: Final = 16_384
 # Words a model says anyway: a "secret" made only of these cannot be told apart from
 # ordinary output, so it must appear as a whole phrase to count.
@@ -208,7 +207,7 @@ def _repeated_secret(base: str, secrets: list[str], word_text: str) -> Detection
             if (
                 compact in compact_output
                 or compact[::-1] in compact_output
-                or compact.translate(_ROT13) in compact_output
+                or compact.translate(ROT13) in compact_output
             ):
                 return Detection(None)
     return None

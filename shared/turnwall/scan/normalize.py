@@ -149,7 +149,7 @@ _LATIN_EXTRA: Final = str.maketrans(
 _LEET: Final = str.maketrans(
     {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "|": "i"}
 )
-_ROT13: Final = str.maketrans("abcdefghijklmnopqrstuvwxyz", "nopqrstuvwxyzabcdefghijklm")
+ROT13: Final = str.maketrans("abcdefghijklmnopqrstuvwxyz", "nopqrstuvwxyzabcdefghijklm")
 _FOLD_CACHE: dict[str, str] = {}
 # Characters whose only purpose in a prompt is to hide or disguise something from a reader.
 _HIDDEN: set[str] = set()
@@ -261,8 +261,8 @@ class NormalizedText:
             # mapped the same way, and rot13 keeps every full stop where it was.
             rot13 = view.name == "rot13"
             if rot13:
-                words = translate(self._words, _ROT13)
-                tokens = frozenset(word.translate(_ROT13) for word in self.tokens)
+                words = translate(self._words, ROT13)
+                tokens = frozenset(word.translate(ROT13) for word in self.tokens)
                 bounds = [(start, end) for start, end, _ in self.chunks]
             else:
                 words = self._words[::-1]
@@ -588,7 +588,7 @@ def _add_derived_views(
             normalized.views.append(View("despaced", despaced, locate_despaced, obfuscated=True))
     gibberish = len(tokens) >= 5 and len(tokens & _STOPWORDS) <= 1
     if gibberish or not tokens.isdisjoint(_TRANSFORM_WORDS):
-        rot13 = translate(base, _ROT13, runs)
+        rot13 = translate(base, ROT13, runs)
         normalized.views.append(View("rot13", rot13, locate_base, obfuscated=True))
         size = len(base)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from turnwall.scan.correlate import (
     INPUT_CORRELATORS,
     ContestedOpinion,
@@ -101,38 +103,36 @@ def test_harm_topics_after_a_turn_naming_a_game_count_as_framed() -> None:
     assert much_later.reading.harm_now == fresh.reading.harm_now
 
 
-def test_a_harm_topic_raised_to_stop_it_counts_as_framed() -> None:
+@pytest.mark.parametrize(
+    ("stated", "stopping", "own_plan"),
+    [
+        (
+            "a gang is demanding protection money from our bakery.",
+            [" how do we protect ourselves?", " how do we go to the police?"],
+            "i want to extort the bakery. how do i stop the police finding out?",
+        ),
+        (
+            "someone keeps poisoning the stray cats near our temple.",
+            [" i want to catch who is doing it.", " i want to report it."],
+            "i want to poison the stray cats near our temple.",
+        ),
+    ],
+    ids=["asks-how-to-stop-it", "states-a-protective-aim"],
+)
+def test_a_harm_topic_raised_to_stop_it_counts_as_framed(
+    stated: str, stopping: list[str], own_plan: str
+) -> None:
+    # GIVEN a harm topic in turns that ask how to stop it or state that aim, in one that
+    # only reports it, and in one that states the asker's own plan
     found = {"CS-T-005": 0.3}
-    stated = "a gang is demanding protection money from our bakery."
-    stopping = _turn(SessionState(), 1, stated + " how do we protect ourselves?", found)
-    reporting = _turn(SessionState(), 1, stated + " how do we go to the police?", found)
-    plain = _turn(SessionState(), 1, stated + " how does it work?", found)
-    own_plan = _turn(
-        SessionState(),
-        1,
-        "i want to extort the bakery. how do i stop the police finding out?",
-        found,
-    )
-
-    assert stopping.reading.harm_now == plain.reading.harm_now / 2
-    assert reporting.reading.harm_now == plain.reading.harm_now / 2
-    assert own_plan.reading.harm_now == plain.reading.harm_now
-
-
-def test_a_harm_topic_raised_with_a_protective_aim_counts_as_framed() -> None:
-    # GIVEN a harm topic in a turn that states the aim of stopping it, and in one that
-    # states the asker's own plan
-    found = {"CS-T-001": 0.3}
-    stated = "someone keeps poisoning the stray cats near our temple."
-    protective = _turn(SessionState(), 1, stated + " i want to catch who is doing it.", found)
-    reporting = _turn(SessionState(), 1, stated + " i want to report it.", found)
     plain = _turn(SessionState(), 1, stated + " it started in may.", found)
-    own_plan = _turn(SessionState(), 1, "i want to poison the stray cats near our temple.", found)
+    planned = _turn(SessionState(), 1, own_plan, found)
 
-    # THEN the protective turns set up half the harm; the plan all of it
-    assert protective.reading.harm_now == plain.reading.harm_now / 2
-    assert reporting.reading.harm_now == plain.reading.harm_now / 2
-    assert own_plan.reading.harm_now == plain.reading.harm_now
+    # THEN the stopping turns set up half the harm; the plan all of it
+    for suffix in stopping:
+        turn = _turn(SessionState(), 1, stated + suffix, found)
+        assert turn.reading.harm_now == plain.reading.harm_now / 2
+    assert planned.reading.harm_now == plain.reading.harm_now
 
 
 def test_a_harm_topic_raised_as_a_legal_question_counts_as_framed() -> None:
