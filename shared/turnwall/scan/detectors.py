@@ -151,8 +151,8 @@ def prompt_secret(
     base: str,
     secrets: list[str],
     word_text: str,
-    encoded: Sequence[str] = (),
-    original: str = "",
+    encoded: Sequence[str],
+    original: str,
 ) -> Detection | None:
     """The first secret of the prompt that the output repeats: as written, spelled apart,
     written backwards or in rot13, as the initials of its lines (an acrostic), in one of
