@@ -3,9 +3,12 @@
     python -m tests.benchmarks.bench_worst_case
 
 For each size (16 KB, 128 KB and 1 MB; `BENCH_WORST_SIZES` in KB to change) every
-adversarial filler goes through what each scanning route runs: `/v1/scan/input` (alone
-and with a session), `/v1/scan/output` (with the prompt), `/v1/analyze` (input then
-output) and `/v1/chat/completions` (the user turn and the reply, both with the session).
+adversarial filler goes through what each scanning route runs on a request carrying that
+much text: `/v1/scan/input` (alone and with a session), `/v1/scan/output` (with the
+prompt), `/v1/analyze` (input then output, half of the text each: both share one request
+body, capped at 1 MiB) and `/v1/chat/completions` (the user turn and the reply, half each,
+both with the session). The last two columns run analyze and chat with the whole text on
+each side, twice the text scanned, as only a body over the default cap could carry.
 Times are the best of a few runs; ratios are against two benign baselines of the same
 size measured in the same run: plain prose, and a corpus of benign conversations full of
 trigger words (tests/unit/scan/benign_*.jsonl). Target: no ratio above 10x, and 1 MB
@@ -90,21 +93,30 @@ def routes(scanner: Scanner) -> dict[str, Callable[[str], object]]:
         _, state = scanner.scan_input(f"Question {turn}: {PROSE[: 100 + turn * 9]}", state)
         _, state = scanner.scan_output("Here is a structured answer with headings.", state)
 
-    def analyze(text: str) -> None:
-        scanner.scan_input(text, None)
-        scanner.scan_output(text, None, prompt=text)
+    def analyze(prompt: str, reply: str) -> None:
+        # As the route: the output is scanned after the input, with no hidden prompt.
+        _, after = scanner.scan_input(prompt, None)
+        scanner.scan_output(reply, after)
 
-    def chat(text: str) -> None:
-        _, after = scanner.scan_input(text, dict(state))
-        scanner.scan_output(text, after, prompt=PROMPT)
+    def chat(prompt: str, reply: str) -> None:
+        _, after = scanner.scan_input(prompt, dict(state))
+        scanner.scan_output(reply, after, prompt=PROMPT)
 
     return {
         "scan/input": lambda text: scanner.scan_input(text, None),
         "scan/input+session": lambda text: scanner.scan_input(text, dict(state)),
         "scan/output": lambda text: scanner.scan_output(text, dict(state), prompt=PROMPT),
-        "analyze": analyze,
-        "chat": chat,
+        "analyze": lambda text: analyze(*halves(text)),
+        "chat": lambda text: chat(*halves(text)),
+        "analyze, 2x": lambda text: analyze(text, text),
+        "chat, 2x": lambda text: chat(text, text),
     }
+
+
+def halves(text: str) -> tuple[str, str]:
+    """`text` cut in two at its middle: the prompt and the reply of one request."""
+    middle = len(text) // 2
+    return text[:middle], text[middle:]
 
 
 def seconds(call: Callable[[str], object], text: str) -> float:
