@@ -11,8 +11,9 @@ nothing is downloaded at run time.
 The int8 weights (minilm.weights) come with two graphs that read them alike on every
 CPU: INTEGER_GRAPH multiplies them in integers, exact only with int8 dot products
 (`exact_int8_dot`); elsewhere onnxruntime's kernels saturate partial sums, and a turn
-read 0.925 harmful with them read 0.835 without. EXACT_GRAPH computes the same products
-in float32, as fast there (a 1 KB turn: 62 against 61 ms on an AVX2 EPYC).
+that step 9's heads read 0.925 harmful with them read 0.835 without. EXACT_GRAPH
+computes the same products in float32, as fast there (a 1 KB turn: 62 against 61 ms on
+an AVX2 EPYC).
 """
 
 from __future__ import annotations
