@@ -166,6 +166,11 @@ _LATIN_LETTER = re.compile(r"[a-z]")
 # search in C instead of a look at every digit of a long text. It starts with the leet
 # character and looks behind it from there: a pattern that starts with a lookbehind is
 # tried at every position (41 us on 1 KB of prose, against 3).
+# Where a sentence ends, for the leet view (`_leet_view`).
+_SENTENCE_MARKS: Final = ".!?\n"
+_SENTENCE_END = re.compile(r"[.!?\n]")
+# Sentences the leet view translates one by one before it translates the rest whole.
+_LEET_SENTENCES: Final = 64
 _LEET_IN_WORD = re.compile(r"[013457@$|](?:(?<=[^\W\d_].)(?=[^\W\d_])|(?<![^\W_].)(?=[^\W\d_]{2}))")
 # A character that pads letters apart; one class for the run, the gaps and the shapes,
 # which must agree (see `_has_padded_run`).
@@ -573,7 +578,7 @@ def _add_derived_views(
     tokens = normalized.tokens
     # Each view costs a pass over the text, so each is built only on cheap evidence.
     if _leet_hint(base):
-        leet = translate(base, _LEET, runs)
+        leet = _leet_view(base)
         if leet != base:
             normalized.views.append(View("leet", leet, locate_base, obfuscated=True))
     if len(tokens & _SINGLE_LETTERS) >= 3 and _has_padded_run(base, runs):
@@ -636,6 +641,35 @@ def _shapes(text: str, runs: list[str] | None) -> str:
 def _leet_hint(base: str) -> bool:
     """A digit or symbol standing in for a letter inside a word (h4ck, pr3vious, $ystem)."""
     return _LEET_IN_WORD.search(base) is not None
+
+
+def _leet_view(base: str) -> str:
+    """`base` with the leet characters (`_LEET`) of each sentence that shows a leet hint
+    made letters; the other sentences as they are. A long text's numbers ("in 2019",
+    "$40") then leave the view as the base there, and the view is searched only where
+    it differs (`NormalizedText.sentences`): 1 MB of benign conversations held 53 hints
+    and 4,077 leet characters. Linear: each search for a hint starts where the last
+    translated sentence ended, and each look back for a sentence's start stops there;
+    past _LEET_SENTENCES sentences the rest of the text is translated whole, as a text
+    full of leetspeak costs no more than one translation."""
+    pieces: list[str] = []
+    done = 0
+    hint = _LEET_IN_WORD.search(base)
+    for _ in range(_LEET_SENTENCES):
+        if hint is None:
+            pieces.append(base[done:])
+            return "".join(pieces)
+        at = hint.start()
+        start = max(done, *(base.rfind(mark, done, at) + 1 for mark in _SENTENCE_MARKS))
+        after = _SENTENCE_END.search(base, at)
+        end = len(base) if after is None else after.end()
+        sentence = base[start:end]
+        pieces += (base[done:start], translate(sentence, _LEET, ascii_runs(sentence)))
+        done = end
+        hint = _LEET_IN_WORD.search(base, done)
+    rest = base[done:]
+    pieces.append(rest if hint is None else translate(rest, _LEET, ascii_runs(rest)))
+    return "".join(pieces)
 
 
 def _despace(base: str) -> tuple[str, list[int]]:
