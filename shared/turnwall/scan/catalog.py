@@ -551,7 +551,13 @@ def _windows(
     so all of those lie in one group; a window starting `reach` before the group and
     ending `reach` after its last chunk shows every attempt that starts up to that chunk
     all it reads (`Rule.settles`)."""
-    found: dict[int, list[tuple[int, int, int]]] = {number: [] for number in ready}
+    windows: dict[int, list[tuple[int, int]]] = {number: [] for number in ready}
+    # Each rule's group in the making, as [start of its first chunk, end of its last,
+    # groups satisfied], closed as soon as a chunk lies beyond the rule's reach: a
+    # megabyte of look-alikes holds some 290,000 (chunk, rule) hits, none kept.
+    groups: dict[int, list[int]] = {}
+    reaches = {number: rules[number].reach for number in ready}
+    fulls = {number: prefilter.full(number) for number in ready}
     # The same few words recur chunk after chunk: what each set of them satisfies is
     # worked out once.
     satisfied_by: dict[frozenset[str], list[tuple[int, int]]] = {}
@@ -559,22 +565,20 @@ def _windows(
         satisfied = satisfied_by.get(present)
         if satisfied is None:
             satisfied = satisfied_by[present] = prefilter.satisfied_among(present, ready)
-        for number, bits in satisfied:
-            found[number].append((start, end, bits))
-    windows: dict[int, list[tuple[int, int]]] = {}
-    for number, hits in found.items():
-        rule = rules[number]
-        full = prefilter.full(number)
-        ranges: list[tuple[int, int]] = []
-        first = last = -1  # the start of the group's first chunk, the end of its last
-        bits = 0
-        for start, end, hit in [*hits, (-1, -1, 0)]:
-            if start >= 0 and last >= 0 and start - last < rule.reach:
-                last, bits = end, bits | hit
-                continue
-            if last >= 0 and bits == full:
-                ranges.append((max(0, first - rule.reach), min(size, last + rule.reach)))
-            first, last = start, end
-            bits = hit
-        windows[number] = ranges
+        for number, hit in satisfied:
+            group = groups.get(number)
+            if group is None:
+                groups[number] = [start, end, hit]
+            elif start - group[1] < reaches[number]:
+                group[1] = end
+                group[2] |= hit
+            else:
+                if group[2] == fulls[number]:
+                    reach = reaches[number]
+                    windows[number].append((max(0, group[0] - reach), min(size, group[1] + reach)))
+                groups[number] = [start, end, hit]
+    for number, (first, last, bits) in groups.items():
+        if bits == fulls[number]:
+            reach = reaches[number]
+            windows[number].append((max(0, first - reach), min(size, last + reach)))
     return windows
