@@ -162,15 +162,15 @@ _NON_ASCII_RUN = re.compile(r"([^\x00-\x7f]+)")
 # many characters (see `_by_ascii_runs`).
 _RUNS_WORTH_SPLITTING: Final = 64
 _LATIN_LETTER = re.compile(r"[a-z]")
-# A leet character between two letters, or opening a word before two letters: one
-# search in C instead of a look at every digit of a long text. It starts with the leet
-# character and looks behind it from there: a pattern that starts with a lookbehind is
-# tried at every position (41 us on 1 KB of prose, against 3).
 # Where a sentence ends, for the leet view (`_leet_view`).
 _SENTENCE_MARKS: Final = ".!?\n"
 _SENTENCE_END = re.compile(r"[.!?\n]")
 # Sentences the leet view translates one by one before it translates the rest whole.
 _LEET_SENTENCES: Final = 64
+# A leet character between two letters, or opening a word before two letters: one
+# search in C instead of a look at every digit of a long text. It starts with the leet
+# character and looks behind it from there: a pattern that starts with a lookbehind is
+# tried at every position (41 us on 1 KB of prose, against 3).
 _LEET_IN_WORD = re.compile(r"[013457@$|](?:(?<=[^\W\d_].)(?=[^\W\d_])|(?<![^\W_].)(?=[^\W\d_]{2}))")
 # A character that pads letters apart; one class for the run, the gaps and the shapes,
 # which must agree (see `_has_padded_run`).
