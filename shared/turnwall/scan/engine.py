@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Final
 
 from turnwall.scan import detectors
 from turnwall.scan.catalog import HARM_TOPIC
+from turnwall.scan.normalize import SENTENCE_END, SENTENCE_MARKS
 from turnwall.scan.patterns import plain_ascii
 from turnwall.scan.policy import combine
 from turnwall.scan.reach import LOOKBEHIND_CHARS
@@ -154,9 +155,9 @@ _TOPIC_VIEWS: Final = frozenset({"base", "leet", "despaced"})
 # (what a run of the text decodes to), and `detectors.prompt_secret` reads these forms
 # off the base itself (spelled apart, backwards, rot13).
 _WHOLE_TEXT_VIEWS: Final = frozenset({"base", "leet", "despaced", "rot13", "reversed"})
-# An `unless` exception counts only in the sentence of the match: a harmless phrase
-# elsewhere in the text ("skip blank lines.") must not switch a signature off for all of it.
-_SENTENCE_END = re.compile(r"[.!?\n]")
+# An `unless` exception counts only in the sentence of the match (`SENTENCE_END`): a
+# harmless phrase elsewhere in the text ("skip blank lines.") must not switch a signature
+# off for all of it.
 # A "sentence" of a text without full stops can be the whole megabyte: the exception is
 # looked for this far around the match at most, so checking it stays constant per match.
 _SENTENCE_REACH: Final = 2_048
@@ -167,9 +168,9 @@ def _excepted(sig: Signature, text: str, match: re.Match[str]) -> bool:
         return False
     floor = max(0, match.start() - _SENTENCE_REACH)
     ceiling = min(len(text), match.end() + _SENTENCE_REACH)
-    begin = max(text.rfind(mark, floor, match.start()) for mark in ".!?\n") + 1
+    begin = max(text.rfind(mark, floor, match.start()) for mark in SENTENCE_MARKS) + 1
     begin = max(begin, floor)
-    after = _SENTENCE_END.search(text, match.end(), ceiling)
+    after = SENTENCE_END.search(text, match.end(), ceiling)
     return sig.unless.search(text, begin, ceiling if after is None else after.end()) is not None
 
 

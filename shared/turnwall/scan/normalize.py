@@ -162,9 +162,10 @@ _NON_ASCII_RUN = re.compile(r"([^\x00-\x7f]+)")
 # many characters (see `_by_ascii_runs`).
 _RUNS_WORTH_SPLITTING: Final = 64
 _LATIN_LETTER = re.compile(r"[a-z]")
-# Where a sentence ends, for the leet view (`_leet_view`).
-_SENTENCE_MARKS: Final = ".!?\n"
-_SENTENCE_END = re.compile(r"[.!?\n]")
+# Where a sentence ends: for the leet view (`_leet_view`) and for the sentence of a
+# match that an exception must lie in (`engine._excepted`).
+SENTENCE_MARKS: Final = ".!?\n"
+SENTENCE_END: Final = re.compile(r"[.!?\n]")
 # Sentences the leet view translates one by one before it translates the rest whole.
 _LEET_SENTENCES: Final = 64
 # A leet character between two letters, or opening a word before two letters: one
@@ -660,8 +661,8 @@ def _leet_view(base: str) -> str:
             pieces.append(base[done:])
             return "".join(pieces)
         at = hint.start()
-        start = max(done, *(base.rfind(mark, done, at) + 1 for mark in _SENTENCE_MARKS))
-        after = _SENTENCE_END.search(base, at)
+        start = max(done, *(base.rfind(mark, done, at) + 1 for mark in SENTENCE_MARKS))
+        after = SENTENCE_END.search(base, at)
         end = len(base) if after is None else after.end()
         sentence = base[start:end]
         pieces += (base[done:start], translate(sentence, _LEET, ascii_runs(sentence)))
