@@ -578,10 +578,9 @@ def _add_derived_views(
     base = normalized.base
     tokens = normalized.tokens
     # Each view costs a pass over the text, so each is built only on cheap evidence.
-    if _leet_hint(base):
-        leet = _leet_view(base)
-        if leet != base:
-            normalized.views.append(View("leet", leet, locate_base, obfuscated=True))
+    leet = _leet_view(base)
+    if leet is not None and leet != base:
+        normalized.views.append(View("leet", leet, locate_base, obfuscated=True))
     if len(tokens & _SINGLE_LETTERS) >= 3 and _has_padded_run(base, runs):
         despaced, index = _despace(base)
         if despaced != base:
@@ -639,23 +638,21 @@ def _shapes(text: str, runs: list[str] | None) -> str:
     return translate(text, char_table(text, _ASCII_SHAPES, _shape, runs), runs)
 
 
-def _leet_hint(base: str) -> bool:
-    """A digit or symbol standing in for a letter inside a word (h4ck, pr3vious, $ystem)."""
-    return _LEET_IN_WORD.search(base) is not None
-
-
-def _leet_view(base: str) -> str:
+def _leet_view(base: str) -> str | None:
     """`base` with the leet characters (`_LEET`) of each sentence that shows a leet hint
-    made letters; the other sentences as they are. A long text's numbers ("in 2019",
-    "$40") then leave the view as the base there, and the view is searched only where
-    it differs (`NormalizedText.sentences`): 1 MB of benign conversations held 53 hints
-    and 4,077 leet characters. Linear: each search for a hint starts where the last
-    translated sentence ended, and each look back for a sentence's start stops there;
-    past _LEET_SENTENCES sentences the rest of the text is translated whole, as a text
-    full of leetspeak costs no more than one translation."""
+    (a digit or symbol standing in for a letter inside a word: h4ck, pr3vious, $ystem)
+    made letters, the other sentences as they are; None when no sentence shows one. A
+    long text's numbers ("in 2019", "$40") then leave the view as the base there, and the
+    view is searched only where it differs (`NormalizedText.sentences`): 1 MB of benign
+    conversations held 53 hints and 4,077 leet characters. Linear: each search for a
+    hint starts where the last translated sentence ended, and each look back for a
+    sentence's start stops there; past _LEET_SENTENCES sentences the rest of the text is
+    translated whole, as a text full of leetspeak costs no more than one translation."""
+    hint = _LEET_IN_WORD.search(base)
+    if hint is None:
+        return None
     pieces: list[str] = []
     done = 0
-    hint = _LEET_IN_WORD.search(base)
     for _ in range(_LEET_SENTENCES):
         if hint is None:
             pieces.append(base[done:])
