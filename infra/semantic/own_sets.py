@@ -25,6 +25,10 @@ message." as an injection (0.875).
 For the context head every prefix of a look-alike conversation from its second turn on
 is a safe continuation, every later turn of a "plain_then_followup" attack pursues the
 aim, and the last turn of any other attack completes it.
+A set named by OWN_PROMPT_SETS instead gives the turn head its single prompts only (the
+contextual heads since step 16, with v8-v27): its conversations' turns, 500 of every
+set's 580 rows and mostly safe look-alike turns, made the turn head read public harmful
+requests as safe (README.md, step 16).
 """
 
 from __future__ import annotations
@@ -54,8 +58,9 @@ def _user_turns(conversation: dict[str, Any]) -> list[str]:
     return [m["content"] for m in conversation["messages"] if m["role"] == "user"]
 
 
-def single_rows(names: list[str]) -> list[dict[str, str]]:
-    """Turn-head rows ({text, label, source}) from the named sets."""
+def single_rows(names: list[str], *, prompts_only: bool = False) -> list[dict[str, str]]:
+    """Turn-head rows ({text, label, source}) from the named sets; `prompts_only`: from
+    their single prompts alone, not from their conversations' turns."""
     rows: list[dict[str, str]] = []
     for name in names:
         source = f"own_{name}"
@@ -65,6 +70,8 @@ def single_rows(names: list[str]) -> list[dict[str, str]]:
             elif row.get("kind") in _KIND_LABELS:
                 label = _KIND_LABELS[row["kind"]]
                 rows.append({"text": row["text"], "label": label, "source": source})
+        if prompts_only:
+            continue
         for conversation in _read(_folder(name) / "benign_lookalike_conversations.jsonl"):
             rows += [
                 {"text": turn, "label": "benign", "source": source}

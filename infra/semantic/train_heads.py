@@ -7,7 +7,7 @@
     OPENBLAS_CORETYPE=Haswell OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 \
         python infra/semantic/train_heads.py          # the shipped heads
     OWN_SETS=$OWN_SETS,train_d,train_e,train_g,train_h MODEL=contextual \
-    EMBED_CACHE=/tmp/minilm.npz ... \
+    OWN_PROMPT_SETS=$(seq -s, -f semantic_v%g 8 27) EMBED_CACHE=/tmp/minilm.npz ... \
         python infra/semantic/train_heads.py          # the contextual profile's heads
 
 Build time only (needs scikit-learn). Embeds every row with turnwall's own embedder, so
@@ -18,7 +18,9 @@ fifth of the data, and prints held-out figures per source. REFERRING=1 adds the
 authored conversations of referring.py (their own held-out split calibrates the context
 threshold and stays out of the written heads); HEADS_OUT writes heads.npz and
 heads.json elsewhere than the shipped model (keeping its session gates). OWN_SETS adds the
-project's hand-written sets named (own_sets.py) to the training rows of both heads.
+project's hand-written sets named (own_sets.py) to the training rows of both heads;
+OWN_PROMPT_SETS adds sets by their single prompts (turn head) and conversations (context
+head) only.
 MODEL=contextual trains the contextual profile's heads on the transformer's embeddings
 (contextual_model/, needs onnxruntime) instead of the static ones; EMBED_CACHE=FILE.npz
 keeps every text's embedding between runs (about 25,000 texts, 1.5 minutes of
@@ -71,6 +73,10 @@ REFERRING_CONVERSATIONS = HERE / "data" / "referring_conversations.jsonl"
 USE_REFERRING = os.environ.get("REFERRING", "0") == "1"
 # OWN_SETS names hand-written sets (tests/blind/ or data/sets/) to train on (own_sets.py).
 OWN_SETS = [name for name in os.environ.get("OWN_SETS", "").split(",") if name]
+# OWN_PROMPT_SETS names sets whose single prompts train the turn head and whose
+# conversations train the context head, like OWN_SETS but without their conversations'
+# turns as turn-head rows (own_sets.py; README.md, step 16).
+OWN_PROMPT_SETS = [name for name in os.environ.get("OWN_PROMPT_SETS", "").split(",") if name]
 # The context head is overconfident on the synthetic conversations it is calibrated on
 # (it asks for 0.98 there); 0.9 was chosen on the development split of tests/unit/scan
 # and on ../shared/eval, gated in the tier by what earlier turns carried.
@@ -148,6 +154,7 @@ def held_out_turn_head(
     held_list += [r["split"] == "held" for r in authored]
     # The project's own sets train only: thresholds stay set on the same held-out rows.
     own = own_sets.single_rows(OWN_SETS)
+    own += own_sets.single_rows(OWN_PROMPT_SETS, prompts_only=True)
     rows += own
     held_list += [False] * len(own)
     x = np.stack([embedder.embed(r["text"]) for r in rows])
@@ -204,7 +211,8 @@ def main() -> None:
     rng.shuffle(conversations)
     if USE_REFERRING:
         conversations += [json.loads(line) for line in REFERRING_CONVERSATIONS.open()]
-    conversations += [{**c, "split": "train"} for c in own_sets.conversations(OWN_SETS)]
+    own_conversations = own_sets.conversations(OWN_SETS + OWN_PROMPT_SETS)
+    conversations += [{**c, "split": "train"} for c in own_conversations]
     cache: dict[str, np.ndarray] = {}
 
     def emb(text: str) -> np.ndarray:

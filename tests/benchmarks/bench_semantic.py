@@ -47,7 +47,7 @@ from turnwall.scan.scanner import TIERS
 _BLIND = Path(__file__).parents[1] / "blind"
 BLIND_SETS = (
     _BLIND / "semantic",
-    *(_BLIND / f"semantic_v{number}" for number in range(2, 42)),
+    *(_BLIND / f"semantic_v{number}" for number in range(2, 45)),
     *(_BLIND / f"long_v{number}" for number in range(1, 4)),
     *(_BLIND / f"replies_v{number}" for number in range(1, 3)),
 )
