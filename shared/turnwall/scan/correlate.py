@@ -9,7 +9,10 @@ steps found), may add findings and reasons, and may update the session state:
   and rescanned, and so are string fragments the user assigned to names; a match that
   straddles turns is an attack no single turn showed;
 * `HarmfulFollowUp`: a question that refers back ("how do I do it?") after turns that
-  raised a harmful topic is judged with that topic;
+  raised a harmful topic is judged with that topic, and one asking how to make or get
+  hold of the thing named ("what is ricin?", then "how do I make it?") is flagged as
+  such (`SES-HARM-MEANS`: the semantic tier, which reads both turns as safe, does not
+  overrule it);
 * `ContestedOpinion`: a turn asking the model to take a side on, judge or disparage a
   contested subject (politics, identity groups, divisive issues) raised in recent turns;
 * `RepeatedProbing`: three or more probing turns in a short span;
@@ -64,6 +67,9 @@ _REFERENCE = LazyPattern(cue("reference"))
 _REQUEST = LazyPattern(cue("request"))
 # Follow-ups that ask for the means: methods, places, specifics, materials.
 _OPERATIONAL = LazyPattern(cue("operational"))
+# Follow-ups that ask how to make or get hold of the thing named before ("how do I make
+# it?", "where can I buy some?").
+_MAKING = LazyPattern(cue("making"))
 # Follow-ups that seek safety or help rather than the harm itself.
 _HELP_SEEKING = LazyPattern(cue("help-seeking"))
 # A turn of at most _AIM_CHARS characters stating a protective aim ("I want to help her
@@ -151,6 +157,13 @@ RETRY: Final = session_rule("SES-RETRY", "Probing after a refusal", "jailbreak",
 HARM_REFERENCE: Final = session_rule(
     "SES-HARM-REFERENCE", "Follow-up to a harmful topic", "content_safety", 0.5, "flag"
 )
+HARM_MEANS: Final = session_rule(
+    "SES-HARM-MEANS",
+    "How to make or get a harmful thing named before",
+    "content_safety",
+    0.5,
+    "flag",
+)
 CONTESTED: Final = session_rule(
     "SES-CONTESTED-OPINION", "Opinion sought on a contested subject", "content_safety", 0.5, "flag"
 )
@@ -175,6 +188,7 @@ class FollowUp:
     helping: bool  # seeks safety or help rather than the harm itself
     operational: bool  # asks for the means: methods, places, specifics, materials
     refers: bool  # refers back to something said before
+    making: bool  # asks how to make or get hold of the thing named before
 
     @classmethod
     def read(cls, session: SessionState, turn: int, base: str, findings: list[Finding]) -> FollowUp:
@@ -250,6 +264,7 @@ class FollowUp:
             helping=helping,
             operational=asks and bool(_OPERATIONAL.search(follow)),
             refers=asks and bool(_REFERENCE.search(follow)),
+            making=asks and bool(_MAKING.search(follow)),
         )
 
 
@@ -375,7 +390,9 @@ class HarmfulFollowUp:
         if not (
             reading.asks
             and reading.harm >= needed
-            and (reading.refers or (reading.harm_now > 0.0 and reading.operational))
+            and (
+                reading.refers or reading.making or (reading.harm_now > 0.0 and reading.operational)
+            )
         ):
             return
         strongest = max(
@@ -385,12 +402,15 @@ class HarmfulFollowUp:
         if strongest < HARM_REFERENCE.score:
             score = min(0.85, 0.3 + 0.8 * reading.harm - (0.0 if reading.operational else 0.1))
             since = session.harm_turn if session.harm > 0.0 else turn.number
-            turn.add(
-                HARM_REFERENCE,
-                score,
-                f"harmful_reference: turn {turn.number} follows up on a harmful topic "
-                f"from turn {since}",
-            )
+            if reading.making:
+                rule, score = HARM_MEANS, max(score, HARM_MEANS.score)
+                why = f"harmful_means: turn {turn.number} asks how to make or get what turn "
+                why += f"{since} named"
+            else:
+                rule = HARM_REFERENCE
+                why = f"harmful_reference: turn {turn.number} follows up on a harmful topic "
+                why += f"from turn {since}"
+            turn.add(rule, score, why)
 
 
 class ContestedOpinion:
