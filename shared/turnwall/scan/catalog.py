@@ -561,6 +561,13 @@ def _windows(
     # The same few words recur chunk after chunk: what each set of them satisfies is
     # worked out once.
     satisfied_by: dict[frozenset[str], list[tuple[int, int]]] = {}
+
+    def close(number: int, first: int, last: int, bits: int) -> None:
+        """Keep a closed group's window if the group holds every required word."""
+        if bits == fulls[number]:
+            reach = reaches[number]
+            windows[number].append((max(0, first - reach), min(size, last + reach)))
+
     for start, end, present in sentences.holding(useful):
         satisfied = satisfied_by.get(present)
         if satisfied is None:
@@ -573,12 +580,8 @@ def _windows(
                 group[1] = end
                 group[2] |= hit
             else:
-                if group[2] == fulls[number]:
-                    reach = reaches[number]
-                    windows[number].append((max(0, group[0] - reach), min(size, group[1] + reach)))
+                close(number, *group)
                 groups[number] = [start, end, hit]
-    for number, (first, last, bits) in groups.items():
-        if bits == fulls[number]:
-            reach = reaches[number]
-            windows[number].append((max(0, first - reach), min(size, last + reach)))
+    for number, group in groups.items():
+        close(number, *group)
     return windows

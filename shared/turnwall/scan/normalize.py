@@ -165,7 +165,7 @@ _LATIN_LETTER = re.compile(r"[a-z]")
 # Where a sentence ends: for the leet view (`_leet_view`) and for the sentence of a
 # match that an exception must lie in (`engine._excepted`).
 SENTENCE_MARKS: Final = ".!?\n"
-SENTENCE_END: Final = re.compile(r"[.!?\n]")
+SENTENCE_END: Final = re.compile(f"[{re.escape(SENTENCE_MARKS)}]")
 # Sentences the leet view translates one by one before it translates the rest whole.
 _LEET_SENTENCES: Final = 64
 # A leet character between two letters, or opening a word before two letters: one
