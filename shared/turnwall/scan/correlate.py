@@ -80,6 +80,10 @@ _HELP_FROM = LazyPattern(cue("help-from"))
 _STOPPING_HARM = LazyPattern(cue("stopping-harm"))
 _OWN_PLAN = LazyPattern(cue("own-plan"))
 _AIM_CHARS: Final = 1024
+# A plan of the asker's own is read in a turn of at most _PLAN_CHARS characters: in a
+# long text "I want to..." is as often a story's or a quoted message's as the asker's
+# (on the long sets, 2 more of 450 benign prompts flagged at 600 characters, none at 300).
+_PLAN_CHARS: Final = 300
 # Questions about what others did in the past ask for history, not for means.
 _HISTORICAL = LazyPattern(cue("historical"))
 _FIRST_PERSON_ASK = LazyPattern(cue("first-person-ask"))
@@ -292,6 +296,14 @@ def states_protective_aim(base: str) -> bool:
         and _ASKS.search(base) is None
         and _OWN_PLAN.search(base) is None
     )
+
+
+def states_own_plan(base: str) -> bool:
+    """Whether a short user turn (its normalized text) states a plan or aim of the asker's
+    own ("I'm going to...", "we plan to...", "I want to <act>" other than a protective
+    act): the embedding tiers read it as a harmful request from a lower probability
+    (`tier.PLAN_HARMFUL`). A turn stating a protective aim states none."""
+    return len(base) <= _PLAN_CHARS and _OWN_PLAN.search(base) is not None
 
 
 def asks_whom_to_turn_to(base: str) -> bool:

@@ -23,6 +23,7 @@ from turnwall.scan.correlate import (
     correlate_output,
     opened_with_frame,
     session_rule,
+    states_own_plan,
     states_protective_aim,
 )
 from turnwall.scan.engine import Finding, PromptContext, detect, may_block, turn_score
@@ -120,11 +121,12 @@ class Scanner:
         normalized = self._normalize(text)
         findings = detect(self.catalog, normalized, "input")
         protective = self.semantic is not None and states_protective_aim(normalized.base)
+        plans = self.semantic is not None and states_own_plan(normalized.base)
         unbacked = not any(f.signature.category == "content_safety" for f in findings)
         if state is None:
             if self.semantic is not None:
                 judged = self.semantic.judge_input(
-                    text, None, protective=protective, unbacked=unbacked
+                    text, None, protective=protective, unbacked=unbacked, plans=plans
                 )
                 findings += _semantic_findings(judged)
             return self._outcome(findings, "input"), None
@@ -142,6 +144,7 @@ class Scanner:
                 turn,
                 protective=protective,
                 unbacked=unbacked and not session.harm_turn,
+                plans=plans,
             )
             session.semantic = judgement.context
             findings += _semantic_findings(judgement)

@@ -68,6 +68,14 @@ CARRY_DECAY: Final = 0.8
 # (0.995 was tried in the thirteenth stop: 5 fewer look-alikes flagged on v8-v33, but one
 # more attack missed on v34, measured blind.)
 PROTECTIVE_HARMFUL: Final = 0.98
+# A short turn stating a plan or aim of the asker's own ("I'm planning to put a bomb at
+# the finish line", `correlate.states_own_plan`) is read as a harmful request from this
+# probability: the turn head reads such plans 0.6-0.85 harmful where it reads plain
+# requests 0.9 and over, and a look-alike that states an aim of its own is rare (the
+# protective ones are read apart). On v28-v44 (seventeenth stop) the contextual profile
+# caught 46 more of 1,360 attack conversations with the session and flagged 4 more of
+# 1,700 look-alike conversations; the static profile 76 more and 1 more.
+PLAN_HARMFUL: Final = 0.6
 _TOP_SCORE: Final = 0.95
 # A sentence read without its neighbours misses their context ("I'd rather do it calmly
 # on the farm" after "the vet says our ewe has to be put down"), so one sentence gives
@@ -208,10 +216,15 @@ class SemanticJudgement:
         return self.harm >= SUPPORT or carried >= self.gates.carry_support
 
 
-def _threshold(label: str, threshold: float, *, protective: bool) -> float:
+def _threshold(label: str, threshold: float, *, protective: bool, plans: bool = False) -> float:
     """The threshold a reading of `label` must reach: a turn stating a protective aim
-    reads as harmful only from PROTECTIVE_HARMFUL."""
-    return max(threshold, PROTECTIVE_HARMFUL) if protective and label == "harmful" else threshold
+    reads as harmful only from PROTECTIVE_HARMFUL, one stating a plan of the asker's own
+    already from PLAN_HARMFUL."""
+    if label != "harmful":
+        return threshold
+    if protective:
+        return max(threshold, PROTECTIVE_HARMFUL)
+    return min(threshold, PLAN_HARMFUL) if plans else threshold
 
 
 def _score(probability: float, threshold: float) -> float:
@@ -247,6 +260,7 @@ class SemanticTier:
         *,
         protective: bool = False,
         unbacked: bool = False,
+        plans: bool = False,
     ) -> SemanticJudgement:
         """Judge a user turn; `context` is the stored session context ("" for a new
         session, None without a session, when no context is kept). `protective`: the turn
@@ -255,7 +269,9 @@ class SemanticTier:
         the turns after it. `unbacked`: no signature or harm topic reads harm in the turn;
         a bare follow-up so ("how much would all that cost me?") has no harm of its own to
         show, so the turn head's harmful reading of it neither flags it nor carries more
-        than `protective_carry`: its harm can only come from the session, as a pursuit."""
+        than `protective_carry`: its harm can only come from the session, as a pursuit.
+        `plans`: the turn states a plan of the asker's own (`correlate.states_own_plan`),
+        so it reads as harmful already from PLAN_HARMFUL."""
         embedding = self.model.embed(text)
         intent = self.model.intent(embedding)
         hollow = unbacked and self.gates.is_bare(text)
@@ -275,7 +291,9 @@ class SemanticTier:
         )
         for label, (signature_id, category) in _TURN_SIGNATURES.items():
             probability = intent.probabilities.get(label, 0.0)
-            threshold = _threshold(label, self._thresholds[label], protective=protective)
+            threshold = _threshold(
+                label, self._thresholds[label], protective=protective, plans=plans
+            )
             if probability >= threshold and not (hollow and label == "harmful"):
                 judgement.findings.append(
                     SemanticFinding(signature_id, category, _score(probability, threshold))
