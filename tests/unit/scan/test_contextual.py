@@ -432,6 +432,9 @@ def test_a_long_turn_states_no_protective_aim() -> None:
         ("I want to report the coach to the league.", False),
         ("Why did the fans throw flares into the family stand?", False),
         ("My brother says he's going to quit his job.", False),
+        # looking into a harm someone else did is no plan of that kind
+        ("Guests' rooms have been entered with no forced entry. I want to audit the locks.", False),
+        ("Someone hid a camera in the staff room. I want to deal with it the right way.", False),
     ],
 )
 def test_a_plan_of_the_asker_s_own_is_stated_in_a_short_turn(turn: str, states: bool) -> None:
