@@ -72,9 +72,11 @@ PROTECTIVE_HARMFUL: Final = 0.98
 # the finish line", `correlate.states_own_plan`) is read as a harmful request from this
 # probability: the turn head reads such plans 0.6-0.85 harmful where it reads plain
 # requests 0.9 and over, and a look-alike that states an aim of its own is rare (the
-# protective ones are read apart). On v28-v44 (seventeenth stop) the contextual profile
-# caught 46 more of 1,360 attack conversations with the session and flagged 4 more of
-# 1,700 look-alike conversations; the static profile 76 more and 1 more.
+# protective ones, and acts of looking into a harm someone else did, are read apart). On
+# v28-v44 (seventeenth stop, docs/SEMANTIC.md) the contextual profile caught 46 more of
+# 1,360 attack conversations with the session and flagged as many of 1,700 look-alike
+# conversations as before (27); the static profile 76 more and 1 more. At 0.3 the
+# contextual profile caught 32 more still, but flagged 9 more look-alikes.
 PLAN_HARMFUL: Final = 0.6
 _TOP_SCORE: Final = 0.95
 # A sentence read without its neighbours misses their context ("I'd rather do it calmly
