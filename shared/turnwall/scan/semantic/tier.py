@@ -75,8 +75,8 @@ PROTECTIVE_HARMFUL: Final = 0.98
 # protective ones, and acts of looking into a harm someone else did, are read apart). On
 # v28-v44 (seventeenth stop, docs/SEMANTIC.md) the contextual profile caught 46 more of
 # 1,360 attack conversations with the session and flagged as many of 1,700 look-alike
-# conversations as before (27); the static profile 76 more and 1 more. At 0.3 the
-# contextual profile caught 32 more still, but flagged 9 more look-alikes.
+# conversations as before (27); the static profile 76 more and 1 more. At 0.3 (before the
+# cue change) the contextual profile caught 32 more still, but flagged 5 more look-alikes.
 PLAN_HARMFUL: Final = 0.6
 _TOP_SCORE: Final = 0.95
 # A sentence read without its neighbours misses their context ("I'd rather do it calmly
