@@ -70,7 +70,7 @@ CARRY_DECAY: Final = 0.8
 PROTECTIVE_HARMFUL: Final = 0.98
 # A short turn stating a plan or aim of the asker's own ("I'm planning to put a bomb at
 # the finish line", `correlate.states_own_plan`) is read as a harmful request from this
-# probability: the turn head reads such plans 0.6-0.85 harmful where it reads plain
+# probability: the turn head reads many such plans 0.3-0.85 harmful where it reads plain
 # requests 0.9 and over, and a look-alike that states an aim of its own is rare (the
 # protective ones, and acts of looking into a harm someone else did, are read apart). On
 # v28-v44 (seventeenth stop, docs/SEMANTIC.md) the contextual profile caught 46 more of
