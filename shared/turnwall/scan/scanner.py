@@ -135,15 +135,17 @@ class Scanner:
         reasons: list[str] = []
         judgement = None
         if self.semantic is not None:
-            # In a session, a bare turn is unbacked only where no signature or topic has
-            # read harm in any turn yet: "How do I use it?" after a question about LSD
-            # has a harm to refer to that its words do not name.
+            # In a session, a bare turn's own harmful reading counts where a signature or
+            # topic has read harm in an earlier turn that the tier carries as harmful:
+            # "How do I use it?" after a question about LSD has a harm to refer to that
+            # its words do not name (see `SemanticTier.judge_input`).
             judgement = self.semantic.judge_input(
                 text,
                 session.semantic,
                 turn,
                 protective=protective,
-                unbacked=unbacked and not session.harm_turn,
+                unbacked=unbacked,
+                named_harm=bool(session.harm_turn),
                 plans=plans,
             )
             session.semantic = judgement.context

@@ -262,6 +262,7 @@ class SemanticTier:
         *,
         protective: bool = False,
         unbacked: bool = False,
+        named_harm: bool = False,
         plans: bool = False,
     ) -> SemanticJudgement:
         """Judge a user turn; `context` is the stored session context ("" for a new
@@ -272,11 +273,23 @@ class SemanticTier:
         a bare follow-up so ("how much would all that cost me?") has no harm of its own to
         show, so the turn head's harmful reading of it neither flags it nor carries more
         than `protective_carry`: its harm can only come from the session, as a pursuit.
+        Unless `named_harm` (a signature or topic read harm in an earlier turn) and the
+        earlier turns carry a harmful reading of at least the gates' `bare_carry`: "how
+        do I get it?" after "I want to poison the ducks" has that harm to refer to, "how
+        much would it run me?" after a neighbour's threat to poison them, reported to
+        protect them, has not (on v28-v47 (eighteenth stop) 6 fewer of 2,000 look-alike
+        conversations flagged with the session, attacks unchanged; the static profile
+        misses 1 more of 1,600).
         `plans`: the turn states a plan of the asker's own (`correlate.states_own_plan`),
         so it reads as harmful already from PLAN_HARMFUL."""
         embedding = self.model.embed(text)
         intent = self.model.intent(embedding)
-        hollow = unbacked and self.gates.is_bare(text)
+        carried, carried_harm, stored = _split_state(context or "")
+        hollow = (
+            unbacked
+            and self.gates.is_bare(text)
+            and (not named_harm or carried_harm < self.gates.bare_carry)
+        )
         sentence = self.sentence_reading(text) if intent.benign <= 1.0 - SENTENCE_DOUBT else None
         in_sentence: set[str] = set()
         if sentence is not None:
@@ -306,7 +319,6 @@ class SemanticTier:
                 )
         if context is None:
             return judgement
-        carried, carried_harm, stored = _split_state(context)
         judgement.carried, judgement.carried_harm = carried, carried_harm
         before = decode_context(stored, self.model.dimensions)
         if before.any():
