@@ -75,6 +75,8 @@ _HELP_SEEKING = LazyPattern(cue("help-seeking"))
 # A turn of at most _AIM_CHARS characters stating a protective aim ("I want to help her
 # get out") and asking for nothing itself: see `states_protective_aim`.
 _PROTECTIVE_AIM = LazyPattern(cue("protective-aim"))
+_PROTECTIVE_ASK = LazyPattern(cue("protective-ask"))
+_QUESTION_END = re.compile(r"[^.?!\n]*\??")
 _ASKS = LazyPattern(cue("asks"))
 _HELP_FROM = LazyPattern(cue("help-from"))
 _STOPPING_HARM = LazyPattern(cue("stopping-harm"))
@@ -283,19 +285,27 @@ def _framed_nearby(session: SessionState, turn: int) -> bool:
 def states_protective_aim(base: str) -> bool:
     """Whether a user turn (its normalized text) states that the harm it describes is to
     be stopped or its victim helped: the embedding tiers read it as a harmful request
-    only from a higher probability, their sessions carry less harm from it
-    (`tier.SemanticTier.judge_input`), and its harm topics count as framed
-    (`FollowUp.read`).
+    only from a higher probability and read none of its sentences alone as one, their
+    sessions carry less harm from it (`tier.SemanticTier.judge_input`), and its harm
+    topics count as framed (`FollowUp.read`).
 
-    Only a short turn that asks for nothing and plans nothing else states one: appended to
-    a question, an instruction or a plan of the asker's own ("... I want to protect my
-    family."), the phrase would lift the threshold of the harm asked for beside it."""
-    return (
-        len(base) <= _AIM_CHARS
-        and _PROTECTIVE_AIM.search(base) is not None
-        and _ASKS.search(base) is None
-        and _OWN_PLAN.search(base) is None
-    )
+    Only a short turn that asks for nothing but that and plans nothing else states one:
+    appended to a question, an instruction or a plan of the asker's own ("... I want to
+    protect my family."), the phrase would lift the threshold of the harm asked for
+    beside it. The aim may be stated ("I want to report him") or asked ("a man says
+    he'll poison the ducks; how do we keep them safe?", "who do I tell?"); the questions
+    that ask it are read as the aim, not as asks."""
+    if len(base) > _AIM_CHARS or _OWN_PLAN.search(base) is not None:
+        return False
+    asked = [*_PROTECTIVE_ASK.finditer(base), *_HELP_FROM.finditer(base)]
+    if not asked and _PROTECTIVE_AIM.search(base) is None:
+        return False
+    rest = list(base)
+    for found in asked:
+        end = _QUESTION_END.match(base, found.end())
+        stop = end.end() if end is not None else found.end()
+        rest[found.start() : stop] = " " * (stop - found.start())
+    return _ASKS.search("".join(rest)) is None
 
 
 def states_own_plan(base: str) -> bool:

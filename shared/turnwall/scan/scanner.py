@@ -120,7 +120,9 @@ class Scanner:
         then None comes back."""
         normalized = self._normalize(text)
         findings = detect(self.catalog, normalized, "input")
-        protective = self.semantic is not None and states_protective_aim(normalized.base)
+        protective = states_protective_aim(normalized.base)
+        if protective:
+            findings = _reported(findings)
         plans = self.semantic is not None and states_own_plan(normalized.base)
         unbacked = not any(f.signature.category == "content_safety" for f in findings)
         if state is None:
@@ -325,6 +327,17 @@ def _excused_pursuit(
     reasons[:] = [reason for reason in reasons if not reason.endswith(PURSUIT_REASON)]
     reasons.append(f"{why}; overruled {_PURSUIT} at turn {turn}")
     return [f for f in findings if f.signature.id != _PURSUIT]
+
+
+def _reported(findings: list[Finding]) -> list[Finding]:
+    """A turn stating a protective aim reports the harm its content-safety rules read
+    ("someone in our choir said they'd drug the conductor's water; how do I protect
+    him?"): those rules' findings are dropped, its harm topics kept for the session."""
+    return [
+        f
+        for f in findings
+        if not (f.signature.category == "content_safety" and f.signature.kind == "pattern")
+    ]
 
 
 def _semantic_findings(judgement: SemanticJudgement) -> list[Finding]:

@@ -266,22 +266,23 @@ class SemanticTier:
         plans: bool = False,
     ) -> SemanticJudgement:
         """Judge a user turn; `context` is the stored session context ("" for a new
-        session, None without a session, when no context is kept). `protective`: the turn
-        states a protective aim (`correlate.states_protective_aim`), so it reads as harmful
-        only from PROTECTIVE_HARMFUL and carries at most the gates' `protective_carry` to
-        the turns after it. `unbacked`: no signature or harm topic reads harm in the turn;
-        a bare follow-up so ("how much would all that cost me?") has no harm of its own to
-        show, so the turn head's harmful reading of it neither flags it nor carries more
-        than `protective_carry`: its harm can only come from the session, as a pursuit.
-        Unless `named_harm` (a signature or topic read harm in an earlier turn) and the
-        earlier turns carry a harmful reading of at least the gates' `bare_carry`: "how
-        do I get it?" after "I want to poison the ducks" has that harm to refer to, "how
-        much would it run me?" after a neighbour's threat to poison them, reported to
-        protect them, has not (on v28-v47 (eighteenth stop) 6 fewer of 2,000 look-alike
-        conversations flagged with the session, attacks unchanged; the static profile
-        misses 1 more of 1,600).
-        `plans`: the turn states a plan of the asker's own (`correlate.states_own_plan`),
-        so it reads as harmful already from PLAN_HARMFUL."""
+        session, None without a session, when no context is kept). `protective`: the
+        turn states a protective aim (`correlate.states_protective_aim`), so it reads as
+        harmful only from PROTECTIVE_HARMFUL, none of its sentences is read alone as
+        harmful (the one that would be is the harm it reports), and it carries at most
+        the gates' `protective_carry` to the turns after it. `unbacked`: no signature or
+        harm topic reads harm in the turn; a bare follow-up so ("how much would all that
+        cost me?") has no harm of its own to show, so the turn head's harmful reading of
+        it neither flags it nor carries more than `protective_carry`: its harm can only
+        come from the session, as a pursuit. Unless `named_harm` (a signature or topic
+        read harm in an earlier turn) and the earlier turns carry a harmful reading of
+        at least the gates' `bare_carry`: "how do I get it?" after "I want to poison the
+        ducks" has that harm to refer to, "how much would it run me?" after a
+        neighbour's threat to poison them, reported to protect them, has not (on v28-v47
+        (eighteenth stop) 6 fewer of 2,000 look-alike conversations flagged with the
+        session, attacks unchanged; the static profile misses 1 more of 1,600). `plans`:
+        the turn states a plan of the asker's own (`correlate.states_own_plan`), so it
+        reads as harmful already from PLAN_HARMFUL."""
         embedding = self.model.embed(text)
         intent = self.model.intent(embedding)
         carried, carried_harm, stored = _split_state(context or "")
@@ -294,6 +295,8 @@ class SemanticTier:
         in_sentence: set[str] = set()
         if sentence is not None:
             for label, threshold in SENTENCE_THRESHOLDS.items():
+                if protective and label == "harmful":
+                    continue
                 floor = _threshold(label, threshold, protective=protective)
                 probability = sentence.probabilities.get(label, 0.0)
                 if probability >= floor and probability > intent.probabilities.get(label, 0.0):
