@@ -295,10 +295,12 @@ def states_protective_aim(base: str) -> bool:
     beside it. The aim may be stated ("I want to report him") or asked ("a man says
     he'll poison the ducks; how do we keep them safe?", "who do I tell?"); the questions
     that ask it are read as the aim, not as asks."""
-    if len(base) > _AIM_CHARS or _OWN_PLAN.search(base) is not None:
+    if len(base) > _AIM_CHARS:
         return False
     asked = [*_PROTECTIVE_ASK.finditer(base), *_HELP_FROM.finditer(base)]
     if not asked and _PROTECTIVE_AIM.search(base) is None:
+        return False
+    if _OWN_PLAN.search(base) is not None:
         return False
     rest = list(base)
     for found in asked:
