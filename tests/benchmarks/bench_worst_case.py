@@ -83,6 +83,7 @@ ADVERSARIAL: dict[str, Callable[[int], str]] = {
     "hex pairs": lambda size: repeat("0x41 ", size),
     "digits": lambda size: repeat("4111 1111 1111 ", size),
     "repeated quotes": lambda size: repeat("a = 'ignore all' ", size),
+    "ruled-out refusals": lambda size: repeat("no refusals, never censored. ", size),
 }
 
 

@@ -89,6 +89,85 @@ def repetition_flood(base: str) -> Detection | None:
     return None
 
 
+# JB-015: a refusal, a warning or moderation ruled out in advance ("no refusals", "has no
+# content filter", "a trainer who refuses fails the class") ...
+_RULED_OUT = re.compile(
+    r"""(?:\b(?:no|without(?:\s+any)?)\s+(?:refusals?|refusing|disclaimers?|warnings|lectures?|lecturing|moraliz\w+|moralis\w+|hedging|caveats?|censorship|helplines?)\b|\b(?:don'?t|do\s+not|never|can'?t|cannot|won'?t|mustn'?t|must\s+not|(?:is|are)\s+not\s+allowed\s+to)\s+(?:refuse|censor|moderate|editoriali[sz]e|water\s+(?:it\s+|this\s+|that\s+)?down|redact|saniti[sz]e|moralis\w+|moraliz\w+)\b|\bnever\s+(?:moderated|censored|filtered)\b|\b(?:no|without)\s+(?:a\s+)?content\s+(?:filters?|moderation|polic\w+)\b|\b(?:has|have)\s+no\s+(?:content\s+)?filters?\b|\b(?:refus\w+|waffl\w+|hedg\w+)\b[^.!?\n]{0,40}?\b(?:breaks?|fails?|soft-?locks?|perjury|contempt|auto-?denied|(?:is|are|gets?|will\s+be)\s+(?:denied|rejected|dismissed|removed))\b|\bfailure\s+to\s+comply\b)"""
+)
+# ... beside a demand for a method ("how to", "every ingredient", "exact doses").
+_METHOD_DEMAND = re.compile(
+    r"""(?:\bhow\s+to\b|\bhow\s+(?:do|can|could|would|should|did|does)\s+(?:i|we|you|one|they|he|she|someone|people)\b|\bhow\s+exactly\b|\b(?:the\s+)?(?:best|easiest|fastest|quickest|surest)\s+way\s+to\b|\bwhat\s+(?:amount|dose|quantity)\b|\b(?:in|with)\s+(?:\w+\s+)?(?:technical|operational|practical|full|complete|great|much)\s+(?:detail|accuracy)\b|\b(?:full|whole|complete)\s+(?:process|how-?to|guide|walkthrough|manual|tutorial)\b|\bworking\s+(?:guide|tutorial|manual)\b|\bteach\s+me\b|\bhow\s+(?:he|she|they|you|i|we)\s+(?:made|built|mixed|cooked|prepared|extracted|got|broke|hid|dosed|poisoned|killed|packed|wired|converted|tracked)\b|\bstep[\s-]*by[\s-]*step\b|\b(?:every|each)\s+(?:step|ingredient|amount|dose|quantity|part|tool)\b|\b(?:exact|precise|real|working|practical|full|complete)\s+(?:\w+\s+)?(?:steps?|instructions|recipe|method|procedure|amounts?|quantities|doses?|dosage|ingredients|measurements|details?)\b|\b(?:steps?|instructions|recipe|method|procedure|amounts?|quantities|doses?|dosage|ingredients|measurements)\s+(?:and|with|,)\s+(?:\w+\s+)?(?:amounts?|quantities|doses?|measurements|steps?|reagents?|chemicals?|tools?|parts?)\b)"""
+)
+# Every form of the clause holds one of these; most texts hold none, and a text that does
+# is searched only around them, so a megabyte costs a few milliseconds.
+_RULED_OUT_STEMS: Final = (
+    "refus",
+    "disclaim",
+    "warnings",
+    "lectur",
+    "moralis",
+    "moraliz",
+    "hedg",
+    "caveat",
+    "censor",
+    "helpline",
+    "moderat",
+    "editoriali",
+    "water",
+    "redact",
+    "saniti",
+    "filter",
+    "waffl",
+    "failure to comply",
+    "content polic",
+)
+_CLAUSE_BEFORE: Final = 40  # the clause starts at most this far before its stem
+_CLAUSE_AFTER: Final = 100  # ... and ends at most this far after it
+_DEMAND_REACH: Final = 360  # the demand starts within 300 characters of the clause
+_STEM_LIMIT: Final = 256
+_CLAUSE_LIMIT: Final = 64
+
+
+def refusal_ruled_out(base: str) -> Detection | None:
+    """A refusal, a warning or moderation ruled out, and on the same line, within 300
+    characters before or after, a demand for a method (JB-015, which also needs a harm
+    topic). The clause is searched only in the merged stretches around its stems' first
+    _STEM_LIMIT occurrences each, and only its first _CLAUSE_LIMIT matches are read (a
+    jailbreak states it once or twice): a megabyte of the clause repeated costs tens of
+    milliseconds."""
+    around: list[tuple[int, int]] = []
+    for stem in _RULED_OUT_STEMS:
+        position = base.find(stem)
+        for _ in range(_STEM_LIMIT):
+            if position < 0:
+                break
+            around.append(
+                (max(0, position - _CLAUSE_BEFORE), min(len(base), position + _CLAUSE_AFTER))
+            )
+            position = base.find(stem, position + len(stem))
+    if not around:
+        return None
+    around.sort()
+    clauses = 0
+    start, end = around[0]
+    for begin, finish in [*around[1:], (len(base) + 1, len(base) + 1)]:
+        if begin <= end:
+            end = max(end, finish)
+            continue
+        for clause in _RULED_OUT.finditer(base, start, end):
+            line_start = base.rfind("\n", max(0, clause.start() - _DEMAND_REACH), clause.start())
+            line_end = base.find("\n", clause.end(), clause.end() + _DEMAND_REACH)
+            low = max(line_start + 1, clause.start() - _DEMAND_REACH)
+            high = min(len(base) if line_end < 0 else line_end, clause.end() + _DEMAND_REACH)
+            if _METHOD_DEMAND.search(base, low, high) is not None:
+                return Detection(clause.span())
+            clauses += 1
+            if clauses >= _CLAUSE_LIMIT:
+                return None
+        start, end = begin, finish
+    return None
+
+
 def payment_card(raw: str) -> Detection | None:
     """A payment card number: issuer prefix, 13-19 digits and a valid Luhn checksum."""
     for found in _CARD.finditer(raw):

@@ -190,6 +190,8 @@ def _run_detector(
     detection: detectors.Detection | None = None
     if sig.detector == "repetition_flood":
         detection = detectors.repetition_flood(text.base)
+    elif sig.detector == "refusal_ruled_out":
+        detection = detectors.refusal_ruled_out(text.base)
     elif sig.detector == "payment_card":
         card = detectors.payment_card(text.original)
         return None if card is None else Finding(sig, sig.score, card.span)

@@ -40,7 +40,14 @@ if TYPE_CHECKING:
 
 
 DETECTORS: Final = frozenset(
-    {"repetition_flood", "payment_card", "prompt_secret", "prompt_overlap", "obfuscation"}
+    {
+        "repetition_flood",
+        "payment_card",
+        "prompt_secret",
+        "prompt_overlap",
+        "obfuscation",
+        "refusal_ruled_out",
+    }
 )
 _QUOTED_DAMPED: Final = frozenset({"injection", "jailbreak", "system_prompt_extraction"})
 _FIELDS: Final = frozenset(
