@@ -122,11 +122,12 @@ class Scanner:
         findings = detect(self.catalog, normalized, "input")
         # Read where it changes something: the embedding tiers' thresholds, or a
         # content-safety rule's finding to drop (tens of µs on a 1 KB turn).
-        protective = (
-            self.semantic is not None or _reported(findings) != findings
-        ) and states_protective_aim(normalized.base)
+        reported = _reported(findings)
+        protective = (self.semantic is not None or reported != findings) and states_protective_aim(
+            normalized.base
+        )
         if protective:
-            findings = _reported(findings)
+            findings = reported
         plans = self.semantic is not None and states_own_plan(normalized.base)
         unbacked = not any(f.signature.category == "content_safety" for f in findings)
         if state is None:
