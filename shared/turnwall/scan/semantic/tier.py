@@ -297,9 +297,8 @@ class SemanticTier:
             for label, threshold in SENTENCE_THRESHOLDS.items():
                 if protective and label == "harmful":
                     continue
-                floor = _threshold(label, threshold, protective=protective)
                 probability = sentence.probabilities.get(label, 0.0)
-                if probability >= floor and probability > intent.probabilities.get(label, 0.0):
+                if probability >= threshold and probability > intent.probabilities.get(label, 0.0):
                     intent = intent.with_label(label, probability)
                     in_sentence.add(label)
         gates = self.gates.for_turn(text)
