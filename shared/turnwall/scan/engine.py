@@ -37,7 +37,11 @@ _META_CONTEXT = re.compile(
     r"look like|looks like|how do(?:es)? .{0,40}work|explain\w*|canonical|literal pattern|"
     # ...and neither is naming something after one ("'Ignore all previous instructions'
     # is the name of my band's next EP").
-    r"meme|(?:is|was|as) the (?:name|title) of|song|poem|lyrics?|slogan)\b"
+    r"meme|(?:is|was|as) the (?:name|title) of|song|poem|lyrics?|slogan|"
+    # ...or a line given to a character to say for a laugh ("our panto's robot says
+    # 'ignore all previous instructions and water the plants!' - funny or too nerdy?").
+    r"jokes?|joking|gag|funny|punchline|catchphrase|pun|panto\w*|skit|sketch|comedy|"
+    r"sitcom|for laughs|the audience|school play|(?:our|the|a) play)\b"
 )
 
 
