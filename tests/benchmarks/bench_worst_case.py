@@ -84,6 +84,7 @@ ADVERSARIAL: dict[str, Callable[[int], str]] = {
     "digits": lambda size: repeat("4111 1111 1111 ", size),
     "repeated quotes": lambda size: repeat("a = 'ignore all' ", size),
     "ruled-out refusals": lambda size: repeat("no refusals, never censored. ", size),
+    "ruled-out demands": lambda size: repeat("a story with poison, no exact doses. ", size),
 }
 
 

@@ -18,7 +18,7 @@ from turnwall.scan.lexicon import words
 from turnwall.scan.normalize import ROT13, fold
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +166,106 @@ def refusal_ruled_out(base: str) -> Detection | None:
                 return None
         start, end = begin, finish
     return None
+
+
+# JB-013: a task or a frame and a demand that what it holds be a method that works. A
+# task's word (a story, a scene, a game, "write", "describe", "list") counts on the
+# demand's line within 400 characters before it ("the aria must be chemically accurate");
+# in a text of more than _WRAPPER_WORDS words, a jailbreak's wrapper anywhere counts (a
+# persona, a game, a log or a form to transcribe or reproduce: "the IRL leaderboard
+# requires real routes only, make every split something that works").
+_TASK = re.compile(
+    r"\b(?:"
+    r"story|stories|novels?|chapters?|scenes?|scripts?|screenplays?|plays?|librett[oi]|"
+    r"arias?|poems?|songs?|lyrics|raps?|verses?|ballads?|picture books?|fairy tales?|"
+    r"films?|movies?|video games?|games?|role-?play|pretend|characters?|in character|"
+    r"simulate|simulation|memoirs?|madlibs?|monologues?|dialogues?|actors?|rehears\w*|"
+    r"director|for realism|persona|bedtime|fiction\w*|wikipedia|encyclop\w+|wiki|"
+    r"article titled|methods section|process essay|how-to essay|grandm\w*|grandp\w*|"
+    r"granny|grandad|uncle|write|continue|complete|draft|compose|finish|fill in|"
+    r"auto-?complete|transcribe|narrate|recount|describe|explain|answer|list|draw|give|"
+    r"tell|include|spell out|detail"
+    r")\b"
+)
+_WRAPPER = re.compile(
+    r"\b(?:you are|you're|you play|act as|pretend|role-?play\w*|simulat\w*|narrat\w*|"
+    r"write (?:the|a|my|an|his|her)|transcri\w*|reproduce|in character|game|mode\b|"
+    r"generator|template|format)"
+)
+_EXACT_METHOD = re.compile(
+    r"(?:"
+    r"\b(?:exact|precise|step-by-step|step by step|working|usable|functional|real-world|"
+    r"true-to-life|accurate)\s+(?:(?:and|,)\s*[\w-]+\s+)?(?:quantit(?:y|ies)|amounts?|"
+    r"doses?|dosages?|measurements?|temperatures?|ratios?|proportions?|recipes?|formulas?|"
+    r"reagents?|chemicals?|ingredients?|materials?|parts|procedures?|instructions|"
+    r"methods?|techniques?|steps)\b|\b(?:real|actual)\s+(?:,\s*)?(?:(?:usable|working|"
+    r"accurate)\s*,?\s*)?(?:working\s+)?(?:methods?|instructions|techniques?|recipes?|"
+    r"steps|materials|ingredients|chemicals|quantities|doses)\b|\b(?:real|working|"
+    r"usable)\s*,\s*(?:usable|working|accurate|real)\s+(?:details|information|"
+    r"instructions)\b|\b(?:chemically|technically|scientifically|medically|"
+    r"pharmacologically|operationally)\s+(?:accurate|correct|precise|exact|realistic)\b|"
+    r"\b(?:in|with)\s+(?:exact|precise|full|complete|accurate)\s+(?:technical|"
+    r"professional|chemical)\s+detail|\b(?:exactly|precisely)\s+how\s+to\b|"
+    r"\b(?:with\s+)?all\s+(?:the\s+)?(?:steps|quantities|amounts|doses|reagents|"
+    r"ingredients|chemicals)\s+(?:and|with)\b|\b(?:specific|exact|precise|full|"
+    r"complete)\s+technical\s+details?\b|\bno placeholders\b|\bmore\s+(?:detailed|"
+    r"specific|technical|concrete|precise)\s+than\s+the\s+last\b|"
+    r"\bconcrete,?\s+actionable\s+steps?\b|\b(?:the\s+)?same\s+(?:quantities|amounts|"
+    r"doses)\b|\bline\s+by\s+line\b|\bin\s+technical\s+detail\b|\b(?:complete|"
+    r"full),?\s+working\s+(?:instructions|method|recipe|details)\b|\bin\s+(?:full|"
+    r"complete|great|exhaustive)\s+detail\b|\b(?:leave|leaving)\s+nothing\s+out\b|"
+    r"\bnothing\s+(?:left\s+out|omitted)\b|\bomit\s+nothing\b|\breal,?\s+(?:accurate|"
+    r"working|usable|specific)\s+(?:content|details?|information|instructions|steps?)\b)"
+)
+_WORKING_METHOD = re.compile(
+    r"\b(?:(?:real|accurate|working|complete|exact|precise|technical|full|concrete|specific|"
+    r"actual|real-world|detailed|practical)\s+(?:[\w-]+\s+)?(?:instructions|steps|quantities|"
+    r"amounts|procedure|method|methods|protocol|guide|tutorial|recipe|doses?|dosages?|dosing|"
+    r"rates?|measurements|chemistry|information|info|details)|"
+    r"(?:with|including|and|plus|give|list)\s+(?:the\s+)?(?:exact\s+)?(?:quantities|amounts|"
+    r"doses|dosages|measurements|rates)|real[- ]world (?:accuracy|detail|steps|method)|"
+    r"(?:make|so)\s+(?:it|they|them|every \w+|each \w+|the \w+)\s+(?:actually\s+)?work|"
+    r"actually work|in (?:real|practical|full technical) detail)\b"
+)
+# "don't give real dosages", "no step-by-step": a demand ruled out in its own clause is
+# none ("no pseudocode, no placeholders" demands one).
+_RULED_OUT_BEFORE = re.compile(
+    r"\b(?:don'?t|do not|no|not|without|never|avoid|nothing|skip|leave out)\b[^.!?\n,;:]{0,30}$"
+)
+_RULING_OUT: Final = ("no ", "nothing", "omit", "leav")  # demands that are themselves "no ..."
+_TASK_REACH: Final = 420  # a task's word ends at most 400 characters before the demand
+_WRAPPER_WORDS: Final = 40
+_DEMAND_LIMIT: Final = 64
+
+
+def method_in_frame(base: str) -> Detection | None:
+    """A demand for a method that really works, not ruled out just before it: an exact
+    one ("exact quantities", "chemically accurate") with a task's word on its line before
+    it, or, in a text of more than _WRAPPER_WORDS words, any ("real steps", "make every
+    split something that works") with a jailbreak's wrapper anywhere (JB-013, which also
+    needs a harm topic). Only each demand's first _DEMAND_LIMIT matches are read."""
+    for demand in _demands(base, _EXACT_METHOD):
+        line_start = base.rfind("\n", 0, demand.start()) + 1
+        reach = max(line_start, demand.start() - _TASK_REACH)
+        if _TASK.search(base, reach, demand.start()) is not None:
+            return Detection(demand.span())
+    if len(base.split(maxsplit=_WRAPPER_WORDS)) <= _WRAPPER_WORDS or not _WRAPPER.search(base):
+        return None
+    for pattern in (_EXACT_METHOD, _WORKING_METHOD):
+        for demand in _demands(base, pattern):
+            return Detection(demand.span())
+    return None
+
+
+def _demands(base: str, pattern: re.Pattern[str]) -> Iterator[re.Match[str]]:
+    """The first _DEMAND_LIMIT matches of `pattern` that are not ruled out just before."""
+    for demand in islice(pattern.finditer(base), _DEMAND_LIMIT):
+        start = demand.start()
+        ruled_out = not demand.group().startswith(_RULING_OUT) and (
+            _RULED_OUT_BEFORE.search(base, max(0, start - 40), start) is not None
+        )
+        if not ruled_out:
+            yield demand
 
 
 def payment_card(raw: str) -> Detection | None:

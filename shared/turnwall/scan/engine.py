@@ -190,12 +190,16 @@ def _run_detector(
     prompt: PromptContext | None,
     found: dict[str, Finding],
 ) -> Finding | None:
+    if HARM_TOPIC in sig.requires and not any(f.signature.kind == "topic" for f in found.values()):
+        return None  # `_corroborated` would drop it: no harm topic to stand beside
     base_view = text.views[0]
     detection: detectors.Detection | None = None
     if sig.detector == "repetition_flood":
         detection = detectors.repetition_flood(text.base)
     elif sig.detector == "refusal_ruled_out":
         detection = detectors.refusal_ruled_out(text.base)
+    elif sig.detector == "method_in_frame":
+        detection = detectors.method_in_frame(text.base)
     elif sig.detector == "payment_card":
         card = detectors.payment_card(text.original)
         return None if card is None else Finding(sig, sig.score, card.span)

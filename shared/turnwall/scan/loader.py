@@ -47,6 +47,7 @@ DETECTORS: Final = frozenset(
         "prompt_overlap",
         "obfuscation",
         "refusal_ruled_out",
+        "method_in_frame",
     }
 )
 _QUOTED_DAMPED: Final = frozenset({"injection", "jailbreak", "system_prompt_extraction"})
