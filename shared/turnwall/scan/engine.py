@@ -14,7 +14,7 @@ from turnwall.scan.policy import combine
 from turnwall.scan.reach import LOOKBEHIND_CHARS
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterable, Iterator
 
     from turnwall.scan.catalog import Catalog, Signature
     from turnwall.scan.models import Direction
@@ -190,7 +190,7 @@ def _run_detector(
     prompt: PromptContext | None,
     found: dict[str, Finding],
 ) -> Finding | None:
-    if HARM_TOPIC in sig.requires and not any(f.signature.kind == "topic" for f in found.values()):
+    if sig.requires == _TOPIC_ONLY and not _names_topic(found.values()):
         return None  # `_corroborated` would drop it: no harm topic to stand beside
     base_view = text.views[0]
     detection: detectors.Detection | None = None
@@ -226,11 +226,20 @@ def _run_detector(
     return Finding(sig, sig.score, span)
 
 
+_TOPIC_ONLY: Final = frozenset({HARM_TOPIC})
+
+
+def _names_topic(findings: Iterable[Finding]) -> bool:
+    """Whether a harm topic is among `findings` (topics are patterns, found before any
+    detector runs)."""
+    return any(f.signature.kind == "topic" for f in findings)
+
+
 def _corroborated(findings: list[Finding]) -> list[Finding]:
     """Drop findings whose signature only counts next to another category's finding, or
     next to a harm topic (`HARM_TOPIC`)."""
     categories: set[str] = {f.signature.category for f in findings if not f.signature.topical}
-    if any(f.signature.kind == "topic" for f in findings):
+    if _names_topic(findings):
         categories.add(HARM_TOPIC)
     return [
         f
