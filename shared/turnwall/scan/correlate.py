@@ -76,7 +76,13 @@ _HELP_SEEKING = LazyPattern(cue("help-seeking"))
 # get out") and asking for nothing itself: see `states_protective_aim`.
 _PROTECTIVE_AIM = LazyPattern(cue("protective-aim"))
 _PROTECTIVE_ASK = LazyPattern(cue("protective-ask"))
-_QUESTION_END = re.compile(r"[^.?!\n]*\??")
+# A protective question runs to its end, but not over a purpose of the asker's own after
+# it ("how do I spot if the guard looks away so I can grab the bag?"): that clause, and
+# its question mark, stay to be read as an ask.
+_QUESTION_END = re.compile(
+    r"(?:(?!\b(?:so (?:that )?(?:i|we)|while (?:i|we)|before (?:i|we)|(?:and )?then (?:i|we))\b)"
+    r"[^.?!\n])*\??"
+)
 _ASKS = LazyPattern(cue("asks"))
 _HELP_FROM = LazyPattern(cue("help-from"))
 _STOPPING_HARM = LazyPattern(cue("stopping-harm"))
