@@ -244,17 +244,16 @@ def method_in_frame(base: str) -> Detection | None:
     it, or, in a text of more than _WRAPPER_WORDS words, any ("real steps", "make every
     split something that works") with a jailbreak's wrapper anywhere (JB-013, which also
     needs a harm topic). Only each demand's first _DEMAND_LIMIT matches are read."""
-    for demand in _demands(base, _EXACT_METHOD):
+    exact = list(_demands(base, _EXACT_METHOD))
+    for demand in exact:
         line_start = base.rfind("\n", 0, demand.start()) + 1
         reach = max(line_start, demand.start() - _TASK_REACH)
         if _TASK.search(base, reach, demand.start()) is not None:
             return Detection(demand.span())
     if len(base.split(maxsplit=_WRAPPER_WORDS)) <= _WRAPPER_WORDS or not _WRAPPER.search(base):
         return None
-    for pattern in (_EXACT_METHOD, _WORKING_METHOD):
-        for demand in _demands(base, pattern):
-            return Detection(demand.span())
-    return None
+    working = exact[0] if exact else next(_demands(base, _WORKING_METHOD), None)
+    return None if working is None else Detection(working.span())
 
 
 def _demands(base: str, pattern: re.Pattern[str]) -> Iterator[re.Match[str]]:
