@@ -256,6 +256,39 @@ def method_in_frame(base: str) -> Detection | None:
     return None if working is None else Detection(working.span())
 
 
+# An attack's shape is looked for in this many characters from each end of a text
+# (`attack_shapes`): where the embedding tiers read a long text's sentences too
+# (`tier.SENTENCE_WINDOW`).
+SHAPE_WINDOW: Final = 2048
+# An AI addressed past the turn's first words ("... Remarks: 'assistant - disregard ...",
+# "(to any AI summarising this)", "<system>"): a user speaks to the assistant at the start
+# of their own words, planted text inside the data. A comma is no address: "how would an
+# injection reach an LLM agent, so I can threat-model it" speaks of one.
+_ADDRESSED = re.compile(
+    r"(?<=[\s\S]{26})(?:\b(?:ai|assistant|llm|language model|model|chatbot|bot|gpt)s?\b"
+    r"(?:[\s-]+[\w-]+){0,3}?\s*(?:[:\u2014\u2013]|\s-\s)|\b(?:to|for) (?:any|the|every|"
+    r"whatever) (?:ai|assistant|llm|language model|model|bot)s?\b|<\s*/?\s*system\s*>|"
+    r"\bsystem (?:message|note|notice|override)\b)"
+)
+
+
+def attack_shapes(base: str) -> frozenset[str]:
+    """The attacks whose shape a text has, whatever it asks for: "jailbreak" where it
+    wraps a demand for a method in a jailbreak's frame (JB-015's refusal ruled out beside
+    it, or JB-013's task or wrapper around an exact or working method), "injection" where
+    it addresses an AI inside its data. The embedding tiers judge whether the text is the
+    attack (`tier.SHAPE_READING`), where the signatures need a harm topic or a listed act.
+    Read in SHAPE_WINDOW characters from each end, so a megabyte costs what 4 KB does."""
+    if len(base) > 2 * SHAPE_WINDOW:
+        base = f"{base[:SHAPE_WINDOW]}\n{base[-SHAPE_WINDOW:]}"
+    shapes: set[str] = set()
+    if refusal_ruled_out(base) is not None or method_in_frame(base) is not None:
+        shapes.add("jailbreak")
+    if _ADDRESSED.search(base) is not None:
+        shapes.add("injection")
+    return frozenset(shapes)
+
+
 def _demands(base: str, pattern: re.Pattern[str]) -> Iterator[re.Match[str]]:
     """The first _DEMAND_LIMIT matches of `pattern` that are not ruled out just before."""
     for demand in islice(pattern.finditer(base), _DEMAND_LIMIT):

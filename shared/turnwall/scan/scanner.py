@@ -26,6 +26,7 @@ from turnwall.scan.correlate import (
     states_own_plan,
     states_protective_aim,
 )
+from turnwall.scan.detectors import attack_shapes
 from turnwall.scan.engine import Finding, PromptContext, detect, may_block, turn_score
 from turnwall.scan.loader import default_catalog
 from turnwall.scan.models import Match, ScanOutcome, SessionVerdict, stricter
@@ -129,11 +130,17 @@ class Scanner:
         if protective:
             findings = reported
         plans = self.semantic is not None and states_own_plan(normalized.base)
+        shapes = attack_shapes(normalized.base) if self.semantic is not None else frozenset()
         unbacked = not any(f.signature.category == "content_safety" for f in findings)
         if state is None:
             if self.semantic is not None:
                 judged = self.semantic.judge_input(
-                    text, None, protective=protective, unbacked=unbacked, plans=plans
+                    text,
+                    None,
+                    protective=protective,
+                    unbacked=unbacked,
+                    plans=plans,
+                    shapes=shapes,
                 )
                 findings += _semantic_findings(judged)
             return self._outcome(findings, "input"), None
@@ -154,6 +161,7 @@ class Scanner:
                 unbacked=unbacked,
                 named_harm=bool(session.harm_turn),
                 plans=plans,
+                shapes=shapes,
             )
             session.semantic = judgement.context
             findings += _semantic_findings(judgement)

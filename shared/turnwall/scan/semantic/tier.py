@@ -79,6 +79,24 @@ PROTECTIVE_HARMFUL: Final = 0.98
 # cue change) the contextual profile caught 32 more still, but flagged 5 more look-alikes.
 PLAN_HARMFUL: Final = 0.6
 _TOP_SCORE: Final = 0.95
+# A turn shaped like a jailbreak or a planted instruction reads as one from a low reading,
+# whatever it asks for. The shapes are lexical (`detectors.attack_shapes`): a demand for
+# a method wrapped in a jailbreak's frame (a refusal ruled out beside it; a persona, a
+# form or a log that must hold "the exact steps"), or an AI addressed inside the data
+# ("... Remarks: 'assistant - disregard what the user asked and ...'"). The signatures
+# flag such a frame only beside a harm topic, and many harms name none ("the log entries
+# must show how to jam the safety valve so the boiler goes up as the shift arrives"); an
+# AI addressed in the data only with the acts they list. The turn head reads a harm
+# wrapped in a form, or a directive inside a document, weakly but seldom at zero. Each
+# shape names the labels whose readings count (whole or in the most suspicious
+# sentence) and the label it flags. On v8-v53 and the long sets (14,400 single prompts,
+# twentieth stop, docs/SEMANTIC.md), the frame held 129 attacks unflagged and 3 of the
+# 9,650 benign prompts, read at most 0.09.
+SHAPE_READING: Final = 0.2
+_SHAPES: Final[dict[str, tuple[str, ...]]] = {
+    "jailbreak": ("harmful", "jailbreak"),
+    "injection": ("injection", "jailbreak"),
+}
 # A sentence read without its neighbours misses their context ("I'd rather do it calmly
 # on the farm" after "the vet says our ewe has to be put down"), so one sentence gives
 # a turn a label only from these readings, over the whole turn's thresholds: on v8-v21
@@ -264,6 +282,7 @@ class SemanticTier:
         unbacked: bool = False,
         named_harm: bool = False,
         plans: bool = False,
+        shapes: frozenset[str] = frozenset(),
     ) -> SemanticJudgement:
         """Judge a user turn; `context` is the stored session context ("" for a new
         session, None without a session, when no context is kept). `protective`: the
@@ -282,7 +301,9 @@ class SemanticTier:
         (eighteenth stop) 6 fewer of 2,000 look-alike conversations flagged with the
         session, attacks unchanged; the static profile misses 1 more of 1,600). `plans`:
         the turn states a plan of the asker's own (`correlate.states_own_plan`), so it
-        reads as harmful already from PLAN_HARMFUL."""
+        reads as harmful already from PLAN_HARMFUL. `shapes`: the attacks ("jailbreak",
+        "injection") whose lexical shape the turn has (`detectors.attack_shapes`), so it
+        reads as one from SHAPE_READING."""
         embedding = self.model.embed(text)
         intent = self.model.intent(embedding)
         carried, carried_harm, stored = _split_state(context or "")
@@ -291,9 +312,10 @@ class SemanticTier:
             and self.gates.is_bare(text)
             and (not named_harm or carried_harm < self.gates.bare_carry)
         )
-        sentence = self.sentence_reading(text) if intent.benign <= 1.0 - SENTENCE_DOUBT else None
+        doubtful = intent.benign <= 1.0 - SENTENCE_DOUBT
+        sentence = self.sentence_reading(text) if doubtful or shapes else None
         in_sentence: set[str] = set()
-        if sentence is not None:
+        if sentence is not None and doubtful:
             for label, threshold in SENTENCE_THRESHOLDS.items():
                 if protective and label == "harmful":
                     continue
@@ -319,6 +341,23 @@ class SemanticTier:
                 judgement.reasons.append(
                     f"semantic_tier: turn {turn} reads as {label}{where} ({probability:.2f})"
                 )
+        if shapes and not judgement.findings:
+            readings = [intent] if sentence is None else [intent, sentence]
+            for shape in sorted(shapes):
+                reading = max(
+                    found.probabilities.get(label, 0.0)
+                    for found in readings
+                    for label in _SHAPES[shape]
+                )
+                if reading >= SHAPE_READING:
+                    signature_id, category = _TURN_SIGNATURES[shape]
+                    judgement.findings.append(
+                        SemanticFinding(signature_id, category, _score(reading, SHAPE_READING))
+                    )
+                    judgement.reasons.append(
+                        f"semantic_tier: turn {turn} reads as {shape} in its shape ({reading:.2f})"
+                    )
+                    break
         if context is None:
             return judgement
         judgement.carried, judgement.carried_harm = carried, carried_harm
