@@ -265,11 +265,12 @@ SHAPE_WINDOW: Final = 2048
 # of their own words, planted text inside the data. A comma is no address: "how would an
 # injection reach an LLM agent, so I can threat-model it" speaks of one.
 _ADDRESSED = re.compile(
-    r"(?<=[\s\S]{26})(?:\b(?:ai|assistant|llm|language model|model|chatbot|bot|gpt)s?\b"
-    r"(?:[\s-]+[\w-]+){0,3}?\s*(?:[:\u2014\u2013]|\s-\s)|\b(?:to|for) (?:any|the|every|"
-    r"whatever) (?:ai|assistant|llm|language model|model|bot)s?\b|<\s*/?\s*system\s*>|"
-    r"\bsystem (?:message|note|notice|override)\b)"
+    r"\b(?=[abcfglmst])(?:(?:ai|assistant|llm|language model|model|chatbot|bot|gpt)s?\b"
+    r"(?:[\s-]+[\w-]+){0,3}?\s*(?:[:\u2014\u2013]|\s-\s)|(?:to|for) (?:any|the|every|"
+    r"whatever) (?:ai|assistant|llm|language model|model|bot)s?\b|"
+    r"system (?:message|note|notice|override)\b)|<\s*/?\s*system\s*>"
 )
+_ADDRESS_FROM: Final = 26  # a user's own first words may address the assistant
 
 
 def attack_shapes(base: str) -> frozenset[str]:
@@ -284,7 +285,7 @@ def attack_shapes(base: str) -> frozenset[str]:
     shapes: set[str] = set()
     if refusal_ruled_out(base) is not None or method_in_frame(base) is not None:
         shapes.add("jailbreak")
-    if _ADDRESSED.search(base) is not None:
+    if _ADDRESSED.search(base, _ADDRESS_FROM) is not None:
         shapes.add("injection")
     return frozenset(shapes)
 
