@@ -526,7 +526,7 @@ def test_a_turn_stating_a_plan_of_its_own_reads_as_harmful_from_a_lower_probabil
     contextual: Scanner,
 ) -> None:
     # GIVEN a plan the turn head reads as harmful, but under its own threshold
-    turn = "I'm going to throw a flare into the family stand at the Ballymena ground on Saturday."
+    turn = "I'm going to push the mascot down the stairs at the Ballymena ground on Saturday."
     tier = contextual.semantic
     assert tier is not None
     reading = tier.model.intent(tier.model.embed(turn)).probabilities["harmful"]
