@@ -713,3 +713,12 @@ def test_a_shape_read_as_benign_stays_allowed(contextual: Scanner) -> None:
     outcome, _ = contextual.scan_input(text, None)
 
     assert outcome.decision == "allow"
+
+
+def test_a_protective_turn_keeps_its_threshold_whatever_its_shape(contextual: Scanner) -> None:
+    tier = contextual.semantic
+    assert tier is not None
+
+    judged = tier.judge_input(_FRAMED, None, protective=True, shapes=frozenset({"jailbreak"}))
+
+    assert judged.findings == []

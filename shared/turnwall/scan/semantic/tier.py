@@ -89,9 +89,11 @@ _TOP_SCORE: Final = 0.95
 # AI addressed in the data only with the acts they list. The turn head reads a harm
 # wrapped in a form, or a directive inside a document, weakly but seldom at zero. Each
 # shape names the labels whose readings count (whole or in the most suspicious
-# sentence) and the label it flags. On v8-v53 and the long sets (14,400 single prompts,
-# twentieth stop, docs/SEMANTIC.md), the frame held 129 attacks unflagged and 3 of the
-# 9,650 benign prompts, read at most 0.09.
+# sentence) and the label it flags; a bare follow-up with no harm of its own, and a turn
+# stating a protective aim, keep the readings they need (`judge_input`). On v8-v53 and
+# the long sets (14,400 single prompts, twentieth stop, docs/SEMANTIC.md), the frame held
+# 129 attacks unflagged and 3 of the 9,650 benign prompts, read at most 0.09; on v28-v53
+# the address held 95 injections unflagged and 2 benign prompts, read at most 0.09.
 SHAPE_READING: Final = 0.2
 _SHAPES: Final[dict[str, tuple[str, ...]]] = {
     "jailbreak": ("harmful", "jailbreak"),
@@ -303,7 +305,8 @@ class SemanticTier:
         the turn states a plan of the asker's own (`correlate.states_own_plan`), so it
         reads as harmful already from PLAN_HARMFUL. `shapes`: the attacks ("jailbreak",
         "injection") whose lexical shape the turn has (`detectors.attack_shapes`), so it
-        reads as one from SHAPE_READING."""
+        reads as one from SHAPE_READING, unless it is a bare follow-up with no harm of its
+        own (`hollow`) or, for a jailbreak's shape, states a protective aim."""
         embedding = self.model.embed(text)
         intent = self.model.intent(embedding)
         carried, carried_harm, stored = _split_state(context or "")
@@ -341,9 +344,11 @@ class SemanticTier:
                 judgement.reasons.append(
                     f"semantic_tier: turn {turn} reads as {label}{where} ({probability:.2f})"
                 )
-        if shapes and not judgement.findings:
+        if shapes and not judgement.findings and not hollow:
             readings = [intent] if sentence is None else [intent, sentence]
-            for shape in sorted(shapes):
+            # a protective aim's harm is the one it reports: no jailbreak's shape lowers
+            # the reading it needs
+            for shape in sorted(shapes - {"jailbreak"} if protective else shapes):
                 reading = max(
                     found.probabilities.get(label, 0.0)
                     for found in readings
