@@ -77,11 +77,13 @@ _HELP_SEEKING = LazyPattern(cue("help-seeking"))
 _PROTECTIVE_AIM = LazyPattern(cue("protective-aim"))
 _PROTECTIVE_ASK = LazyPattern(cue("protective-ask"))
 # A protective question runs to its end, but not over a purpose of the asker's own after
-# it ("how do I spot if the guard looks away so I can grab the bag?"): that clause, and
-# its question mark, stay to be read as an ask.
+# it ("how do I spot if the guard looks away so I can grab the bag?") or a wish not to be
+# caught ("how do I keep myself safe and not get caught selling?"): that clause, and its
+# question mark, stay to be read as an ask.
 _QUESTION_END = re.compile(
-    r"(?:(?!\b(?:so (?:that )?(?:i|we)|while (?:i|we)|before (?:i|we)|(?:and )?then (?:i|we))\b)"
-    r"[^.?!\n])*\??"
+    r"(?:(?!\b(?:so (?:that )?(?:i|we)|while (?:i|we)|before (?:i|we)|(?:and )?then (?:i|we)|"
+    r"(?:and )?(?:not|never|don't) (?:get|be|getting|being) (?:caught|seen|noticed|arrested)|"
+    r"without (?:getting|being) (?:caught|seen|noticed|arrested))\b)[^.?!\n])*\??"
 )
 _ASKS = LazyPattern(cue("asks"))
 _HELP_FROM = LazyPattern(cue("help-from"))
