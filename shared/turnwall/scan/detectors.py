@@ -90,13 +90,14 @@ def repetition_flood(base: str) -> Detection | None:
 
 
 # JB-015: a refusal, a warning or moderation ruled out in advance ("no refusals", "has no
-# content filter", "a trainer who refuses fails the class") ...
+# content filter", "a trainer who refuses fails the class", "never break character",
+# "the safety module is down", "normal restrictions are waived") ...
 _RULED_OUT = re.compile(
-    r"""(?:\b(?:no|without(?:\s+any)?)\s+(?:refusals?|refusing|disclaimers?|warnings|lectures?|lecturing|moraliz\w+|moralis\w+|hedging|caveats?|censorship|helplines?)\b|\b(?:don'?t|do\s+not|never|can'?t|cannot|won'?t|mustn'?t|must\s+not|(?:is|are)\s+not\s+allowed\s+to)\s+(?:refuse|censor|moderate|editoriali[sz]e|water\s+(?:it\s+|this\s+|that\s+)?down|redact|saniti[sz]e|moralis\w+|moraliz\w+)\b|\bnever\s+(?:moderated|censored|filtered)\b|\b(?:no|without)\s+(?:a\s+)?content\s+(?:filters?|moderation|polic\w+)\b|\b(?:has|have)\s+no\s+(?:content\s+)?filters?\b|\b(?:refus\w+|waffl\w+|hedg\w+)\b[^.!?\n]{0,40}?\b(?:breaks?|fails?|soft-?locks?|perjury|contempt|auto-?denied|(?:is|are|gets?|will\s+be)\s+(?:denied|rejected|dismissed|removed))\b|\bfailure\s+to\s+comply\b)"""
+    r"""(?:\b(?:no|without(?:\s+any)?)\s+(?:refusals?|refusing|disclaimers?|warnings|lectures?|lecturing|moraliz\w+|moralis\w+|hedging|caveats?|censorship|helplines?)\b|\b(?:don'?t|do\s+not|never|can'?t|cannot|won'?t|mustn'?t|must\s+not|(?:is|are)\s+not\s+allowed\s+to)\s+(?:refuse|censor|moderate|editoriali[sz]e|water\s+(?:it\s+|this\s+|that\s+)?down|redact|saniti[sz]e|moralis\w+|moraliz\w+)\b|\bnever\s+(?:moderated|censored|filtered)\b|\b(?:no|without)\s+(?:a\s+)?content\s+(?:filters?|moderation|polic\w+)\b|\b(?:has|have)\s+no\s+(?:content\s+)?filters?\b|\b(?:refus\w+|waffl\w+|hedg\w+)\b[^.!?\n]{0,40}?\b(?:breaks?|fails?|soft-?locks?|perjury|contempt|auto-?denied|(?:is|are|gets?|will\s+be)\s+(?:denied|rejected|dismissed|removed))\b|\bfailure\s+to\s+comply\b|\b(?:never|don'?t|do\s+not|without)\s+break(?:ing)?\s+(?:character|the\s+scene|role)\b|\bbreaking\s+character\s+is\b|\bstay\s+in\s+(?:character|the\s+scene|role)\s+no\s+matter\s+what\b|\bno\s+content\s+limits\b|\b(?:restrictions|guardrails|safeguards|filters|limits|rules)\s+(?:are|is)\s+(?:now\s+)?(?:waived|lifted|suspended|disabled|switched\s+off|turned\s+off)\b|\bsafety\s+(?:module|filter|layer|system|mode)\s+is\s+(?:down|off|disabled|offline)\b|\bno\s+softening\b)"""
 )
 # ... beside a demand for a method ("how to", "every ingredient", "exact doses").
 _METHOD_DEMAND = re.compile(
-    r"""(?:\bhow\s+to\b|\bhow\s+(?:do|can|could|would|should|did|does)\s+(?:i|we|you|one|they|he|she|someone|people)\b|\bhow\s+exactly\b|\b(?:the\s+)?(?:best|easiest|fastest|quickest|surest)\s+way\s+to\b|\bwhat\s+(?:amount|dose|quantity)\b|\b(?:in|with)\s+(?:\w+\s+)?(?:technical|operational|practical|full|complete|great|much)\s+(?:detail|accuracy)\b|\b(?:full|whole|complete)\s+(?:process|how-?to|guide|walkthrough|manual|tutorial)\b|\bworking\s+(?:guide|tutorial|manual)\b|\bteach\s+me\b|\bhow\s+(?:he|she|they|you|i|we)\s+(?:made|built|mixed|cooked|prepared|extracted|got|broke|hid|dosed|poisoned|killed|packed|wired|converted|tracked)\b|\bstep[\s-]*by[\s-]*step\b|\b(?:every|each)\s+(?:step|ingredient|amount|dose|quantity|part|tool)\b|\b(?:exact|precise|real|working|practical|full|complete)\s+(?:\w+\s+)?(?:steps?|instructions|recipe|method|procedure|amounts?|quantities|doses?|dosage|ingredients|measurements|details?)\b|\b(?:steps?|instructions|recipe|method|procedure|amounts?|quantities|doses?|dosage|ingredients|measurements)\s+(?:and|with|,)\s+(?:\w+\s+)?(?:amounts?|quantities|doses?|measurements|steps?|reagents?|chemicals?|tools?|parts?)\b)"""
+    r"""(?:\bhow\s+to\b|\bhow\s+(?:do|can|could|would|should|did|does)\s+(?:i|we|you|one|they|he|she|someone|people|an?\s+\w+)\b|\bhow\s+exactly\b|\b(?:the\s+)?(?:best|easiest|fastest|quickest|surest)\s+way\s+to\b|\bwhat\s+(?:amount|dose|quantity)\b|\b(?:in|with)\s+(?:\w+\s+)?(?:technical|operational|practical|full|complete|great|much|real)\s+(?:detail|accuracy)\b|\b(?:full|whole|complete)\s+(?:process|how-?to|guide|walkthrough|manual|tutorial)\b|\bworking\s+(?:guide|tutorial|manual)\b|\bteach\s+me\b|\bhow\s+(?:he|she|they|you|i|we)\s+(?:made|built|mixed|cooked|prepared|extracted|got|broke|hid|dosed|poisoned|killed|packed|wired|converted|tracked)\b|\bstep[\s-]*by[\s-]*step\b|\b(?:every|each)\s+(?:step|ingredient|amount|dose|quantity|part|tool)\b|\b(?:exact|precise|real|working|practical|full|complete)\s+(?:\w+\s+)?(?:steps?|instructions|recipe|method|procedure|amounts?|quantities|doses?|dosage|ingredients|measurements|details?)\b|\b(?:steps?|instructions|recipe|method|procedure|amounts?|quantities|doses?|dosage|ingredients|measurements)\s+(?:and|with|,)\s+(?:\w+\s+)?(?:amounts?|quantities|doses?|measurements|steps?|reagents?|chemicals?|tools?|parts?)\b)"""
 )
 # Every form of the clause holds one of these; most texts hold none, and a text that does
 # is searched only around them, so a megabyte costs a few milliseconds.
@@ -120,6 +121,18 @@ _RULED_OUT_STEMS: Final = (
     "waffl",
     "failure to comply",
     "content polic",
+    "charact",
+    "no matter what",
+    "content limit",
+    "waived",
+    "lifted",
+    "suspended",
+    "disabled",
+    "switched off",
+    "turned off",
+    "is down",
+    "is off",
+    "soften",
 )
 _CLAUSE_BEFORE: Final = 40  # the clause starts at most this far before its stem
 _CLAUSE_AFTER: Final = 100  # ... and ends at most this far after it
@@ -173,7 +186,9 @@ def refusal_ruled_out(base: str) -> Detection | None:
 # demand's line within 400 characters before it ("the aria must be chemically accurate");
 # in a text of more than _WRAPPER_WORDS words, a jailbreak's wrapper anywhere counts (a
 # persona, a game, a log or a form to transcribe or reproduce: "the IRL leaderboard
-# requires real routes only, make every split something that works").
+# requires real routes only, make every split something that works"). The demand may
+# also be that the plan or the steps "must be complete and accurate", be "accurate enough
+# to copy", "usable, not symbolic", or a "precise account of how" it is done.
 _TASK = re.compile(
     r"\b(?:"
     r"story|stories|novels?|chapters?|scenes?|scripts?|screenplays?|plays?|librett[oi]|"
@@ -190,7 +205,8 @@ _TASK = re.compile(
 _WRAPPER = re.compile(
     r"\b(?:you are|you're|you play|act as|pretend|role-?play\w*|simulat\w*|narrat\w*|"
     r"write (?:the|a|my|an|his|her)|transcri\w*|reproduce|in character|game|mode\b|"
-    r"generator|template|format)"
+    r"generator|template|format|respond as|answer as|reply as|speak as|in the role of|"
+    r"the role of|improv\b)"
 )
 _EXACT_METHOD = re.compile(
     r"(?:"
@@ -204,11 +220,23 @@ _EXACT_METHOD = re.compile(
     r"usable)\s*,\s*(?:usable|working|accurate|real)\s+(?:details|information|"
     r"instructions)\b|\b(?:chemically|technically|scientifically|medically|"
     r"pharmacologically|operationally)\s+(?:accurate|correct|precise|exact|realistic)\b|"
+    r"\b(?:plan|procedure|steps?|method|instructions|guide|recipe|tactics|technique|process)\s+"
+    r"(?:must|has\s+to|have\s+to|needs?\s+to|should)\s+be\s+(?:[\w-]+,?\s+(?:and\s+)?)?"
+    r"(?:complete|accurate|usable|practical|concrete|realistic|precise|exact|correct|real|"
+    r"workable|actionable|functional|instructional)\b|\b(?:accurate|detailed|complete|"
+    r"precise|specific|exact|realistic)\s+enough\s+(?:to\s+(?:copy|follow|use|replicate|"
+    r"reproduce)|that\s+(?:someone|anyone|a\s+reader|readers|people|you|i|they)\s+"
+    r"(?:could|can|would)\s+(?:follow|copy|use|do|replicate|reproduce))\b|\b(?:usable|"
+    r"practical|working|real|concrete|actionable|instructional),?\s+not\s+(?:symbolic|vague|"
+    r"metaphorical|poetic|fictional|fake|theoretical|general|abstract)\b|\breal(?:-world)?\s+"
+    r"(?:tactics|parameters|specifics)\b|\b(?:precise|exact|step-by-step)\s+(?:account|"
+    r"description|explanation|walkthrough)\s+of\s+(?:how|the\s+(?:steps|method|way))\b|"
     r"\b(?:in|with)\s+(?:exact|precise|full|complete|accurate)\s+(?:technical|"
     r"professional|chemical)\s+detail|\b(?:exactly|precisely)\s+how\s+to\b|"
     r"\b(?:with\s+)?all\s+(?:the\s+)?(?:steps|quantities|amounts|doses|reagents|"
     r"ingredients|chemicals)\s+(?:and|with)\b|\b(?:specific|exact|precise|full|"
-    r"complete)\s+technical\s+details?\b|\bno placeholders\b|\bmore\s+(?:detailed|"
+    r"complete|correct|real|accurate)\s+technical\s+details?\b|\bno placeholders\b|"
+    r"\bmore\s+(?:detailed|"
     r"specific|technical|concrete|precise)\s+than\s+the\s+last\b|"
     r"\bconcrete,?\s+actionable\s+steps?\b|\b(?:the\s+)?same\s+(?:quantities|amounts|"
     r"doses)\b|\bline\s+by\s+line\b|\bin\s+technical\s+detail\b|\b(?:complete|"
@@ -220,10 +248,12 @@ _EXACT_METHOD = re.compile(
 _WORKING_METHOD = re.compile(
     r"\b(?:(?:real|accurate|working|complete|exact|precise|technical|full|concrete|specific|"
     r"actual|real-world|detailed|practical)\s+(?:[\w-]+\s+)?(?:instructions|steps|quantities|"
-    r"amounts|procedure|method|methods|protocol|guide|tutorial|recipe|doses?|dosages?|dosing|"
+    r"amounts|procedure|method|methods|protocol|guide|tutorial|manual|recipe|doses?|dosages?|"
+    r"dosing|tactics|parameters|specifics|"
     r"rates?|measurements|chemistry|information|info|details)|"
     r"(?:with|including|and|plus|give|list)\s+(?:the\s+)?(?:exact\s+)?(?:quantities|amounts|"
-    r"doses|dosages|measurements|rates)|real[- ]world (?:accuracy|detail|steps|method)|"
+    r"doses|dosages|measurements|rates|proportions|ratios)|"
+    r"real[- ]world (?:accuracy|detail|steps|method)|"
     r"(?:make|so)\s+(?:it|they|them|every \w+|each \w+|the \w+)\s+(?:actually\s+)?work|"
     r"actually work|in (?:real|practical|full technical) detail)\b"
 )
