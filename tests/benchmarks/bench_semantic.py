@@ -7,7 +7,7 @@ session, as in bench_scan; the lexical tier is compared with InferenceWall's SDK
 same run (target p99 <= 0.5x), the semantic and contextual tiers against their own
 budget (p99 <= 15 ms). Cold start is a fresh interpreter importing turnwall, building
 the scanner and scanning one turn. Then `turnwall eval` runs on each blind set
-(tests/blind/semantic and semantic_v2 to semantic_v56, laid out as input/, output/,
+(tests/blind/semantic and semantic_v2 to semantic_v59, laid out as input/, output/,
 multiturn/) with each tier. Both tiers' heads are trained on semantic to semantic_v7
 (infra/semantic/own_sets.py); semantic_v8 and semantic_v9 chose between candidate heads
 (infra/semantic/README.md, steps 8 and 9), so semantic_v10 to semantic_v13 measured them
@@ -17,7 +17,7 @@ then chose the contextual tier's session gates (step 10) and its token budget (s
 v18 to v53 were each measured blind once, then read as development data (v42 to v53
 only from the stop after the one that measured them), and v8 to v27 now train the
 contextual heads (docs/SEMANTIC.md); v54 to v56 were measured blind at the twentieth
-stop.
+stop and read from the twenty-first, v57 to v59 measured blind at the twenty-first.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ from turnwall.scan.scanner import TIERS
 _BLIND = Path(__file__).parents[1] / "blind"
 BLIND_SETS = (
     _BLIND / "semantic",
-    *(_BLIND / f"semantic_v{number}" for number in range(2, 57)),
+    *(_BLIND / f"semantic_v{number}" for number in range(2, 60)),
     *(_BLIND / f"long_v{number}" for number in range(1, 4)),
     *(_BLIND / f"replies_v{number}" for number in range(1, 3)),
 )

@@ -189,15 +189,20 @@ def refusal_ruled_out(base: str) -> Detection | None:
 # requires real routes only, make every split something that works"). The demand may
 # also be that the plan or the steps "must be complete and accurate", be "accurate enough
 # to copy", "usable, not symbolic", or a "precise account of how" it is done.
-_TASK = re.compile(
-    r"\b(?:"
+_FRAMES: Final = (
     r"story|stories|novels?|chapters?|scenes?|scripts?|screenplays?|plays?|librett[oi]|"
     r"arias?|poems?|songs?|lyrics|raps?|verses?|ballads?|picture books?|fairy tales?|"
+    r"limericks?|haikus?|sonnets?|odes?|shant(?:y|ies)|riddles?|comics?|podcasts?|"
     r"films?|movies?|video games?|games?|role-?play|pretend|characters?|in character|"
     r"simulate|simulation|memoirs?|madlibs?|monologues?|dialogues?|actors?|rehears\w*|"
     r"director|for realism|persona|bedtime|fiction\w*|wikipedia|encyclop\w+|wiki|"
     r"article titled|methods section|process essay|how-to essay|grandm\w*|grandp\w*|"
-    r"granny|grandad|uncle|write|continue|complete|draft|compose|finish|fill in|"
+    r"granny|grandad|uncle"
+)
+_FRAME = re.compile(rf"\b(?:{_FRAMES})\b")
+_TASK = re.compile(
+    rf"\b(?:{_FRAMES}|"
+    r"write|continue|complete|draft|compose|finish|fill in|"
     r"auto-?complete|transcribe|narrate|recount|describe|explain|answer|list|draw|give|"
     r"tell|include|spell out|detail"
     r")\b"
@@ -268,7 +273,7 @@ _WRAPPER_WORDS: Final = 40
 _DEMAND_LIMIT: Final = 64
 
 
-def method_in_frame(base: str) -> Detection | None:
+def method_in_frame(base: str, task: re.Pattern[str] = _TASK) -> Detection | None:
     """A demand for a method that really works, not ruled out just before it: an exact
     one ("exact quantities", "chemically accurate") with a task's word on its line before
     it, or, in a text of more than _WRAPPER_WORDS words, any ("real steps", "make every
@@ -278,7 +283,7 @@ def method_in_frame(base: str) -> Detection | None:
     for demand in exact:
         line_start = base.rfind("\n", 0, demand.start()) + 1
         reach = max(line_start, demand.start() - _TASK_REACH)
-        if _TASK.search(base, reach, demand.start()) is not None:
+        if task.search(base, reach, demand.start()) is not None:
             return Detection(demand.span())
     if len(base.split(maxsplit=_WRAPPER_WORDS)) <= _WRAPPER_WORDS or not _WRAPPER.search(base):
         return None
@@ -306,18 +311,26 @@ _ADDRESS_FROM: Final = 26  # a user's own first words may address the assistant
 def attack_shapes(base: str) -> frozenset[str]:
     """The attacks whose shape a text has, whatever it asks for: "jailbreak" where it
     wraps a demand for a method in a jailbreak's frame (JB-015's refusal ruled out beside
-    it, or JB-013's task or wrapper around an exact or working method), "injection" where
+    it, or JB-013's task or wrapper around an exact or working method; in a text of at
+    most _WRAPPER_WORDS words, a frame's word, not a task's verb alone: "give me step by
+    step instructions to bake bread" wraps nothing), "injection" where
     it addresses an AI inside its data. The embedding tiers judge whether the text is the
     attack (`tier.SHAPE_READING`), where the signatures need a harm topic or a listed act.
     Read in SHAPE_WINDOW characters from each end, so a megabyte costs what 4 KB does."""
     if len(base) > 2 * SHAPE_WINDOW:
         base = f"{base[:SHAPE_WINDOW]}\n{base[-SHAPE_WINDOW:]}"
     shapes: set[str] = set()
-    if refusal_ruled_out(base) is not None or method_in_frame(base) is not None:
+    framed = method_in_frame(base, _FRAME if _short(base) else _TASK)
+    if framed is not None or refusal_ruled_out(base) is not None:
         shapes.add("jailbreak")
     if _ADDRESSED.search(base, _ADDRESS_FROM) is not None:
         shapes.add("injection")
     return frozenset(shapes)
+
+
+def _short(base: str) -> bool:
+    """At most _WRAPPER_WORDS words."""
+    return len(base.split(maxsplit=_WRAPPER_WORDS)) <= _WRAPPER_WORDS
 
 
 def _demands(base: str, pattern: re.Pattern[str]) -> Iterator[re.Match[str]]:
