@@ -210,8 +210,8 @@ _TASK = re.compile(
 _WRAPPER = re.compile(
     r"\b(?:you are|you're|you play|act as|pretend|role-?play\w*|simulat\w*|narrat\w*|"
     r"write (?:the|a|my|an|his|her)|transcri\w*|reproduce|in character|game|mode\b|"
-    r"generator|template|format|respond as|answer as|reply as|speak as|in the role of|"
-    r"the role of|improv\b)"
+    r"generator|template|format|respond as|answer as|reply as|speak as|the role of|"
+    r"improv\b)"
 )
 _EXACT_METHOD = re.compile(
     r"(?:"
@@ -285,7 +285,7 @@ def method_in_frame(base: str, task: re.Pattern[str] = _TASK) -> Detection | Non
         reach = max(line_start, demand.start() - _TASK_REACH)
         if task.search(base, reach, demand.start()) is not None:
             return Detection(demand.span())
-    if len(base.split(maxsplit=_WRAPPER_WORDS)) <= _WRAPPER_WORDS or not _WRAPPER.search(base):
+    if _short(base) or not _WRAPPER.search(base):
         return None
     working = exact[0] if exact else next(_demands(base, _WORKING_METHOD), None)
     return None if working is None else Detection(working.span())
