@@ -93,7 +93,12 @@ _TOP_SCORE: Final = 0.95
 # stating a protective aim, keep the readings they need (`judge_input`). On v8-v53 and
 # the long sets (14,400 single prompts, twentieth stop, docs/SEMANTIC.md), the frame held
 # 129 attacks unflagged and 3 of the 9,650 benign prompts, read at most 0.09; on v28-v53
-# the address held 95 injections unflagged and 2 benign prompts, read at most 0.09.
+# the address held 95 injections unflagged and 2 benign prompts, read at most 0.09. Those
+# are the transformer's readings. The static heads read benign shaped texts higher (up to
+# 0.57 on a security course's long prompt; a baker persona that must "never break
+# character" 0.23): at 0.25 the static profile flags 1 of the 450 long benign prompts
+# fewer and misses 31 more attacks on v8-v56 and the long sets (twenty-first stop), so it
+# keeps 0.2.
 SHAPE_READING: Final = 0.2
 _SHAPES: Final[dict[str, tuple[str, ...]]] = {
     "jailbreak": ("harmful", "jailbreak"),
